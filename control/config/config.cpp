@@ -1,0 +1,351 @@
+#include "control/config/config.h"
+
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "control/config/schema.h"
+
+namespace nimbus::config {
+
+bool Port::is_pci() const {
+    static const std::regex pci("^([0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$");
+    return std::regex_match(device, pci);
+}
+
+std::string Port::device_name() const { return device.substr(0, device.find(',')); }
+
+std::string Port::device_arg(const std::string& key) const {
+    std::stringstream ss(device);
+    std::string part;
+    std::getline(ss, part, ',');  // the device name itself
+    while (std::getline(ss, part, ',')) {
+        auto eq = part.find('=');
+        if (eq != std::string::npos && part.substr(0, eq) == key) return part.substr(eq + 1);
+    }
+    return "";
+}
+
+const Port* Config::port(const std::string& name) const {
+    for (auto& p : ports)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+const Vrf* Config::vrf(const std::string& name) const {
+    for (auto& v : vrfs)
+        if (v.name == name) return &v;
+    return nullptr;
+}
+
+int Config::vrf_index(const std::string& name) const {
+    for (size_t i = 0; i < vrfs.size(); i++)
+        if (vrfs[i].name == name) return int(i);
+    return -1;
+}
+
+namespace {
+
+const std::regex kNameRe("^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$");
+// Port names become Linux interface names: at most 15 characters.
+const std::regex kIfNameRe("^[A-Za-z][A-Za-z0-9_.-]{0,14}$");
+const std::regex kVdevRe("^net_[a-z_]+[0-9]+(,[A-Za-z0-9_]+=[^,]*)*$");
+
+void read_node(MapReader& top, Config& c) {
+    MapReader m(top.get("node"), "node", top.errors());
+    if (!top.has("node")) {
+        top.errors().add(top.node().Mark(), "node", "required section is missing");
+        return;
+    }
+    if (auto s = m.str("name", true)) {
+        if (!std::regex_match(*s, kNameRe))
+            m.errors().add(m.get("name").Mark(), "node.name",
+                           fmt::format("'{}' is not a valid name (letters, digits, '.', '_', '-'; up to 32)", *s));
+        else c.node.name = *s;
+    }
+    if (auto r = m.choice("role", {"concentrator", "edge"}))
+        c.node.role = *r == "edge" ? Role::Edge : Role::Concentrator;
+    m.finish();
+}
+
+void read_dataplane(MapReader& top, Config& c) {
+    MapReader m(top.get("dataplane"), "dataplane", top.errors());
+    auto& d = c.dataplane;
+    if (auto v = m.integer("workers", 1, 64)) d.workers = int(*v);
+    if (auto v = m.integer("idle_sleep_us", 0, 100000)) d.idle_sleep_us = int(*v);
+    if (auto v = m.str_list("eal")) d.eal = *v;
+    if (auto v = m.integer("mbufs", 1023, 4 * 1024 * 1024)) d.mbufs = int(*v);
+    if (auto v = m.integer("rx_burst", 1, 256)) d.rx_burst = int(*v);
+    if (auto v = m.integer("ipv4_tbl8", 256, 1 << 24)) d.ipv4_tbl8 = int(*v);
+    if (auto v = m.integer("ipv6_routes", 1024, 1 << 24)) d.ipv6_routes = int(*v);
+    if (m.has("punt")) {
+        MapReader p(m.get("punt"), "dataplane.punt", m.errors());
+        for (int i = 0; i < kPuntClasses; i++) {
+            if (!p.has(kPuntClassNames[i])) {
+                p.get(kPuntClassNames[i]);
+                continue;
+            }
+            MapReader r(p.get(kPuntClassNames[i]), p.path(kPuntClassNames[i]), m.errors());
+            if (auto v = r.integer("pps", 1, 10000000)) d.punt[i].pps = uint32_t(*v);
+            if (auto v = r.integer("burst", 1, 1000000)) d.punt[i].burst = uint32_t(*v);
+            r.finish();
+        }
+        p.finish();
+    } else {
+        m.get("punt");
+    }
+    m.finish();
+}
+
+void read_mgmt(MapReader& top, Config& c) {
+    MapReader m(top.get("mgmt"), "mgmt", top.errors());
+    if (auto s = m.str("socket")) {
+        if (s->empty() || (*s)[0] != '/')
+            m.errors().add(m.get("socket").Mark(), "mgmt.socket", "must be an absolute path");
+        else c.mgmt.socket = *s;
+    }
+    if (auto s = m.choice("log_level", {"debug", "info", "warn", "error"})) c.mgmt.log_level = *s;
+    m.finish();
+}
+
+void read_vrfs(MapReader& top, Config& c) {
+    c.vrfs.push_back(Vrf{"default", {}});
+    each(top.get("vrfs"), "vrfs", top.errors(), [&](const YAML::Node& n, const std::string& path) {
+        MapReader m(n, path, top.errors());
+        Vrf v;
+        v.where = where_of(n);
+        if (auto s = m.str("name", true)) {
+            if (!std::regex_match(*s, kNameRe))
+                m.errors().add(m.get("name").Mark(), path + ".name", fmt::format("'{}' is not a valid name", *s));
+            else if (c.vrf(*s))
+                m.errors().add(m.get("name").Mark(), path + ".name", fmt::format("duplicate VRF '{}'", *s));
+            else {
+                v.name = *s;
+                c.vrfs.push_back(v);
+            }
+        }
+        m.finish();
+    });
+}
+
+std::string vrf_names(const Config& c) {
+    std::string s;
+    for (auto& v : c.vrfs) s += (s.empty() ? "" : ", ") + v.name;
+    return s;
+}
+
+void read_ports(MapReader& top, Config& c) {
+    std::map<std::string, std::string> devices;  // device name -> port
+    each(top.get("ports"), "ports", top.errors(), [&](const YAML::Node& n, const std::string& path) {
+        MapReader m(n, path, top.errors());
+        Errors& e = m.errors();
+        Port p;
+        p.where = where_of(n);
+        bool ok = m.valid();
+        if (auto s = m.str("name", true)) {
+            if (!std::regex_match(*s, kIfNameRe)) {
+                e.add(m.get("name").Mark(), path + ".name",
+                      fmt::format("'{}' is not a valid port name (an interface name: a letter, then "
+                                  "letters, digits, '_', '.', '-'; up to 15)", *s));
+                ok = false;
+            } else if (c.port(*s)) {
+                e.add(m.get("name").Mark(), path + ".name", fmt::format("duplicate port '{}'", *s));
+                ok = false;
+            } else {
+                p.name = *s;
+            }
+        } else {
+            ok = false;
+        }
+        if (auto s = m.str("device", true)) {
+            p.device = *s;
+            if (!p.is_pci() && !std::regex_match(*s, kVdevRe)) {
+                e.add(m.get("device").Mark(), path + ".device",
+                      fmt::format("'{}' is neither a PCI address (0000:03:00.1) nor a vdev "
+                                  "(net_af_packet0,iface=eth1)", *s));
+                ok = false;
+            } else {
+                auto dn = p.device_name();
+                if (devices.count(dn)) {
+                    e.add(m.get("device").Mark(), path + ".device",
+                          fmt::format("device '{}' is already used by port '{}'", dn, devices[dn]));
+                    ok = false;
+                } else {
+                    devices[dn] = p.name;
+                }
+            }
+        } else {
+            ok = false;
+        }
+        if (auto s = m.str("vrf")) {
+            if (!c.vrf(*s)) {
+                e.add(m.get("vrf").Mark(), path + ".vrf",
+                      fmt::format("unknown VRF '{}' (defined: {})", *s, vrf_names(c)));
+                ok = false;
+            } else {
+                p.vrf = *s;
+            }
+        }
+        each(m.get("addresses"), path + ".addresses", e, [&](const YAML::Node& an, const std::string& ap) {
+            auto a = as_ifaddr(an, ap, e);
+            if (!a) {
+                ok = false;
+                return;
+            }
+            // No address twice and no overlapping subnets within one VRF: the
+            // connected routes would fight.
+            for (auto& q : c.ports) {
+                if (q.vrf != p.vrf) continue;
+                for (auto& qa : q.addresses)
+                    if (qa.subnet().contains(a->addr) || a->subnet().contains(qa.addr)) {
+                        e.add(an.Mark(), ap,
+                              fmt::format("{} overlaps {} of port '{}' in VRF '{}'", a->str(), qa.str(),
+                                          q.name, p.vrf));
+                        ok = false;
+                        return;
+                    }
+            }
+            for (auto& qa : p.addresses)
+                if (qa.subnet().contains(a->addr) || a->subnet().contains(qa.addr)) {
+                    e.add(an.Mark(), ap, fmt::format("{} overlaps {} on the same port", a->str(), qa.str()));
+                    ok = false;
+                    return;
+                }
+            p.addresses.push_back(*a);
+        });
+        if (auto v = m.integer("mtu", 576, 9600)) p.mtu = int(*v);
+        if (p.mtu < 1280)
+            for (auto& a : p.addresses)
+                if (!a.addr.is_v4()) {
+                    e.add(m.get("mtu").Mark(), path + ".mtu", "IPv6 needs an MTU of at least 1280");
+                    ok = false;
+                    break;
+                }
+        m.finish();
+        if (ok) c.ports.push_back(p);
+    });
+}
+
+void read_routes(MapReader& top, Config& c) {
+    each(top.get("routes"), "routes", top.errors(), [&](const YAML::Node& n, const std::string& path) {
+        MapReader m(n, path, top.errors());
+        Errors& e = m.errors();
+        Route r;
+        r.where = where_of(n);
+        bool ok = m.valid();
+        if (auto s = m.str("vrf")) {
+            if (!c.vrf(*s)) {
+                e.add(m.get("vrf").Mark(), path + ".vrf",
+                      fmt::format("unknown VRF '{}' (defined: {})", *s, vrf_names(c)));
+                ok = false;
+            } else {
+                r.vrf = *s;
+            }
+        }
+        if (!m.has("prefix")) {
+            e.add(n.Mark(), path + ".prefix", "required key is missing");
+            ok = false;
+        } else if (auto p = as_prefix(m.get("prefix"), path + ".prefix", e)) {
+            r.prefix = *p;
+        } else {
+            ok = false;
+        }
+        if (m.has("via")) {
+            if (auto a = as_ip(m.get("via"), path + ".via", e)) {
+                if (ok && a->family != r.prefix.family()) {
+                    e.add(m.get("via").Mark(), path + ".via",
+                          fmt::format("next hop {} is not of the prefix's address family", a->str()));
+                    ok = false;
+                }
+                r.via = a;
+            } else {
+                ok = false;
+            }
+        }
+        if (auto s = m.str("port")) {
+            const Port* p = c.port(*s);
+            if (!p) {
+                e.add(m.get("port").Mark(), path + ".port", fmt::format("unknown port '{}'", *s));
+                ok = false;
+            } else if (p->vrf != r.vrf) {
+                e.add(m.get("port").Mark(), path + ".port",
+                      fmt::format("port '{}' is in VRF '{}', not '{}'", *s, p->vrf, r.vrf));
+                ok = false;
+            } else {
+                r.port = *s;
+            }
+        }
+        if (auto b = m.boolean("blackhole")) r.blackhole = *b;
+        if (auto v = m.integer("distance", 1, 255)) r.distance = int(*v);
+        if (ok && r.blackhole && (r.via || !r.port.empty())) {
+            e.add(n.Mark(), path, "a blackhole route has no 'via' or 'port'");
+            ok = false;
+        }
+        if (ok && !r.blackhole && !r.via && r.port.empty()) {
+            e.add(n.Mark(), path, "a route needs 'via', 'port' or 'blackhole: true'");
+            ok = false;
+        }
+        if (ok) {
+            for (auto& q : c.routes)
+                if (q.vrf == r.vrf && q.prefix == r.prefix && q.via == r.via && q.port == r.port &&
+                    q.blackhole == r.blackhole) {
+                    e.add(n.Mark(), path,
+                          fmt::format("duplicate of the route at line {} ({} in VRF '{}')", q.where.line,
+                                      r.prefix.str(), r.vrf));
+                    ok = false;
+                    break;
+                }
+        }
+        m.finish();
+        if (ok) c.routes.push_back(r);
+    });
+}
+
+}  // namespace
+
+Result parse(const std::string& text, const std::string& name) {
+    Result res;
+    Errors errs(name);
+    YAML::Node root;
+    try {
+        root = YAML::Load(text);
+    } catch (const YAML::ParserException& ex) {
+        errs.add(ex.mark, "(syntax)", ex.msg);
+        res.errors = std::move(errs.list());
+        return res;
+    }
+    Config c;
+    c.file = name;
+    MapReader top(root, "", errs);
+    if (!top.valid()) {
+        res.errors = std::move(errs.list());
+        return res;
+    }
+    read_node(top, c);
+    read_mgmt(top, c);
+    read_dataplane(top, c);
+    read_vrfs(top, c);
+    read_ports(top, c);
+    read_routes(top, c);
+    top.finish();
+    res.errors = std::move(errs.list());
+    if (res.errors.empty()) res.config = std::move(c);
+    return res;
+}
+
+Result load(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) {
+        Result r;
+        r.errors.push_back(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+        return r;
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return parse(ss.str(), path);
+}
+
+}  // namespace nimbus::config

@@ -1,0 +1,118 @@
+// The configuration model: what the YAML file says, validated. Parsing and
+// validation live in config.cpp; each later feature adds its section here and
+// its checks there. Every object remembers where it came from in the file so
+// that later failures (a port that cannot start) can point at the line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "src/common/addr.h"
+
+namespace nimbus::config {
+
+struct Where {
+    int line = 0;  // 1-based; 0 = not from a file
+    int col = 0;
+    bool operator==(const Where&) const { return true; }  // positions never make configs differ
+};
+
+enum class Role { Concentrator, Edge };
+
+struct Node {
+    std::string name;
+    Role role = Role::Concentrator;
+    bool operator==(const Node&) const = default;
+};
+
+// Punt policer for one class of exception traffic: packets per second and
+// burst, per worker.
+struct PuntRate {
+    uint32_t pps = 0;
+    uint32_t burst = 0;
+    bool operator==(const PuntRate&) const = default;
+};
+
+// Punt classes, in priority order: VRRP and BGP first, so an IKE storm can
+// never starve HA adverts or BGP keepalives. Kept in step with
+// dataplane/api.h (PuntClass).
+inline constexpr const char* kPuntClassNames[] = {"vrrp", "bgp", "arp_nd", "ike", "icmp", "other"};
+inline constexpr int kPuntClasses = 6;
+
+struct Dataplane {
+    int workers = 1;
+    int idle_sleep_us = 50;
+    std::vector<std::string> eal;
+    int mbufs = 16383;
+    int rx_burst = 32;
+    int ipv4_tbl8 = 4096;     // rte_lpm tbl8 groups per VRF (each 1 KiB)
+    int ipv6_routes = 65536;  // rte_fib6 capacity per VRF
+    PuntRate punt[kPuntClasses] = {
+        {5000, 500}, {10000, 1000}, {5000, 500}, {5000, 500}, {2000, 200}, {2000, 200}};
+    bool operator==(const Dataplane&) const = default;
+};
+
+struct Mgmt {
+    std::string socket = "/run/nimbus/nimbusd.sock";
+    std::string log_level = "info";
+    bool operator==(const Mgmt&) const = default;
+};
+
+struct Vrf {
+    std::string name;
+    Where where;
+    bool operator==(const Vrf&) const = default;
+};
+
+struct Port {
+    std::string name;    // also the name of its host interface (TAP)
+    std::string device;  // PCI address or vdev string ("net_af_packet0,iface=veth0")
+    std::string vrf = "default";
+    std::vector<IfAddr> addresses;
+    int mtu = 1500;
+    Where where;
+    bool is_pci() const;
+    std::string device_name() const;  // "net_af_packet0" or the PCI address
+    std::string device_arg(const std::string& key) const;  // "iface" -> "veth0"
+    bool operator==(const Port&) const = default;
+};
+
+struct Route {
+    std::string vrf = "default";
+    Prefix prefix;
+    std::optional<IpAddr> via;
+    std::string port;  // optional egress port
+    bool blackhole = false;
+    int distance = 1;
+    Where where;
+    bool operator==(const Route&) const = default;
+};
+
+struct Config {
+    std::string file;  // where it was read from
+    Node node;
+    Dataplane dataplane;
+    Mgmt mgmt;
+    std::vector<Vrf> vrfs;  // always starts with "default"
+    std::vector<Port> ports;
+    std::vector<Route> routes;
+
+    const Port* port(const std::string& name) const;
+    const Vrf* vrf(const std::string& name) const;
+    int vrf_index(const std::string& name) const;  // -1 if unknown
+    bool operator==(const Config&) const = default;
+};
+
+struct Result {
+    std::optional<Config> config;
+    std::vector<std::string> errors;  // "file:line:col: key.path: message"
+    bool ok() const { return config.has_value() && errors.empty(); }
+};
+
+// Parses and validates. `name` is used in messages (normally the path).
+Result parse(const std::string& yaml_text, const std::string& name);
+Result load(const std::string& path);
+
+}  // namespace nimbus::config
