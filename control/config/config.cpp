@@ -81,6 +81,7 @@ void read_dataplane(MapReader& top, Config& c) {
     if (auto v = m.integer("rx_burst", 1, 256)) d.rx_burst = int(*v);
     if (auto v = m.integer("ipv4_tbl8", 256, 1 << 24)) d.ipv4_tbl8 = int(*v);
     if (auto v = m.integer("ipv6_routes", 1024, 1 << 24)) d.ipv6_routes = int(*v);
+    if (auto v = m.integer("ipv6_tbl8", 256, 1 << 24)) d.ipv6_tbl8 = int(*v);
     if (m.has("punt")) {
         MapReader p(m.get("punt"), "dataplane.punt", m.errors());
         for (int i = 0; i < kPuntClasses; i++) {

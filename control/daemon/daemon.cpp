@@ -1,0 +1,440 @@
+#include "control/daemon/daemon.h"
+
+#include <net/if.h>  // before linux/if_tun.h (libc-compat)
+#include <linux/if_tun.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "control/daemon/show.h"
+#include "src/common/clock.h"
+#include "src/common/log.h"
+
+namespace nimbus {
+
+namespace {
+constexpr size_t kHeldPerNeighbor = 4;
+constexpr size_t kHeldTotal = 1024;
+constexpr uint64_t kHeldTimeoutNs = 3'000'000'000ull;
+constexpr uint64_t kResolveRetryNs = 1'000'000'000ull;
+}  // namespace
+
+Daemon::Daemon(config::Config cfg) : cfg_(std::move(cfg)) {}
+
+Daemon::~Daemon() { tear_down(); }
+
+int Daemon::port_index(const std::string& name) const {
+    for (size_t i = 0; i < cfg_.ports.size(); i++)
+        if (cfg_.ports[i].name == name) return int(i);
+    return -1;
+}
+
+int Daemon::tap_ifindex(int port) const {
+    return port >= 0 && size_t(port) < taps_.size() && taps_[size_t(port)] ? taps_[size_t(port)]->ifindex() : 0;
+}
+
+// The veths (or other kernel interfaces) that af_packet/af_xdp ports sit on
+// must be up, and the kernel must not speak on them itself (no IPv6
+// autoconfiguration): the box's addresses live on the host interfaces.
+bool Daemon::prepare_underlay(std::string* err) {
+    for (auto& p : cfg_.ports) {
+        std::string iface = p.device_arg("iface");
+        if (iface.empty()) continue;
+        int idx = hostif::ifindex_of(iface);
+        if (!idx) {
+            *err = fmt::format("{}:{}:{}: ports.{}: interface '{}' does not exist", cfg_.file, p.where.line,
+                               p.where.col, p.name, iface);
+            return false;
+        }
+        hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/disable_ipv6", iface), "1");
+        std::string e;
+        if (!nl_.link_set(idx, true, std::nullopt, std::nullopt, &e)) {
+            *err = fmt::format("bringing up {} for port {}: {}", iface, p.name, e);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool Daemon::create_host_interfaces(std::string* err) {
+    for (size_t i = 0; i < cfg_.ports.size(); i++) {
+        auto& p = cfg_.ports[i];
+        auto tap = std::make_unique<hostif::Tap>();
+        if (!tap->open(p.name, err)) return false;
+        dp::PortInfo pi = dp::port_info(int(i));
+        std::string e;
+        // linux-cp style: the kernel interface carries the port's MAC, so
+        // what the kernel answers (ARP, ND) names the port.
+        if (!nl_.link_set(tap->ifindex(), std::nullopt, p.mtu, pi.mac, &e)) {
+            *err = fmt::format("host interface {}: {}", p.name, e);
+            return false;
+        }
+        // Transit traffic must never bypass the dataplane through the kernel.
+        hostif::sysctl_set(fmt::format("net/ipv4/conf/{}/forwarding", p.name), "0");
+        hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/forwarding", p.name), "0");
+        hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/accept_ra", p.name), "0");
+        if (!nl_.link_set(tap->ifindex(), true, std::nullopt, std::nullopt, &e)) {
+            *err = fmt::format("host interface {} up: {}", p.name, e);
+            return false;
+        }
+        for (auto& a : p.addresses)
+            if (!nl_.addr_add(tap->ifindex(), a, &e)) {
+                *err = fmt::format("host interface {}: address {}: {}", p.name, a.str(), e);
+                return false;
+            }
+        ifindex_port_[tap->ifindex()] = int(i);
+        int fd = tap->fd();
+        loop_.add_fd(fd, EPOLLIN, [this, i](uint32_t) { on_tap(int(i)); });
+        taps_.push_back(std::move(tap));
+        link_up_.push_back(true);
+    }
+    return true;
+}
+
+void Daemon::install_routes() {
+    std::vector<int> pv;
+    std::vector<std::string> pn;
+    for (auto& p : cfg_.ports) {
+        pv.push_back(cfg_.vrf_index(p.vrf));
+        pn.push_back(p.name);
+    }
+    rib_.set_ports(pv, pn);
+    using routing::NextHop;
+    using routing::Route;
+    using routing::Source;
+    for (size_t i = 0; i < cfg_.ports.size(); i++) {
+        int vrf = pv[i];
+        for (auto& a : cfg_.ports[i].addresses) {
+            rib_.add(vrf, Route{a.subnet(), Source::Connected, 0, NextHop{NextHop::Kind::Glean, int(i), {}}, 0});
+            rib_.add(vrf, Route{Prefix(a.addr, a.addr.bits()), Source::Local, 0,
+                                NextHop{NextHop::Kind::Local, -1, {}}, 0});
+            if (a.addr.is_v4() && a.len <= 30) {
+                // The subnet's broadcast address is for the box too.
+                uint32_t bc = a.subnet().addr.v4_host() | (0xffffffffu >> a.len);
+                rib_.add(vrf, Route{Prefix(IpAddr::v4(bc), 32), Source::Local, 0,
+                                    NextHop{NextHop::Kind::Local, -1, {}}, 0});
+            }
+        }
+    }
+    for (auto& r : cfg_.routes) {
+        int vrf = cfg_.vrf_index(r.vrf);
+        NextHop nh;
+        int port = r.port.empty() ? -1 : port_index(r.port);
+        if (r.blackhole) nh = NextHop{NextHop::Kind::Drop, -1, {}};
+        else if (r.via) nh = NextHop{NextHop::Kind::Gateway, port, *r.via};
+        else nh = NextHop{NextHop::Kind::Glean, port, {}};
+        rib_.add(vrf, Route{r.prefix, Source::Static, r.distance, nh, 0});
+    }
+    std::string err;
+    if (!rib_.commit(&err)) LOG_ERROR("rib", "event=commit_failed error=\"{}\"", err);
+
+    // Mirror static routes of the default VRF into the kernel, so that the
+    // box's own traffic to them leaves through the host interfaces and then
+    // follows the dataplane.
+    for (auto& r : cfg_.routes) {
+        if (r.vrf != "default") continue;
+        int port = r.port.empty() ? -1 : port_index(r.port);
+        if (!r.blackhole && port < 0 && r.via) port = rib_.connected_port(0, *r.via);
+        std::string e;
+        bool ok = nl_.route_add(r.prefix, r.via, tap_ifindex(port), r.blackhole, &e);
+        if (!ok) LOG_WARN("hostif", "event=kernel_route_failed prefix={} error=\"{}\"", r.prefix.str(), e);
+        else if (r.blackhole) kernel_blackholes_.emplace_back(r.prefix, std::nullopt);
+    }
+    // What the kernel already knows about neighbours on our interfaces.
+    std::vector<hostif::NeighEvent> ns;
+    if (nl_.neigh_dump(&ns, &err))
+        for (auto& n : ns) {
+            auto it = ifindex_port_.find(n.ifindex);
+            if (it != ifindex_port_.end() && n.usable()) rib_.neighbor(it->second, n.addr, n.mac);
+        }
+    if (!rib_.commit(&err)) LOG_ERROR("rib", "event=commit_failed error=\"{}\"", err);
+}
+
+bool Daemon::bring_up(std::string* err) {
+    if (!nl_.open(err)) return false;
+    if (!prepare_underlay(err)) return false;
+
+    dp::InitSpec s;
+    s.eal_args = cfg_.dataplane.eal;
+    s.file_prefix = "nimbus-" + cfg_.node.name;
+    s.workers = cfg_.dataplane.workers;
+    s.idle_sleep_us = cfg_.dataplane.idle_sleep_us;
+    s.mbufs = cfg_.dataplane.mbufs;
+    s.rx_burst = cfg_.dataplane.rx_burst;
+    s.nvrfs = int(cfg_.vrfs.size());
+    s.ipv4_tbl8 = cfg_.dataplane.ipv4_tbl8;
+    s.ipv6_routes = cfg_.dataplane.ipv6_routes;
+    s.ipv6_tbl8 = cfg_.dataplane.ipv6_tbl8;
+    for (int c = 0; c < dp::kPuntClassCount; c++)
+        s.punt[c] = dp::PuntRate{cfg_.dataplane.punt[c].pps, cfg_.dataplane.punt[c].burst};
+    for (auto& p : cfg_.ports) s.ports.push_back(dp::PortSpec{p.name, p.device, cfg_.vrf_index(p.vrf), p.mtu});
+    if (!dp::init(s, err)) return false;
+
+    if (!create_host_interfaces(err)) return false;
+    install_routes();
+    if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
+
+    register_commands();
+    cli_ = std::make_unique<mgmt::CliServer>(loop_, reg_);
+    if (!cli_->listen(cfg_.mgmt.socket, err)) return false;
+
+    // Events: netlink, punted packets, signals, housekeeping.
+    loop_.add_fd(nl_.event_fd(), EPOLLIN, [this](uint32_t) { on_netlink(); });
+    loop_.add_fd(dp::punt_eventfd(), EPOLLIN, [this](uint32_t) { drain_punts(); });
+    loop_.set_pre_sleep([] { return dp::punt_arm(); }, [this] { drain_punts(); });
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGTERM);
+    sigaddset(&ss, SIGINT);
+    sigaddset(&ss, SIGHUP);
+    sigfd_ = signalfd(-1, &ss, SFD_NONBLOCK | SFD_CLOEXEC);
+    loop_.add_fd(sigfd_, EPOLLIN, [this](uint32_t) {
+        signalfd_siginfo si;
+        while (read(sigfd_, &si, sizeof si) == sizeof si) {
+            if (si.ssi_signo == SIGHUP) {
+                LOG_WARN("daemon", "event=sighup note=\"live reload is not implemented yet; restart to apply\"");
+                continue;
+            }
+            LOG_INFO("daemon", "event=signal signal={} action=shutdown", strsignal(int(si.ssi_signo)));
+            loop_.stop();
+        }
+    });
+    loop_.every_ms(100, [] { dp::maintenance(); });
+    loop_.every_ms(500, [this] { sweep_held(); });
+    loop_.every_ms(1000, [this] { poll_links(); });
+
+    if (!dp::start(err)) return false;
+    started_ = wall_s();
+    return true;
+}
+
+void Daemon::tear_down() {
+    if (cli_) cli_->close();
+    cli_.reset();
+    for (auto& [k, h] : held_)
+        for (auto& p : h.pkts) dp::release(p);
+    held_.clear();
+    // Kernel routes through a TAP go with it; blackholes have no device.
+    for (auto& [p, via] : kernel_blackholes_) {
+        std::string e;
+        nl_.route_del(p, via, 0, true, &e);
+    }
+    kernel_blackholes_.clear();
+    for (auto& t : taps_) {
+        if (t && t->fd() >= 0) loop_.del_fd(t->fd());
+        if (t) t->close();
+    }
+    taps_.clear();
+    dp::shutdown();
+    if (sigfd_ >= 0) close(sigfd_);
+    sigfd_ = -1;
+}
+
+int Daemon::run() {
+    // Signals arrive through signalfd, never as asynchronous handlers; block
+    // them before EAL starts worker threads so those inherit the mask.
+    sigset_t ss;
+    sigemptyset(&ss);
+    sigaddset(&ss, SIGTERM);
+    sigaddset(&ss, SIGINT);
+    sigaddset(&ss, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &ss, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    log::Level lvl;
+    if (log::parse_level(cfg_.mgmt.log_level, &lvl)) log::set_level(lvl);
+    std::string err;
+    if (!bring_up(&err)) {
+        LOG_ERROR("daemon", "event=startup_failed error=\"{}\"", err);
+        fmt::print(stderr, "nimbusd: {}\n", err);
+        tear_down();
+        return 1;
+    }
+    LOG_INFO("daemon", "event=started node={} ports={} workers={} socket={}", cfg_.node.name, cfg_.ports.size(),
+             cfg_.dataplane.workers, cfg_.mgmt.socket);
+    loop_.run();
+    tear_down();
+    LOG_INFO("daemon", "event=stopped node={}", cfg_.node.name);
+    return 0;
+}
+
+// ---- exception path
+
+void Daemon::on_tap(int port) {
+    uint8_t buf[9216 + 64];
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = read(taps_[size_t(port)]->fd(), buf, sizeof buf);
+        if (n <= 0) return;
+        if (dp::inject(port, buf, uint32_t(n))) hstats_.from_kernel++;
+        else hstats_.from_kernel_dropped++;
+    }
+}
+
+void Daemon::drain_punts() {
+    dp::HostPkt pk[64];
+    for (int round = 0; round < 16; round++) {
+        int n = dp::punt_poll(pk, 64);
+        for (int i = 0; i < n; i++) handle_punt(pk[i]);
+        if (n < 64) return;
+    }
+}
+
+std::optional<IpAddr> Daemon::source_for(int port, Family f) const {
+    if (port >= 0 && size_t(port) < cfg_.ports.size())
+        for (auto& a : cfg_.ports[size_t(port)].addresses)
+            if (a.addr.family == f && !a.addr.is_link_local()) return a.addr;
+    for (auto& p : cfg_.ports)
+        for (auto& a : p.addresses)
+            if (a.addr.family == f && !a.addr.is_link_local()) return a.addr;
+    return std::nullopt;
+}
+
+void Daemon::handle_punt(dp::HostPkt& p) {
+    switch (p.reason) {
+        case dp::PuntReason::Host: {
+            if (p.port < taps_.size() && p.len) {
+                ssize_t r = write(taps_[p.port]->fd(), p.data, p.len);
+                if (r == ssize_t(p.len)) hstats_.to_kernel++;
+                else hstats_.to_kernel_dropped++;
+            }
+            dp::release(p);
+            return;
+        }
+        case dp::PuntReason::NeighMiss: hold(p); return;
+        case dp::PuntReason::TtlExceeded:
+        case dp::PuntReason::NoRoute:
+        case dp::PuntReason::TooBig: {
+            if (p.len > 14) {
+                std::span<const uint8_t> ip(p.data + 14, p.len - 14);
+                Family f = (ip[0] >> 4) == 4 ? Family::V4 : Family::V6;
+                auto src = source_for(p.port, f);
+                hostif::IcmpError t = p.reason == dp::PuntReason::TtlExceeded ? hostif::IcmpError::TimeExceeded
+                                      : p.reason == dp::PuntReason::TooBig    ? hostif::IcmpError::TooBig
+                                                                              : hostif::IcmpError::NetUnreachable;
+                if (src && icmp_.send(t, ip, *src, p.mtu)) hstats_.icmp_sent++;
+            }
+            dp::release(p);
+            return;
+        }
+    }
+    dp::release(p);
+}
+
+// A packet whose next hop the kernel has not resolved: keep a few per
+// neighbour, ask the kernel to resolve (it sends ARP/ND through the host
+// interface), and re-inject them when the neighbour appears.
+void Daemon::hold(dp::HostPkt& p) {
+    int vrf = p.port < cfg_.ports.size() ? cfg_.vrf_index(cfg_.ports[p.port].vrf) : 0;
+    int egress = rib_.connected_port(vrf, p.aux);
+    if (egress < 0) {
+        dp::release(p);
+        hstats_.held_overflow++;
+        return;
+    }
+    auto key = std::make_pair(egress, p.aux);
+    Held& h = held_[key];
+    if (h.pkts.size() >= kHeldPerNeighbor || held_total_ >= kHeldTotal) {
+        dp::release(p);
+        hstats_.held_overflow++;
+        return;
+    }
+    if (h.pkts.empty()) h.since = mono_ns();
+    h.pkts.push_back(p);
+    held_total_++;
+    hstats_.held++;
+    uint64_t now = mono_ns();
+    auto& last = resolving_[key];
+    if (now - last >= kResolveRetryNs) {
+        last = now;
+        std::string e;
+        if (!nl_.neigh_resolve(tap_ifindex(egress), p.aux, &e))
+            LOG_DEBUG("hostif", "event=resolve_failed addr={} error=\"{}\"", p.aux.str(), e);
+    }
+}
+
+void Daemon::release_held(int port, const IpAddr& a, bool resolved) {
+    auto it = held_.find({port, a});
+    if (it == held_.end()) return;
+    for (auto& p : it->second.pkts) {
+        if (resolved) {
+            dp::reinject(p);
+            hstats_.held_resolved++;
+        } else {
+            dp::release(p);
+            hstats_.held_expired++;
+        }
+    }
+    held_total_ -= it->second.pkts.size();
+    held_.erase(it);
+    resolving_.erase({port, a});
+}
+
+void Daemon::sweep_held() {
+    uint64_t now = mono_ns();
+    std::vector<std::pair<int, IpAddr>> expired;
+    for (auto& [k, h] : held_)
+        if (now - h.since > kHeldTimeoutNs) expired.push_back(k);
+    for (auto& k : expired) release_held(k.first, k.second, false);
+    for (auto it = resolving_.begin(); it != resolving_.end();)
+        it = now - it->second > kHeldTimeoutNs && !held_.count(it->first) ? resolving_.erase(it) : std::next(it);
+}
+
+void Daemon::on_netlink() {
+    bool changed = false;
+    std::vector<std::pair<int, IpAddr>> resolved;
+    nl_.read_events(
+        [&](const hostif::NeighEvent& n) {
+            auto it = ifindex_port_.find(n.ifindex);
+            if (it == ifindex_port_.end()) return;
+            if (n.usable()) {
+                rib_.neighbor(it->second, n.addr, n.mac);
+                resolved.emplace_back(it->second, n.addr);
+            } else if (n.deleted || (n.state & 0x20 /* NUD_FAILED */)) {
+                rib_.neighbor(it->second, n.addr, std::nullopt);
+            }
+            changed = true;
+        },
+        [&](const hostif::LinkEvent&) {});
+    if (changed) {
+        std::string err;
+        if (!rib_.commit(&err)) LOG_ERROR("rib", "event=commit_failed error=\"{}\"", err);
+    }
+    // Next hops are published (RCU) by now: held packets can go.
+    for (auto& [port, a] : resolved) release_held(port, a, true);
+    if (nl_.events_lost()) {
+        // The kernel dropped notifications: read the neighbour table again.
+        std::vector<hostif::NeighEvent> ns;
+        std::string err;
+        if (nl_.neigh_dump(&ns, &err)) {
+            for (auto& n : ns) {
+                auto it = ifindex_port_.find(n.ifindex);
+                if (it != ifindex_port_.end() && n.usable()) rib_.neighbor(it->second, n.addr, n.mac);
+            }
+            rib_.commit(&err);
+        }
+    }
+}
+
+// Port link state goes onto the TAP's carrier, so the kernel (and FRR,
+// keepalived, ...) see a port go down.
+void Daemon::poll_links() {
+    for (size_t i = 0; i < taps_.size(); i++) {
+        bool up = dp::port_info(int(i)).link_up;
+        if (up == link_up_[i]) continue;
+        link_up_[i] = up;
+        int carrier = up ? 1 : 0;
+        ioctl(taps_[i]->fd(), TUNSETCARRIER, &carrier);
+        LOG_INFO("hostif", "event=link port={} state={}", cfg_.ports[i].name, up ? "up" : "down");
+    }
+}
+
+void Daemon::register_commands() { show::register_all(reg_, *this); }
+
+}  // namespace nimbus

@@ -1,0 +1,89 @@
+// nimbusd's control thread: brings the dataplane and the host interfaces
+// up from a validated config, runs the event loop, and takes it all down
+// again on SIGTERM/SIGINT.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/config/config.h"
+#include "control/hostif/icmp.h"
+#include "control/hostif/netlink.h"
+#include "control/hostif/tap.h"
+#include "control/loop/loop.h"
+#include "control/mgmt/cli_server.h"
+#include "control/mgmt/commands.h"
+#include "control/routing/rib.h"
+#include "dataplane/api.h"
+
+namespace nimbus {
+
+struct HostIfStats {
+    uint64_t to_kernel = 0, to_kernel_dropped = 0;  // punted frames written to the TAP
+    uint64_t from_kernel = 0, from_kernel_dropped = 0;
+    uint64_t held = 0, held_resolved = 0, held_expired = 0, held_overflow = 0;
+    uint64_t icmp_sent = 0;
+};
+
+class Daemon {
+public:
+    explicit Daemon(config::Config cfg);
+    ~Daemon();
+    // Brings everything up and runs until a signal. Returns the exit code.
+    int run();
+
+    // For the command handlers.
+    const config::Config& config() const { return cfg_; }
+    routing::Rib& rib() { return rib_; }
+    const HostIfStats& hostif_stats() const { return hstats_; }
+    int port_index(const std::string& name) const;
+    const std::string& port_name(int i) const { return cfg_.ports[size_t(i)].name; }
+    int tap_ifindex(int port) const;
+    uint64_t started_at() const { return started_; }
+
+private:
+    struct Held {
+        std::deque<dp::HostPkt> pkts;
+        uint64_t since = 0;
+    };
+
+    bool bring_up(std::string* err);
+    void tear_down();
+    bool prepare_underlay(std::string* err);
+    bool create_host_interfaces(std::string* err);
+    void install_routes();
+    void register_commands();
+
+    void on_tap(int port);
+    void drain_punts();
+    void handle_punt(dp::HostPkt& p);
+    void hold(dp::HostPkt& p);
+    void release_held(int port, const IpAddr& a, bool resolved);
+    void sweep_held();
+    void on_netlink();
+    void poll_links();
+    std::optional<IpAddr> source_for(int port, Family f) const;
+
+    config::Config cfg_;
+    control::Loop loop_;
+    mgmt::Registry reg_;
+    std::unique_ptr<mgmt::CliServer> cli_;
+    hostif::Netlink nl_;
+    hostif::IcmpSender icmp_;
+    std::vector<std::unique_ptr<hostif::Tap>> taps_;
+    std::map<int, int> ifindex_port_;  // TAP ifindex -> port
+    std::vector<bool> link_up_;
+    routing::Rib rib_;
+    std::map<std::pair<int, IpAddr>, Held> held_;
+    size_t held_total_ = 0;
+    std::map<std::pair<int, IpAddr>, uint64_t> resolving_;  // last NTF_USE per neighbour
+    HostIfStats hstats_;
+    std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;
+    int sigfd_ = -1;
+    uint64_t started_ = 0;
+};
+
+}  // namespace nimbus

@@ -1,0 +1,68 @@
+// The control thread's event loop: epoll over file descriptors plus timers
+// (one timerfd armed for the nearest deadline). Single-threaded: every
+// callback runs on the control thread, one at a time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <unordered_map>
+
+namespace nimbus::control {
+
+class Loop {
+public:
+    using FdCb = std::function<void(uint32_t events)>;
+    using TimerCb = std::function<void()>;
+    using TimerId = uint64_t;
+
+    Loop();
+    ~Loop();
+    Loop(const Loop&) = delete;
+    Loop& operator=(const Loop&) = delete;
+
+    void add_fd(int fd, uint32_t events, FdCb cb);
+    void mod_fd(int fd, uint32_t events);
+    void del_fd(int fd);
+
+    // Monotonic nanoseconds.
+    static uint64_t now();
+    TimerId at(uint64_t deadline_ns, TimerCb cb);
+    TimerId after_ms(uint64_t ms, TimerCb cb) { return at(now() + ms * 1000000ull, std::move(cb)); }
+    // A timer that re-arms itself every period until cancelled.
+    TimerId every_ms(uint64_t ms, TimerCb cb);
+    void cancel(TimerId id);
+
+    // Called before each sleep; return true when there is work already
+    // pending (the loop then polls without sleeping and calls `on_idle_work`).
+    void set_pre_sleep(std::function<bool()> f, std::function<void()> work) {
+        pre_sleep_ = std::move(f);
+        idle_work_ = std::move(work);
+    }
+
+    void run();
+    void stop() { stop_ = true; }
+    bool stopping() const { return stop_; }
+
+private:
+    void arm_timerfd();
+    void run_timers();
+
+    int ep_ = -1;
+    int tfd_ = -1;
+    bool stop_ = false;
+    std::unordered_map<int, FdCb> fds_;
+    struct Timer {
+        uint64_t deadline;
+        uint64_t period;  // 0: one-shot
+        TimerCb cb;
+    };
+    std::multimap<uint64_t, TimerId> by_deadline_;
+    std::unordered_map<TimerId, Timer> timers_;
+    TimerId next_id_ = 1;
+    uint64_t armed_for_ = 0;
+    std::function<bool()> pre_sleep_;
+    std::function<void()> idle_work_;
+};
+
+}  // namespace nimbus::control

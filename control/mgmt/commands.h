@@ -1,0 +1,65 @@
+// The command registry. Each feature registers its `show`/`clear` commands
+// next to its own code; the CLI socket (and later the HTTPS API and the
+// interactive shell) dispatch through here, so all front ends run the very
+// same handlers.
+//
+// Patterns are vtysh-like: literal words, UPPERCASE placeholders that take
+// one word, and [optional groups]. Literal words may be abbreviated to any
+// unique prefix ("sh ip ro").
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace nimbus::mgmt {
+
+struct Args {
+    std::map<std::string, std::string> vars;  // placeholder -> word
+    std::vector<std::string> words;            // the command as typed
+    bool json = false;
+    bool has(const std::string& k) const { return vars.count(k) > 0; }
+    std::string get(const std::string& k, const std::string& dflt = "") const {
+        auto it = vars.find(k);
+        return it == vars.end() ? dflt : it->second;
+    }
+};
+
+struct Result {
+    int status = 0;  // 0 ok, 1 error (message in text)
+    std::string text;
+    nlohmann::json data;
+    static Result error(std::string msg) { return Result{1, std::move(msg), nullptr}; }
+};
+
+using Handler = std::function<Result(const Args&)>;
+
+class Registry {
+public:
+    void add(const std::string& pattern, const std::string& help, Handler h);
+    Result run(const std::vector<std::string>& words, bool json) const;
+    // What may follow `words` (for completion and `?`).
+    std::vector<std::pair<std::string, std::string>> next_words(const std::vector<std::string>& words) const;
+    std::vector<std::pair<std::string, std::string>> list() const;  // pattern, help
+
+private:
+    struct Tok {
+        std::string word;   // literal, or placeholder name
+        bool var = false;
+        int group = -1;     // index of the optional group it belongs to
+        bool group_start = false;
+    };
+    struct Cmd {
+        std::string pattern, help;
+        std::vector<Tok> toks;
+        Handler handler;
+    };
+    // Matches words against cmd. exact: literals must match in full.
+    bool match(const Cmd& c, const std::vector<std::string>& words, bool exact, Args* out) const;
+    std::vector<Cmd> cmds_;
+};
+
+}  // namespace nimbus::mgmt

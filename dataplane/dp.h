@@ -1,0 +1,136 @@
+// Dataplane internals shared by its own files (never by the control plane,
+// which sees only api.h). DPDK types live here.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_fib6.h>
+#include <rte_lpm.h>
+#include <rte_mbuf.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_spinlock.h>
+
+#include "dataplane/api.h"
+
+namespace nimbus::dp {
+
+// Per-packet metadata in the mbuf private area (set by whoever hands the
+// packet over: a worker punting it, the control thread injecting it).
+enum class Origin : uint8_t { Wire, Host };
+struct MbufMeta {
+    uint16_t in_port;
+    Origin origin;
+    uint8_t reinjected;
+    PuntClass cls;
+    PuntReason reason;
+    uint16_t mtu;
+    IpAddr aux;
+};
+inline constexpr uint16_t kMbufPrivSize = 64;
+static_assert(sizeof(MbufMeta) <= kMbufPrivSize);
+inline MbufMeta* meta(rte_mbuf* m) { return static_cast<MbufMeta*>(rte_mbuf_to_priv(m)); }
+
+// A next hop as workers read it. Immutable once published: the control
+// thread builds a new one and swaps the pointer (RCU).
+struct alignas(64) Nh {
+    NhType type;
+    uint8_t resolved;
+    uint16_t port;
+    uint16_t mtu;
+    rte_ether_addr dst;  // L2 rewrite: destination ...
+    rte_ether_addr src;  // ... and source (the egress port's MAC)
+    IpAddr gateway;
+};
+static_assert(sizeof(Nh) == 64);
+
+struct VrfTables {
+    std::atomic<rte_lpm*> v4{nullptr};  // updated in place; tbl8 reuse deferred by RCU
+    rte_fib6* v6[2] = {nullptr, nullptr};
+    std::atomic<rte_fib6*> v6_active{nullptr};  // double-buffered
+};
+
+struct Policer {
+    double tokens = 0;
+    double rate_per_tsc = 0;
+    double burst = 0;
+    uint64_t last = 0;
+};
+
+inline constexpr int kTxBuf = 64;
+
+struct RxQueue {
+    uint16_t port;
+    uint16_t queue;
+};
+
+struct alignas(64) WorkerCtx {
+    int index = 0;
+    unsigned lcore = 0;
+    RxQueue rxq[kMaxPorts * 4];
+    int nrxq = 0;
+    uint16_t txq[kMaxPorts];  // our tx queue on each port
+    rte_ring* punt_hi = nullptr;  // VRRP, BGP, ARP/ND
+    rte_ring* punt_lo = nullptr;  // the rest
+    rte_ring* inject = nullptr;   // from the control thread
+    rte_mbuf* txb[kMaxPorts][kTxBuf];
+    uint16_t txn[kMaxPorts];
+    Policer policer[kPuntClassCount];
+    bool punted = false;  // something was punted this iteration
+    PortCounters pc[kMaxPorts];
+    PuntCounters punt;
+    WorkerInfo info;
+};
+
+struct PortState {
+    uint16_t id = 0;  // DPDK port id
+    PortSpec spec;
+    std::string driver;
+    rte_ether_addr mac{};
+    uint16_t nrxq = 1, ntxq = 1;
+    bool tx_shared = false;  // fewer tx queues than workers: lock per queue
+    rte_spinlock_t txlock[kMaxWorkers];
+};
+
+struct Dataplane {
+    InitSpec spec;
+    PortState ports[kMaxPorts];
+    int nports = 0;
+    WorkerCtx* workers = nullptr;  // rte_zmalloc'ed array
+    int nworkers = 0;
+    rte_mempool* pool = nullptr;
+    std::atomic<Nh*>* nh = nullptr;  // indexed by NhId
+    uint32_t nh_cap = 0;
+    VrfTables vrfs[kMaxVrfs];
+    rte_rcu_qsbr* qsbr = nullptr;
+    std::atomic<bool> stop{false};
+    std::atomic<bool> need_wakeup{false};
+    int efd = -1;
+    bool started = false;
+    uint64_t tsc_hz = 0;
+};
+
+extern Dataplane* g;
+
+// worker.cpp
+int worker_main(void* arg);
+// Processes one burst as a worker would: used by the worker loop and by
+// nimbus-bench. Transmit goes to the worker's tx buffers; call flush_tx().
+void process_rx(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n);
+void process_inject(WorkerCtx& w, rte_mbuf** pkts, uint16_t n);
+void flush_tx(WorkerCtx& w);
+void signal_control(WorkerCtx& w);
+
+// fib.cpp
+bool fib_init(std::string* err);
+void fib_fini();
+rte_lpm* vrf_v4(int vrf);
+Nh* nh_get(NhId id);
+
+// punt.cpp
+void policers_init(WorkerCtx& w);
+
+}  // namespace nimbus::dp
