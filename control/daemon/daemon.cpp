@@ -8,12 +8,14 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
 #include <fmt/format.h>
 
 #include "control/daemon/show.h"
+#include "control/hostif/guard.h"
 #include "src/common/clock.h"
 #include "src/common/log.h"
 
@@ -44,6 +46,7 @@ int Daemon::tap_ifindex(int port) const {
 // must be up, and the kernel must not speak on them itself (no IPv6
 // autoconfiguration): the box's addresses live on the host interfaces.
 bool Daemon::prepare_underlay(std::string* err) {
+    std::vector<std::string> guarded;
     for (auto& p : cfg_.ports) {
         std::string iface = p.device_arg("iface");
         if (iface.empty()) continue;
@@ -54,13 +57,22 @@ bool Daemon::prepare_underlay(std::string* err) {
             return false;
         }
         hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/disable_ipv6", iface), "1");
+        if (p.device.rfind("net_af_packet", 0) == 0) guarded.push_back(iface);
         std::string e;
         if (!nl_.link_set(idx, true, std::nullopt, std::nullopt, &e)) {
             *err = fmt::format("bringing up {} for port {}: {}", iface, p.name, e);
             return false;
         }
     }
+    if (!hostif::guard_underlay(guard_table(), guarded, err)) return false;
+    guarded_ = !guarded.empty();
     return true;
+}
+
+std::string Daemon::guard_table() const {
+    std::string t = "nimbus_";
+    for (char c : cfg_.node.name) t += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    return t;
 }
 
 bool Daemon::create_host_interfaces(std::string* err) {
@@ -123,30 +135,9 @@ void Daemon::install_routes() {
             }
         }
     }
-    for (auto& r : cfg_.routes) {
-        int vrf = cfg_.vrf_index(r.vrf);
-        NextHop nh;
-        int port = r.port.empty() ? -1 : port_index(r.port);
-        if (r.blackhole) nh = NextHop{NextHop::Kind::Drop, -1, {}};
-        else if (r.via) nh = NextHop{NextHop::Kind::Gateway, port, *r.via};
-        else nh = NextHop{NextHop::Kind::Glean, port, {}};
-        rib_.add(vrf, Route{r.prefix, Source::Static, r.distance, nh, 0});
-    }
+    for (auto& r : cfg_.routes) static_route(r, true);
     std::string err;
     if (!rib_.commit(&err)) LOG_ERROR("rib", "event=commit_failed error=\"{}\"", err);
-
-    // Mirror static routes of the default VRF into the kernel, so that the
-    // box's own traffic to them leaves through the host interfaces and then
-    // follows the dataplane.
-    for (auto& r : cfg_.routes) {
-        if (r.vrf != "default") continue;
-        int port = r.port.empty() ? -1 : port_index(r.port);
-        if (!r.blackhole && port < 0 && r.via) port = rib_.connected_port(0, *r.via);
-        std::string e;
-        bool ok = nl_.route_add(r.prefix, r.via, tap_ifindex(port), r.blackhole, &e);
-        if (!ok) LOG_WARN("hostif", "event=kernel_route_failed prefix={} error=\"{}\"", r.prefix.str(), e);
-        else if (r.blackhole) kernel_blackholes_.emplace_back(r.prefix, std::nullopt);
-    }
     // What the kernel already knows about neighbours on our interfaces.
     std::vector<hostif::NeighEvent> ns;
     if (nl_.neigh_dump(&ns, &err))
@@ -199,7 +190,7 @@ bool Daemon::bring_up(std::string* err) {
         signalfd_siginfo si;
         while (read(sigfd_, &si, sizeof si) == sizeof si) {
             if (si.ssi_signo == SIGHUP) {
-                LOG_WARN("daemon", "event=sighup note=\"live reload is not implemented yet; restart to apply\"");
+                reload();
                 continue;
             }
             LOG_INFO("daemon", "event=signal signal={} action=shutdown", strsignal(int(si.ssi_signo)));
@@ -213,6 +204,65 @@ bool Daemon::bring_up(std::string* err) {
     if (!dp::start(err)) return false;
     started_ = wall_s();
     return true;
+}
+
+// SIGHUP: re-read the config file. Invalid files never replace the running
+// config. Static routes apply live; other changes need a restart until the
+// transactional apply of [ops] lands, and are refused with a log line.
+void Daemon::reload() {
+    auto res = config::load(cfg_.file);
+    if (!res.ok()) {
+        for (auto& e : res.errors) LOG_ERROR("config", "event=reload_rejected error=\"{}\"", e);
+        return;
+    }
+    config::Config next = std::move(*res.config);
+    config::Config probe = next;
+    probe.routes = cfg_.routes;
+    if (!(probe == cfg_)) {
+        LOG_WARN("config", "event=reload_refused reason=\"only 'routes' can change without a restart\"");
+        return;
+    }
+    std::vector<config::Route> gone, added;
+    for (auto& r : cfg_.routes)
+        if (std::find(next.routes.begin(), next.routes.end(), r) == next.routes.end()) gone.push_back(r);
+    for (auto& r : next.routes)
+        if (std::find(cfg_.routes.begin(), cfg_.routes.end(), r) == cfg_.routes.end()) added.push_back(r);
+    for (auto& r : gone) static_route(r, false);
+    for (auto& r : added) static_route(r, true);
+    std::string err;
+    if (!rib_.commit(&err)) LOG_ERROR("rib", "event=commit_failed error=\"{}\"", err);
+    cfg_.routes = next.routes;
+    LOG_INFO("config", "event=reloaded routes_added={} routes_removed={}", added.size(), gone.size());
+}
+
+routing::NextHop Daemon::route_nexthop(const config::Route& r) const {
+    using routing::NextHop;
+    int port = r.port.empty() ? -1 : port_index(r.port);
+    if (r.blackhole) return NextHop{NextHop::Kind::Drop, -1, {}};
+    if (r.via) return NextHop{NextHop::Kind::Gateway, port, *r.via};
+    return NextHop{NextHop::Kind::Glean, port, {}};
+}
+
+// Adds or removes one static route: in the RIB (the caller commits) and,
+// for the default VRF, in the kernel so the box's own traffic follows it.
+void Daemon::static_route(const config::Route& r, bool add) {
+    int vrf = cfg_.vrf_index(r.vrf);
+    if (add) rib_.add(vrf, routing::Route{r.prefix, routing::Source::Static, r.distance, route_nexthop(r), 0});
+    else rib_.remove(vrf, r.prefix, routing::Source::Static, route_nexthop(r));
+    if (r.vrf != "default") return;
+    int port = r.port.empty() ? -1 : port_index(r.port);
+    if (!r.blackhole && port < 0 && r.via) port = rib_.connected_port(0, *r.via);
+    std::string e;
+    bool ok = add ? nl_.route_add(r.prefix, r.via, tap_ifindex(port), r.blackhole, &e)
+                  : nl_.route_del(r.prefix, r.via, tap_ifindex(port), r.blackhole, &e);
+    if (!ok) LOG_WARN("hostif", "event=kernel_route_failed op={} prefix={} error=\"{}\"", add ? "add" : "del",
+                      r.prefix.str(), e);
+    if (r.blackhole) {
+        auto key = std::make_pair(r.prefix, std::optional<IpAddr>());
+        auto it = std::find(kernel_blackholes_.begin(), kernel_blackholes_.end(), key);
+        if (add && ok && it == kernel_blackholes_.end()) kernel_blackholes_.push_back(key);
+        if (!add && it != kernel_blackholes_.end()) kernel_blackholes_.erase(it);
+    }
 }
 
 void Daemon::tear_down() {
@@ -233,6 +283,8 @@ void Daemon::tear_down() {
     }
     taps_.clear();
     dp::shutdown();
+    if (guarded_) hostif::unguard_underlay(guard_table());
+    guarded_ = false;
     if (sigfd_ >= 0) close(sigfd_);
     sigfd_ = -1;
 }

@@ -53,8 +53,12 @@ private:
     bool bring_up(std::string* err);
     void tear_down();
     bool prepare_underlay(std::string* err);
+    std::string guard_table() const;
     bool create_host_interfaces(std::string* err);
     void install_routes();
+    void reload();
+    void static_route(const config::Route& r, bool add);
+    routing::NextHop route_nexthop(const config::Route& r) const;
     void register_commands();
 
     void on_tap(int port);
@@ -83,6 +87,7 @@ private:
     HostIfStats hstats_;
     std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;
     int sigfd_ = -1;
+    bool guarded_ = false;
     uint64_t started_ = 0;
 };
 
