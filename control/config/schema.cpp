@@ -168,6 +168,8 @@ void MapReader::finish() {
         size_t bd = 3;
         for (auto& c : known_) {
             size_t d = edit_distance(k, c);
+            // A key that is the start of a known one ("idle_sleep") counts as close.
+            if (k.size() >= 3 && c.compare(0, k.size(), k) == 0) d = std::min<size_t>(d, 1);
             if (d < bd) bd = d, best = c;
         }
         errs_.add(it->first.Mark(), path(k),

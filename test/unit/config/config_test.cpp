@@ -1,6 +1,145 @@
+// Config validation: a table of broken inputs, each with the exact message
+// (file:line:column: key.path: what is wrong) an operator will see.
 #include <catch2/catch.hpp>
+
 #include "control/config/config.h"
-TEST_CASE("minimal config parses") {
-    auto r = nimbus::config::parse("node: { name: a }\n", "t.yaml");
-    CHECK(r.ok());
+
+using nimbus::config::parse;
+
+namespace {
+
+const char* kBase =
+    "node: { name: conc-a }\n"
+    "vrfs: [ { name: corp } ]\n"
+    "ports:\n"
+    "  - { name: wan0, device: \"net_af_packet0,iface=v0\", addresses: [192.0.2.10/24] }\n"
+    "  - { name: lan0, device: \"0000:03:00.1\", vrf: corp, addresses: [10.0.0.2/24, \"2001:db8::2/64\"] }\n"
+    "routes:\n"
+    "  - { prefix: 0.0.0.0/0, via: 192.0.2.1 }\n"
+    "  - { vrf: corp, prefix: 10.16.0.0/12, blackhole: true }\n";
+
+}  // namespace
+
+TEST_CASE("a complete config parses into the model") {
+    auto r = parse(kBase, "c.yaml");
+    REQUIRE(r.errors.empty());
+    REQUIRE(r.ok());
+    auto& c = *r.config;
+    CHECK(c.node.name == "conc-a");
+    REQUIRE(c.vrfs.size() == 2);
+    CHECK(c.vrfs[0].name == "default");
+    CHECK(c.vrfs[1].name == "corp");
+    REQUIRE(c.ports.size() == 2);
+    CHECK(c.ports[0].device_name() == "net_af_packet0");
+    CHECK(c.ports[0].device_arg("iface") == "v0");
+    CHECK_FALSE(c.ports[0].is_pci());
+    CHECK(c.ports[1].is_pci());
+    CHECK(c.ports[1].addresses[1].str() == "2001:db8::2/64");
+    CHECK(c.ports[0].where.line == 4);
+    REQUIRE(c.routes.size() == 2);
+    CHECK(c.routes[0].via->str() == "192.0.2.1");
+    CHECK(c.routes[1].blackhole);
+    CHECK(c.routes[1].vrf == "corp");
+    CHECK(c.dataplane.workers == 1);
+    CHECK(c.dataplane.idle_sleep_us == 50);
+}
+
+TEST_CASE("broken configs are rejected with exact positions and key paths") {
+    struct Case {
+        const char* yaml;
+        const char* error;
+    };
+    const Case cases[] = {
+        {"node: { name: a }\nnodes: 1\n", "t.yaml:2:1: nodes: unknown key (did you mean 'node'?)"},
+        {"ports: []\n", "t.yaml:1:1: node: required section is missing"},
+        {"node: { }\n", "t.yaml:1:7: node.name: required key is missing"},
+        {"node: { name: \"a b\" }\n",
+         "t.yaml:1:15: node.name: 'a b' is not a valid name (letters, digits, '.', '_', '-'; up to 32)"},
+        {"node: { name: a, role: hub }\n", "t.yaml:1:24: node.role: 'hub' is not one of: concentrator, edge"},
+        {"node: { name: a }\ndataplane: { workers: 0 }\n", "t.yaml:2:23: dataplane.workers: 0 is out of range 1..64"},
+        {"node: { name: a }\ndataplane: { workers: two }\n",
+         "t.yaml:2:23: dataplane.workers: expected an integer, found 'two'"},
+        {"node: { name: a }\ndataplane: { idle_sleep: 5 }\n",
+         "t.yaml:2:14: dataplane.idle_sleep: unknown key (did you mean 'idle_sleep_us'?)"},
+        {"node: { name: a }\ndataplane: { eal: --no-huge }\n",
+         "t.yaml:2:19: dataplane.eal: expected a list, found a scalar"},
+        {"node: { name: a }\ndataplane: { punt: { ike: { pps: 0 } } }\n",
+         "t.yaml:2:34: dataplane.punt.ike.pps: 0 is out of range 1..10000000"},
+        {"node: { name: a }\nmgmt: { socket: run/x.sock }\n", "t.yaml:2:17: mgmt.socket: must be an absolute path"},
+        {"node: { name: a }\nports:\n  - { name: lan0 }\n", "t.yaml:3:5: ports[0].device: required key is missing"},
+        {"node: { name: a }\nports:\n  - { name: 0lan, device: net_tap0 }\n",
+         "t.yaml:3:13: ports[0].name: '0lan' is not a valid port name (an interface name: a letter, then "
+         "letters, digits, '_', '.', '-'; up to 15)"},
+        {"node: { name: a }\nports:\n  - { name: averyveryverylongname, device: net_tap0 }\n",
+         "t.yaml:3:13: ports[0].name: 'averyveryverylongname' is not a valid port name (an interface name: a "
+         "letter, then letters, digits, '_', '.', '-'; up to 15)"},
+        {"node: { name: a }\nports:\n  - { name: lan0, device: eth0 }\n",
+         "t.yaml:3:27: ports[0].device: 'eth0' is neither a PCI address (0000:03:00.1) nor a vdev "
+         "(net_af_packet0,iface=eth1)"},
+        {"node: { name: a }\nports:\n  - { name: lan0, device: net_tap0 }\n  - { name: lan0, device: net_tap1 }\n",
+         "t.yaml:4:13: ports[1].name: duplicate port 'lan0'"},
+        {"node: { name: a }\nports:\n  - { name: a0, device: net_tap0 }\n  - { name: a1, device: \"net_tap0,iface=x\" }\n",
+         "t.yaml:4:25: ports[1].device: device 'net_tap0' is already used by port 'a0'"},
+        {"node: { name: a }\nports:\n  - { name: lan0, device: net_tap0, vrf: corp }\n",
+         "t.yaml:3:42: ports[0].vrf: unknown VRF 'corp' (defined: default)"},
+        {"node: { name: a }\nports:\n  - { name: lan0, device: net_tap0, addresses: [10.0.0.1/33] }\n",
+         "t.yaml:3:49: ports[0].addresses[0]: '10.0.0.1/33' is not a valid interface address (ADDRESS/LENGTH)"},
+        {"node: { name: a }\nports:\n  - { name: lan0, device: net_tap0, addresses: [10.0.0.1] }\n",
+         "t.yaml:3:49: ports[0].addresses[0]: '10.0.0.1' is not a valid interface address (ADDRESS/LENGTH)"},
+        {"node: { name: a }\nports:\n  - { name: lan0, device: net_tap0, addresses: [224.0.0.1/24] }\n",
+         "t.yaml:3:49: ports[0].addresses[0]: '224.0.0.1/24' cannot be an interface address"},
+        {"node: { name: a }\nports:\n  - { name: a0, device: net_tap0, addresses: [10.0.0.1/24] }\n"
+         "  - { name: a1, device: net_tap1, addresses: [10.0.0.129/25] }\n",
+         "t.yaml:4:47: ports[1].addresses[0]: 10.0.0.129/25 overlaps 10.0.0.1/24 of port 'a0' in VRF 'default'"},
+        {"node: { name: a }\nports:\n  - { name: a0, device: net_tap0, mtu: 100 }\n",
+         "t.yaml:3:40: ports[0].mtu: 100 is out of range 576..9600"},
+        {"node: { name: a }\nroutes:\n  - { prefix: 10.0.0.1/8, via: 192.0.2.1 }\n",
+         "t.yaml:3:15: routes[0].prefix: '10.0.0.1/8' has host bits set (did you mean 10.0.0.0/8?)"},
+        {"node: { name: a }\nroutes:\n  - { prefix: 10.0.0.0/8, via: 192.0.2.300 }\n",
+         "t.yaml:3:32: routes[0].via: '192.0.2.300' is not a valid IP address"},
+        {"node: { name: a }\nroutes:\n  - { prefix: 10.0.0.0/8, via: \"2001:db8::1\" }\n",
+         "t.yaml:3:32: routes[0].via: next hop 2001:db8::1 is not of the prefix's address family"},
+        {"node: { name: a }\nroutes:\n  - { prefix: 10.0.0.0/8 }\n",
+         "t.yaml:3:5: routes[0]: a route needs 'via', 'port' or 'blackhole: true'"},
+        {"node: { name: a }\nroutes:\n  - { prefix: 10.0.0.0/8, port: nope }\n",
+         "t.yaml:3:33: routes[0].port: unknown port 'nope'"},
+        {"node: { name: a }\nroutes:\n  - { prefix: 10.0.0.0/8, blackhole: yes }\n",
+         "t.yaml:3:38: routes[0].blackhole: expected true or false, found 'yes'"},
+        {"node: { name: a }\nroutes:\n  - { prefix: 10.0.0.0/8, blackhole: true }\n"
+         "  - { prefix: 10.0.0.0/8, blackhole: true }\n",
+         "t.yaml:4:5: routes[1]: duplicate of the route at line 3 (10.0.0.0/8 in VRF 'default')"},
+        {"node: { name: a }\nvrfs: [ { name: x }, { name: x } ]\n", "t.yaml:2:30: vrfs[1].name: duplicate VRF 'x'"},
+        {"node: { name: a }\nnode: { name: b }\n", "t.yaml:2:1: node: duplicate key"},
+        {"node: { name: a\n", "t.yaml:2:1: (syntax): end of map flow not found"},
+        {"- a\n- b\n", "t.yaml:1:1: (top level): expected a mapping, found a list"},
+    };
+    int n = 0;
+    for (auto& c : cases) {
+        INFO("case " << n++ << ": " << c.yaml);
+        auto r = parse(c.yaml, "t.yaml");
+        CHECK_FALSE(r.ok());
+        CHECK(std::find(r.errors.begin(), r.errors.end(), c.error) != r.errors.end());
+        if (std::find(r.errors.begin(), r.errors.end(), c.error) == r.errors.end())
+            for (auto& e : r.errors) WARN("got: " << e);
+    }
+}
+
+TEST_CASE("every error is reported, not just the first") {
+    auto r = parse("node: { name: a }\nfoo: 1\nbar: 2\ndataplane: { workers: 99 }\n", "t.yaml");
+    REQUIRE(r.errors.size() == 3);
+    CHECK(r.errors[0] == "t.yaml:4:23: dataplane.workers: 99 is out of range 1..64");
+    CHECK(r.errors[1] == "t.yaml:2:1: foo: unknown key");
+    CHECK(r.errors[2] == "t.yaml:3:1: bar: unknown key");
+}
+
+TEST_CASE("configs compare equal regardless of positions") {
+    auto a = parse(kBase, "a.yaml");
+    auto b = parse(std::string("\n\n") + kBase, "b.yaml");
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    auto ca = *a.config, cb = *b.config;
+    ca.file = cb.file;
+    CHECK(ca == cb);
+    cb.routes.pop_back();
+    CHECK_FALSE(ca == cb);
 }
