@@ -1,0 +1,224 @@
+// Published known-answer vectors, typed in as hex (spaces are ignored).
+//
+// - ESP vectors: draft-mcgrew-gcm-test-01 §4 (AES-GCM in ESP, RFC 4106; the
+//   AES-192 case is left out since nimbus does not offer it) and RFC 7634
+//   Appendix A (ChaCha20-Poly1305 in ESP). Labelled by SPI rather than by
+//   case number. The AAD is built by the test from SPI and sequence number
+//   (RFC 4106 §5 / RFC 7634 §2.1), then compared with the published AAD.
+// - Primitive vectors: NIST CAVP gcmEncryptExtIV128.rsp / gcmEncryptExtIV256.rsp
+//   ([IVlen = 96], [Taglen = 128]), one per [PTlen, AADlen] group. The 12-byte
+//   IV is split as salt (first 4 bytes) || explicit IV (last 8).
+#pragma once
+
+#include <cstdint>
+
+#include "dataplane/crypto/aead.h"
+
+namespace nimbus::crypto::test {
+
+struct EspVector {
+    const char* label;
+    Aead aead;
+    const char* key;
+    const char* salt;
+    uint32_t spi;
+    uint64_t seq;  // full 64-bit number when esn
+    bool esn;
+    const char* iv;
+    const char* aad;  // as published, to cross-check the AAD we build
+    const char* pt;
+    const char* ct_tag;  // ciphertext || 16-byte ICV
+};
+
+inline const EspVector kEspVectors[] = {
+    {"mcgrew SPI 0x00004321 AES-128 ESN", Aead::AesGcm128,
+     "4c80cdefbb5d10da906ac73c3613a634", "2e443b68", 0x00004321, 0x8765432100000000ull, true,
+     "4956ed7e3b244cfe", "00004321 87654321 00000000",
+     "45000048699a000080114db7c0a80102 c0a801010a9bf15638d3010000010000"
+     "00000000045f736970045f7564700373 69700963796265726369747902646b00"
+     "0021000101020201",
+     "fecf537e729d5b07dc30df528dd22b76 8d1b98736696a6fd348509fa13ceac34"
+     "cfa2436f14a3f3cf65925bf1f4a13c5d 15b21e1884f5ff6247aeabb786b93bce"
+     "61bc17d768fd9732459018148f6cbe72 2fd04796562dfdb4"},
+    {"mcgrew SPI 0x0000a5f8 AES-128", Aead::AesGcm128, "feffe9928665731c6d6a8f9467308308",
+     "cafebabe", 0x0000a5f8, 0x0000000a, false, "facedbaddecaf888", "0000a5f8 0000000a",
+     "4500003e698f000080114dccc0a80102 c0a801010a980035002a2343b2d00100"
+     "00010000000000000373697009637962 65726369747902646b00000100010001",
+     "deb22cd9b07c72c16e3a65beeb8df304 a5a5897d33ae530f1ba76d5d114d2a5c"
+     "3de81827c10e9a4f51330d0eec416642 cfbb85a5b47e48a4ec3b9ba95d918bd1"
+     "83b70d3aa8bc6ee4c309e9d85a41ad4a"},
+    {"mcgrew SPI 0x4a2cbfe3 AES-256", Aead::AesGcm256,
+     "abbccddef00112233445566778899aab abbccddef00112233445566778899aab", "11223344",
+     0x4a2cbfe3, 0x00000002, false, "0102030405060708", "4a2cbfe3 00000002",
+     "4500003069a6400080062690c0a80102 9389155e0a9e008b2dc57ee000000000"
+     "7002400020bf0000020405b401010402 01020201",
+     "ff425c9b724599df7a3bcd510194e00d 6a78107f1b0b1cbf06efae9d65a5d763"
+     "748a637985771d347f0545659f14e99d ef842d8eb335f4eecfdbf831824b4c49"
+     "15956c96"},
+    {"mcgrew SPI 0x00000000 AES-128 zero key", Aead::AesGcm128,
+     "00000000000000000000000000000000", "00000000", 0x00000000, 0x00000001, false,
+     "0000000000000000", "00000000 00000001",
+     "4500003c99c500008001cb7a40679318 010101010800075c0200440061626364"
+     "65666768696a6b6c6d6e6f7071727374 75767761626364656667686901020201",
+     "4688daf2f973a392732909c331d56d60 f694abaa414b5e7ff5fdcdfff5e9a284"
+     "456476492719ffb64de7d9dca1e1d894 bc3bd57873ed4d181d19d4d5c8c18af3"
+     "f821d496eeb096e98ad2b69e4799c71d"},
+    {"mcgrew SPI 0x42f67e3f AES-128 ESN (ICMP 64)", Aead::AesGcm128,
+     "3de09874b388e6491988d0c3607eae1f", "57690e43", 0x42f67e3f, 0x1010101010101010ull, true,
+     "4e280000a2fca1a3", "42f67e3f 10101010 10101010",
+     "4500003c99c300008001cb7c40679318 010101010800085c0200430061626364"
+     "65666768696a6b6c6d6e6f7071727374 75767761626364656667686901020201",
+     "fba2caa4853cf9f0f22cb10d86dd83b0 fec75691cf1a04b00d1138ec9c357917"
+     "65acbd8701ad79845bf9fe3fba487bc9 1755e6662b4c8d0d1f5e22739530320a"
+     "e0d731cc978ecafaeae88f00e80d6e48"},
+    {"mcgrew SPI 0x42f67e3f AES-128 ESN (ICMP 28)", Aead::AesGcm128,
+     "3de09874b388e6491988d0c3607eae1f", "57690e43", 0x42f67e3f, 0x1010101010101010ull, true,
+     "4e280000a2fca1a3", "42f67e3f 10101010 10101010",
+     "4500001c42a200008001441f406793b6 e00000020a00f5ff01020201",
+     "fba2ca845e5df9f0f22c3e6e86dd831e 1fc65792cd1af9130e1379ed369f071f"
+     "35e034be95f112e4e7d05d35"},
+    {"mcgrew SPI 0x00000100 AES-128 ESN (UDP 76)", Aead::AesGcm128,
+     "abbccddef00112233445566778899aab", "decaf888", 0x00000100, 0x0000000000000001ull, true,
+     "cafedebaceface74", "00000100 00000000 00000001",
+     "4500004933ba00007f119106c3fb1d10 c2b1d326c02831ce0035dd7b800302d5"
+     "00004e20001e8c18d75b81dc91baa047 6b91b924b280389d92c963bac046ec95"
+     "9b6266c04722b14923010101",
+     "18a6fd42f72cbf4ab2a2ea901f73d814 e3e7f243d95412e1c349c1d2fbec168f"
+     "9190feebaf2cb01984e65863965d7472 b79da345e0e780191f0d2f0e0f496c22"
+     "6f2127b27db35724e7845d68651f57e6 5f354f75ff17015769623436"},
+    {"mcgrew SPI 0x17405e67 AES-256 ESN (TCP 40)", Aead::AesGcm256,
+     "abbccddef00112233445566778899aab abbccddef00112233445566778899aab", "73616c74",
+     0x17405e67, 0x156f3126dd0db99bull, true, "616e640169766563", "17405e67 156f3126 dd0db99b",
+     "45080028732c00004006e9f90a010612 0a01038f06b88023dd6bafbecb712602"
+     "50101f646d540001",
+     "f2d69ecdbd5a0d5b8d5ef38bad4da58d 1f278fde98ef67549d524a3018d9a57f"
+     "f4d3a31ce673119e451626c2415771e3 b7eebca614c89b35"},
+    {"mcgrew SPI 0x42f67e3f AES-128 ESN (UDP 76)", Aead::AesGcm128,
+     "3de09874b388e6491988d0c3607eae1f", "57690e43", 0x42f67e3f, 0x1010101010101010ull, true,
+     "4e280000a2fca1a3", "42f67e3f 10101010 10101010",
+     "45000049333e00007f119182c3fb1d10 c2b1d326c02831ce0035cb458003025b"
+     "000001e0001e8c18d65759d52284a035 2c71475c8880391c764d6e5ee0496b32"
+     "5ae270c03899493915010101",
+     "fba2cad12fc1f9f00d3cebf305410db8 3d7784b607323d220f24b0a97d541828"
+     "00cadb0f68d99ef0e0c0c89ae9bea888 4e52d65bc1afd0740f742444747b5b39"
+     "ab533163aad4550ee5160975cdb608c5 769189609763b8e18caa81e2"},
+    {"mcgrew SPI 0x17405e67 AES-256 ESN (72)", Aead::AesGcm256,
+     "abbccddef00112233445566778899aab abbccddef00112233445566778899aab", "73616c74",
+     0x17405e67, 0x156f3126dd0db99bull, true, "616e640169766563", "17405e67 156f3126 dd0db99b",
+     "636973636f0172756c65730174686501 6e6574776501646566696e6501746865"
+     "746563686e6f6c6f6769657301746861 7477696c6c01646566696e65746f6d6f"
+     "72726f7701020201",
+     "d4b7ed86a1777f2ea13d6973d324c69e 7b43f826fb56831226508bebd2dceb18"
+     "d0a6df10e5487df074113e14c641024e 3e6773d91a62ee429b043a10e3efe6b0"
+     "12a49363412364f8c0cac587f249e56b 11e24f30e44ccc76"},
+    {"mcgrew SPI 0x335467ae AES-128 seq 0xffffffff (4-byte payload)", Aead::AesGcm128,
+     "7d773d00c144c525ac619d18c84a3f47", "d9664267", 0x335467ae, 0xffffffffull, false,
+     "43457e9182443bc6", "335467ae ffffffff", "01020201",
+     "437f866bcb3f699fe9b0822bac961c45 04bef270"},
+    {"mcgrew SPI 0x00000100 AES-128 ESN (20)", Aead::AesGcm128,
+     "abbccddef00112233445566778899aab", "decaf888", 0x00000100, 0x0000000000000001ull, true,
+     "cafedebaceface74", "00000100 00000000 00000001",
+     "746f016265016f72016e6f7401746f01 62650001",
+     "29c9fc69a197d038ccdd14e2ddfcaa05 43332164412503524303ed3c6c5f2838"
+     "43af8c3e"},
+    {"mcgrew SPI 0x796b6963 AES-256 ESN seq 2^64-1", Aead::AesGcm256,
+     "6c6567616c697a656d6172696a75616e 61616e64646f69746265666f72656961", "7475726e",
+     0x796b6963, 0xffffffffffffffffull, true, "333021696765746d", "796b6963 ffffffff ffffffff",
+     "45000030da3a00008001df3bc0a80005 c0a800010800c6cd0200070061626364"
+     "65666768696a6b6c6d6e6f7071727374 01020201",
+     "f97ab2aa356d8edce17644ac8c78e25d d24dedbb29ebf1b64a274b39b49c3a86"
+     "4cd3d78ca4ae68a32b42458fb57dbe82 1dcc63b9d0937ba2945f669368661a32"
+     "9fb4c053"},
+    {"RFC 7634 Appendix A ChaCha20-Poly1305", Aead::Chacha20Poly1305,
+     "808182838485868788898a8b8c8d8e8f 909192939495969798999a9b9c9d9e9f", "a0a1a2a3",
+     0x01020304, 0x00000005, false, "1011121314151617", "01020304 00000005",
+     "45000054a6f200004001e778c6336405 c000020508005b7a3a080000553bec10"
+     "00073627 08090a0b0c0d0e0f10111213 1415161718191a1b1c1d1e1f20212223"
+     "2425262728292a2b2c2d2e2f30313233 3435363701020204",
+     "24039428b97f417e3c13753a4f05087b 67c352e6a7fab1b982d466ef407ae5c6"
+     "14ee8099d52844eb61aa95dfab4c02f7 2aa71e7c4c4f64c9befe2facc638e8f3"
+     "cbec163fac469b502773f6fb94e664da 9165b82829f641e0"
+     "76aaa8266b7fb0f7b11b369907e1ad43"},
+};
+
+struct NistVector {
+    const char* label;
+    Aead aead;
+    const char* key;
+    const char* iv;  // 96 bits
+    const char* pt;
+    const char* aad;
+    const char* ct;
+    const char* tag;
+};
+
+inline const NistVector kNistVectors[] = {
+    // gcmEncryptExtIV128.rsp
+    {"128 PTlen=0 AADlen=0 Count=0", Aead::AesGcm128, "11754cd72aec309bf52f7687212e8957",
+     "3c819d9a9bed087615030b65", "", "", "", "250327c674aaf477aef2675748cf6971"},
+    {"128 PTlen=0 AADlen=128 Count=0", Aead::AesGcm128, "77be63708971c4e240d1cb79e8d77feb",
+     "e0e00f19fed7ba0136a797f3", "", "7a43ec1d9c0a5a78a0b16533a6213cab", "",
+     "209fcc8d3675ed938e9c7166709dd946"},
+    {"128 PTlen=128 AADlen=0 Count=0", Aead::AesGcm128, "7fddb57453c241d03efbed3ac44e371c",
+     "ee283a3fc75575e33efd4887", "d5de42b461646c255c87bd2962d3b9a2", "",
+     "2ccda4a5415cb91e135c2a0f78c9b2fd", "b36d1df9b9d5e596f83e8b7f52971cb3"},
+    {"128 PTlen=408 AADlen=160 Count=0", Aead::AesGcm128, "fe47fcce5fc32665d2ae399e4eec72ba",
+     "5adb9609dbaeb58cbd6e7275",
+     "7c0e88c88899a779228465074797cd4c2e1498d259b54390b85e3eef1c02df60e743f1"
+     "b840382c4bccaf3bafb4ca8429bea063",
+     "88319d6e1d3ffa5f987199166c8a9b56c2aeba5a",
+     "98f4826f05a265e6dd2be82db241c0fbbbf9ffb1c173aa83964b7cf539304373636525"
+     "3ddbc5db8778371495da76d269e5db3e",
+     "291ef1982e4defedaa2249f898556b47"},
+    {"128 PTlen=408 AADlen=720 Count=0", Aead::AesGcm128, "2c1f21cf0f6fb3661943155c3e3d8492",
+     "23cb5ff362e22426984d1907",
+     "42f758836986954db44bf37c6ef5e4ac0adaf38f27252a1b82d02ea949c8a1a2dbc0d6"
+     "8b5615ba7c1220ff6510e259f06655d8",
+     "5d3624879d35e46849953e45a32a624d6a6c536ed9857c613b572b0333e701557a713e"
+     "3f010ecdf9a6bd6c9e3e44b065208645aff4aabee611b391528514170084ccf587177f"
+     "4488f33cfb5e979e42b6e1cfc0a60238982a7aec",
+     "81824f0e0d523db30d3da369fdc0d60894c7a0a20646dd015073ad2732bd989b14a222"
+     "b6ad57af43e1895df9dca2a5344a62cc",
+     "57a3ee28136e94c74838997ae9823f3a"},
+    {"128 PTlen=104 AADlen=0 Count=0", Aead::AesGcm128, "fe9bb47deb3a61e423c2231841cfd1fb",
+     "4d328eb776f500a2f7fb47aa", "f1cc3818e421876bb6b8bbd6c9", "",
+     "b88c5c1977b35b517b0aeae967", "43fd4727fe5cdb4b5b42818dea7ef8c9"},
+    // gcmEncryptExtIV256.rsp
+    {"256 PTlen=0 AADlen=0 Count=0", Aead::AesGcm256,
+     "b52c505a37d78eda5dd34f20c22540ea1b58963cf8e5bf8ffa85f9f2492505b4",
+     "516c33929df5a3284ff463d7", "", "", "", "bdc1ac884d332457a1d2664f168c76f0"},
+    {"256 PTlen=0 AADlen=128 Count=0", Aead::AesGcm256,
+     "78dc4e0aaf52d935c3c01eea57428f00ca1fd475f5da86a49c8dd73d68c8e223",
+     "d79cf22d504cc793c3fb6c8a", "", "b96baa8c1c75a671bfb2d08d06be5f36", "",
+     "3e5d486aa2e30b22e040b85723a06e76"},
+    {"256 PTlen=128 AADlen=0 Count=0", Aead::AesGcm256,
+     "31bdadd96698c204aa9ce1448ea94ae1fb4a9a0b3c9d773b51bb1822666b8f22",
+     "0d18e06c7c725ac9e362e1ce", "2db5168e932556f8089a0622981d017d", "",
+     "fa4362189661d163fcd6a56d8bf0405a", "d636ac1bbedd5cc3ee727dc2ab4a9489"},
+    {"256 PTlen=408 AADlen=160 Count=0", Aead::AesGcm256,
+     "24501ad384e473963d476edcfe08205237acfd49b5b8f33857f8114e863fec7f",
+     "9ff18563b978ec281b3f2794",
+     "27f348f9cdc0c5bd5e66b1ccb63ad920ff2219d14e8d631b3872265cf117ee86757accb15"
+     "8bd9abb3868fdc0d0b074b5f01b2c",
+     "adb5ec720ccf9898500028bf34afccbcaca126ef",
+     "eb7cb754c824e8d96f7c6d9b76c7d26fb874ffbf1d65c6f64a698d839b0b06145dae82057"
+     "ad55994cf59ad7f67c0fa5e85fab8",
+     "bc95c532fecc594c36d1550286a7a3f0"},
+    {"256 PTlen=408 AADlen=720 Count=0", Aead::AesGcm256,
+     "148579a3cbca86d5520d66c0ec71ca5f7e41ba78e56dc6eebd566fed547fe691",
+     "b08a5ea1927499c6ecbfd4e0",
+     "9d0b15fdf1bd595f91f8b3abc0f7dec927dfd4799935a1795d9ce00c9b879434420fe42c2"
+     "75a7cd7b39d638fb81ca52b49dc41",
+     "e4f963f015ffbb99ee3349bbaf7e8e8e6c2a71c230a48f9d59860a29091d2747e01a5ca57"
+     "2347e247d25f56ba7ae8e05cde2be3c97931292c02370208ecd097ef692687fecf2f419d3"
+     "200162a6480a57dad408a0dfeb492e2c5d",
+     "2097e372950a5e9383c675e89eea1c314f999159f5611344b298cda45e62843716f215f82"
+     "ee663919c64002a5c198d7878fd3f",
+     "adbecdb0d5c2224d804d2886ff9a5760"},
+    {"256 PTlen=104 AADlen=0 Count=0", Aead::AesGcm256,
+     "82c4f12eeec3b2d3d157b0f992d292b237478d2cecc1d5f161389b97f999057a",
+     "7b40b20f5f397177990ef2d1", "982a296ee1cd7086afad976945", "",
+     "ec8e05a0471d6b43a59ca5335f", "113ddeafc62373cac2f5951bb9165249"},
+};
+
+}  // namespace nimbus::crypto::test
