@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <map>
 #include <set>
+#include <tuple>
 
 namespace nimbus::mgmt {
 
@@ -46,8 +48,10 @@ void Registry::add(const std::string& pattern, const std::string& help, Handler 
     cmds_.push_back(std::move(c));
 }
 
-bool Registry::match(const Cmd& c, const std::vector<std::string>& words, bool exact, Args* out) const {
-    std::function<bool(size_t, size_t, Args&)> rec = [&](size_t ti, size_t wi, Args& a) -> bool {
+bool Registry::match(const Cmd& c, const std::vector<std::string>& words, Args* out,
+                     std::vector<int>* rank_out) const {
+    std::function<bool(size_t, size_t, Args&, std::vector<int>&)> rec = [&](size_t ti, size_t wi, Args& a,
+                                                                            std::vector<int>& rank) -> bool {
         if (ti == c.toks.size()) return wi == words.size();
         const Tok& t = c.toks[ti];
         if (t.group_start) {
@@ -55,8 +59,10 @@ bool Registry::match(const Cmd& c, const std::vector<std::string>& words, bool e
             size_t after = ti;
             while (after < c.toks.size() && c.toks[after].group == t.group) after++;
             Args skip = a;
-            if (rec(after, wi, skip)) {
+            std::vector<int> r2 = rank;
+            if (rec(after, wi, skip, r2)) {
                 a = skip;
+                rank = r2;
                 return true;
             }
         }
@@ -66,72 +72,86 @@ bool Registry::match(const Cmd& c, const std::vector<std::string>& words, bool e
         if (t.var) {
             Args next = a;
             next.vars[t.word] = w;
-            if (rec(ti + 1, wi + 1, next)) {
+            std::vector<int> r2 = rank;
+            r2.push_back(1);
+            if (rec(ti + 1, wi + 1, next, r2)) {
                 a = next;
+                rank = r2;
                 return true;
             }
             return false;
         }
-        bool ok = exact ? w == t.word : (!w.empty() && t.word.compare(0, w.size(), w) == 0);
-        return ok && rec(ti + 1, wi + 1, a);
+        if (w.empty() || t.word.compare(0, w.size(), w) != 0) return false;
+        rank.push_back(w == t.word ? 2 : 0);
+        return rec(ti + 1, wi + 1, a, rank);
     };
     Args a;
-    if (!rec(0, 0, a)) return false;
+    std::vector<int> rank;
+    if (!rec(0, 0, a, rank)) return false;
     if (out) *out = a;
+    if (rank_out) *rank_out = rank;
     return true;
+}
+
+void Registry::states(const Cmd& c, const std::vector<std::string>& words, std::vector<size_t>* out) const {
+    std::function<void(size_t, size_t)> rec = [&](size_t ti, size_t wi) {
+        if (ti < c.toks.size() && c.toks[ti].group_start) {
+            size_t after = ti;
+            while (after < c.toks.size() && c.toks[after].group == c.toks[ti].group) after++;
+            rec(after, wi);
+        }
+        if (wi == words.size()) {
+            out->push_back(ti);
+            return;
+        }
+        if (ti == c.toks.size()) return;
+        const Tok& t = c.toks[ti];
+        const std::string& w = words[wi];
+        if (t.var || (!w.empty() && t.word.compare(0, w.size(), w) == 0)) rec(ti + 1, wi + 1);
+    };
+    rec(0, 0);
 }
 
 Result Registry::run(const std::vector<std::string>& words, bool json) const {
     if (words.empty()) return Result::error("% Empty command");
-    for (bool exact : {true, false}) {
-        std::vector<std::pair<const Cmd*, Args>> hits;
-        for (auto& c : cmds_) {
-            Args a;
-            if (match(c, words, exact, &a)) hits.emplace_back(&c, a);
-        }
-        if (hits.size() > 1 && !exact) {
-            std::string s = "% Ambiguous command; it could be:";
-            for (auto& h : hits) s += "\n  " + h.first->pattern;
-            return Result::error(s);
-        }
-        if (!hits.empty()) {
-            Args a = hits.front().second;
-            a.words = words;
-            a.json = json;
-            return hits.front().first->handler(a);
-        }
+    std::vector<std::tuple<const Cmd*, Args, std::vector<int>>> hits;
+    for (auto& c : cmds_) {
+        Args a;
+        std::vector<int> rank;
+        if (match(c, words, &a, &rank)) hits.emplace_back(&c, a, rank);
     }
-    std::string typed;
-    for (auto& w : words) typed += (typed.empty() ? "" : " ") + w;
-    return Result::error("% Unknown command: " + typed + " (try 'help')");
+    if (hits.empty()) {
+        std::string typed;
+        for (auto& w : words) typed += (typed.empty() ? "" : " ") + w;
+        return Result::error("% Unknown command: " + typed + " (try 'help')");
+    }
+    // Word by word, keep only the best-ranked candidates.
+    for (size_t i = 0; i < words.size() && hits.size() > 1; i++) {
+        int best = -1;
+        for (auto& h : hits) best = std::max(best, std::get<2>(h)[i]);
+        hits.erase(std::remove_if(hits.begin(), hits.end(), [&](auto& h) { return std::get<2>(h)[i] < best; }),
+                   hits.end());
+    }
+    if (hits.size() > 1) {
+        std::string s = "% Ambiguous command; it could be:";
+        for (auto& h : hits) s += "\n  " + std::get<0>(h)->pattern;
+        return Result::error(s);
+    }
+    Args a = std::get<1>(hits.front());
+    a.words = words;
+    a.json = json;
+    return std::get<0>(hits.front())->handler(a);
 }
 
 std::vector<std::pair<std::string, std::string>> Registry::next_words(
     const std::vector<std::string>& words) const {
-    std::set<std::pair<std::string, std::string>> out;
+    std::map<std::string, std::string> out;
     for (auto& c : cmds_) {
-        // Try every prefix length of the pattern: a placeholder or literal at
-        // position words.size() that can follow an exact/abbreviated match.
-        for (size_t cut = 0; cut <= c.toks.size(); cut++) {
-            Cmd head;
-            head.toks.assign(c.toks.begin(), c.toks.begin() + long(cut));
-            if (!match(head, words, false, nullptr)) continue;
-            if (cut < c.toks.size()) {
-                // The token at `cut`, plus the first token after each group
-                // that may be skipped from there.
-                size_t t = cut;
-                while (t < c.toks.size()) {
-                    const Tok& tk = c.toks[t];
-                    out.emplace(tk.var ? tk.word : tk.word, tk.var ? "value" : c.help);
-                    if (!tk.group_start) break;
-                    size_t after = t;
-                    while (after < c.toks.size() && c.toks[after].group == tk.group) after++;
-                    t = after;
-                }
-                if (t == c.toks.size()) out.emplace("<cr>", c.help);
-            } else {
-                out.emplace("<cr>", c.help);
-            }
+        std::vector<size_t> st;
+        states(c, words, &st);
+        for (size_t ti : st) {
+            if (ti == c.toks.size()) out.emplace("<cr>", c.help);
+            else out.emplace(c.toks[ti].word, c.toks[ti].var ? "value" : c.help);
         }
     }
     return {out.begin(), out.end()};

@@ -57,8 +57,12 @@ private:
         std::vector<Tok> toks;
         Handler handler;
     };
-    // Matches words against cmd. exact: literals must match in full.
-    bool match(const Cmd& c, const std::vector<std::string>& words, bool exact, Args* out) const;
+    // Matches words against cmd; literal words may be abbreviated. `rank`
+    // gets, per word, 2 for a literal typed in full, 1 for a placeholder, 0
+    // for an abbreviation: the best-ranked command wins ("ip" beats "ipv6").
+    bool match(const Cmd& c, const std::vector<std::string>& words, Args* out, std::vector<int>* rank) const;
+    // Token positions of c reachable after consuming all of words.
+    void states(const Cmd& c, const std::vector<std::string>& words, std::vector<size_t>* out) const;
     std::vector<Cmd> cmds_;
 };
 
