@@ -76,3 +76,12 @@ def test_broken_reload_keeps_running_config(lab):
     wait_until(lambda: any(x["prefix"] == "10.51.0.0/16" for x in d.cli("show", "ip", "route")), 10,
                "the new route")
     assert not any(x["prefix"] == "10.50.0.0/16" for x in d.cli("show", "ip", "route"))
+
+
+def test_shipped_configs_are_valid():
+    conf = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "conf"))
+    files = [f for f in os.listdir(conf) if f.endswith(".yaml")]
+    assert files
+    for f in files:
+        p = run([NIMBUSD, "--check", "-c", os.path.join(conf, f)], check=False)
+        assert p.returncode == 0, f"{f}: {p.stderr}"
