@@ -90,7 +90,8 @@ Result counters(Daemon& d, const Args&) {
     for (int k = 0; k < dp::kPuntClassCount; k++)
         pt.row({dp::punt_class_name(k), pc.punted[k], pc.policed[k], pc.ring_full[k]});
     j["punt"] = pt.json();
-    text += "\n" + pt.text();
+    text += '\n';
+    text += pt.text();
     Table wt({{"Worker", "worker", true}, {"Lcore", "lcore", true}, {"Loops", "loops", true},
               {"Busy loops", "busy_loops", true}, {"Sleeps", "sleeps", true}});
     for (int w = 0; w < dp::worker_count(); w++) {
@@ -98,7 +99,8 @@ Result counters(Daemon& d, const Args&) {
         wt.row({w, wi.lcore, wi.loops, wi.busy_loops, wi.sleeps});
     }
     j["workers"] = wt.json();
-    text += "\n" + wt.text();
+    text += '\n';
+    text += wt.text();
     const HostIfStats& h = d.hostif_stats();
     j["host"] = {{"to_kernel", h.to_kernel},         {"to_kernel_dropped", h.to_kernel_dropped},
                  {"from_kernel", h.from_kernel},     {"from_kernel_dropped", h.from_kernel_dropped},
