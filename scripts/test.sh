@@ -21,4 +21,6 @@ NIMBUS_RESULTS=$(realpath "$RES")
 export NIMBUS_RESULTS
 
 meson test -C "$BUILD_DIR" --no-rebuild --print-errorlogs --no-suite bench "$@"
+# Fuzzers (clang + libFuzzer) in their own build directory, fixed time each.
+[ $# -eq 0 ] && test/fuzz/run.sh "$BUILD_DIR/fuzz"
 /usr/bin/python3 scripts/lib/results.py "$RES" "$BUILD_DIR/meson-logs/testlog.json"

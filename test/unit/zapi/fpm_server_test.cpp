@@ -49,7 +49,11 @@ std::vector<uint8_t> update_frame(const char* prefix, uint8_t old_proto, uint8_t
 std::string summary(const std::vector<FibChange>& cs) {
     std::string s;
     for (const auto& c : cs)
-        s += (c.kind == FibChange::Kind::Upsert ? "+" : "-") + c.route.prefix.str() + " ";
+    {
+        s += c.kind == FibChange::Kind::Upsert ? '+' : '-';
+        s += c.route.prefix.str();
+        s += ' ';
+    }
     return s;
 }
 
