@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "control/config/diff.h"
+#include "control/daemon/sdnotify.h"
 #include "control/daemon/show.h"
 #include "src/common/files.h"
 #include "control/hostif/guard.h"
@@ -221,6 +222,22 @@ bool Daemon::bring_up(std::string* err) {
 
     if (!dp::start(err)) return false;
     started_ = wall_s();
+    // Under systemd: ready now, and a watchdog ping only while every worker
+    // is still making progress, so a wedged dataplane gets restarted too.
+    if (uint64_t wd = sd_watchdog_usec()) {
+        loop_.every_ms(std::max<uint64_t>(wd / 2000, 100), [this] {
+            bool alive = true;
+            for (int w = 0; w < dp::worker_count(); w++) {
+                uint64_t loops = dp::worker_info(w).loops;
+                if (size_t(w) >= worker_loops_.size()) worker_loops_.push_back(0);
+                alive = alive && loops != worker_loops_[size_t(w)];
+                worker_loops_[size_t(w)] = loops;
+            }
+            if (alive) sd_notify_msg("WATCHDOG=1");
+            else LOG_ERROR("daemon", "event=watchdog_withheld reason=\"a worker made no progress\"");
+        });
+    }
+    sd_notify_msg("READY=1");
     return true;
 }
 
@@ -391,6 +408,7 @@ int Daemon::run() {
     LOG_INFO("daemon", "event=started node={} ports={} workers={} socket={}", cfg_.node.name, cfg_.ports.size(),
              cfg_.dataplane.workers, cfg_.mgmt.socket);
     loop_.run();
+    sd_notify_msg("STOPPING=1");
     tear_down();
     LOG_INFO("daemon", "event=stopped node={}", cfg_.node.name);
     return 0;

@@ -99,6 +99,7 @@ private:
     std::string running_text_;  // the applied config, as text
     mgmt::Metrics metrics_;
     std::unique_ptr<mgmt::HttpApi> api_;
+    std::vector<uint64_t> worker_loops_;  // watchdog: progress since the last ping
     int sigfd_ = -1;
     bool guarded_ = false;
     uint64_t started_ = 0;

@@ -194,3 +194,32 @@ def test_https_api_mutual_tls_roles_and_metrics(lab):
     assert rx(m2, "lan0") >= rx(m1, "lan0") + 5
     tls = call("reader", "GET", "/metrics")
     assert tls["status"] == 200 and "nimbus_port_rx_packets_total" in tls["body"]
+
+
+def test_systemd_notify_and_watchdog(lab):
+    """Under systemd nimbusd reports READY=1, pings the watchdog while its
+    workers make progress, and says STOPPING=1 on the way out."""
+    import socket
+    a, r, b = topology(lab)
+    path = os.path.join(lab.dir, "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(10)
+    d = lab.nimbusd(r, "r", cfg(lab))
+    d.start(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    got = []
+
+    def saw(msg):
+        while msg not in got:
+            got.append(s.recv(256).decode())
+        return True
+
+    wait_until(lambda: saw("READY=1"), 15, "READY=1")
+    def pings():
+        got.append(s.recv(256).decode())
+        return got.count("WATCHDOG=1") >= 3
+
+    wait_until(pings, 15, "three watchdog pings")
+    assert d.stop() == 0
+    wait_until(lambda: saw("STOPPING=1"), 10, "STOPPING=1")
+    s.close()
