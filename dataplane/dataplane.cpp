@@ -15,6 +15,7 @@
 #include <rte_malloc.h>
 
 #include "dataplane/dp.h"
+#include "dataplane/esp/sa.h"
 
 namespace nimbus::dp {
 
@@ -217,6 +218,12 @@ bool init(const InitSpec& spec, std::string* err) {
         rte_rcu_qsbr_thread_register(g->qsbr, unsigned(w));
     }
 
+    // ---- ESP: SA tables, one crypto engine per worker (self-tested)
+    if (!esp::init(err)) {
+        shutdown();
+        return false;
+    }
+
     // ---- ports
     for (auto& ps : spec.ports) {
         PortState& p = g->ports[g->nports++];
@@ -293,6 +300,7 @@ void shutdown() {
             for (int p = 0; p < kMaxPorts; p++)
                 for (int k = 0; k < c.txn[p]; k++) rte_pktmbuf_free(c.txb[p][k]);
         }
+        esp::fini();
         fib_fini();
         rte_free(g->workers);
         rte_free(g->qsbr);
