@@ -168,8 +168,11 @@ bool Daemon::bring_up(std::string* err) {
     for (auto& p : cfg_.ports) s.ports.push_back(dp::PortSpec{p.name, p.device, cfg_.vrf_index(p.vrf), p.mtu});
     if (!dp::init(s, err)) return false;
 
+    LOG_INFO("daemon", "event=crypto path=\"{}\" self_test=passed", dp::crypto_describe());
     if (!create_host_interfaces(err)) return false;
     install_routes();
+    if (!tunnels_.install(cfg_, rib_, err)) return false;
+    if (!rib_.commit(err)) return false;
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
 
     register_commands();
@@ -198,6 +201,7 @@ bool Daemon::bring_up(std::string* err) {
         }
     });
     loop_.every_ms(100, [] { dp::maintenance(); });
+    loop_.every_ms(200, [this] { tunnels_.poll_events(); });
     loop_.every_ms(500, [this] { sweep_held(); });
     loop_.every_ms(1000, [this] { poll_links(); });
 
@@ -487,6 +491,9 @@ void Daemon::poll_links() {
     }
 }
 
-void Daemon::register_commands() { show::register_all(reg_, *this); }
+void Daemon::register_commands() {
+    show::register_all(reg_, *this);
+    tunnels_.register_commands(reg_, cfg_);
+}
 
 }  // namespace nimbus

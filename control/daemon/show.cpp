@@ -141,6 +141,7 @@ void register_all(mgmt::Registry& reg, Daemon& d) {
     ctx.rib = &d.rib();
     for (auto& v : d.config().vrfs) ctx.vrf_names.push_back(v.name);
     for (auto& p : d.config().ports) ctx.port_names.push_back(p.name);
+    ctx.tunnel_name = [&d](uint32_t id) { return d.tunnels().name(id); };
     routing::register_commands(reg, ctx);
 }
 
