@@ -149,7 +149,12 @@ def on(p):
             timers.append(t)
             t.start()
     else:
+        # A copy whose ciphertext has one bit flipped. Its sequence number is
+        # moved ahead: a copy of an accepted number would stop at the replay
+        # check (duplicate) before ever being authenticated.
         bad = bytearray(raw)
+        seq = int.from_bytes(bad[4:8], "big") + 100000
+        bad[4:8] = seq.to_bytes(4, "big")
         bad[len(bad) // 2] ^= 0x10
         f = p.copy()
         f[UDP].remove_payload()
