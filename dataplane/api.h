@@ -54,7 +54,8 @@ inline constexpr int kMaxVrfs = 256;
     X(seq_exhausted, "outbound sequence number space exhausted (never wraps)")        \
     X(esp_no_room, "no buffer room to encapsulate (multi-segment or headroom)")       \
     X(encrypt_fail, "AEAD encryption reported failure")                               \
-    X(underlay_no_route, "no usable underlay route to the tunnel's peer")
+    X(underlay_no_route, "no usable underlay route to the tunnel's peer")             \
+    X(reassembly_too_big, "reassembled ESP packet larger than one buffer")
 
 enum class Drop : uint16_t {
 #define NIMBUS_X(n, d) n,
@@ -109,6 +110,8 @@ struct InitSpec {
     PuntRate punt[kPuntClassCount];
     std::vector<PortSpec> ports;
     int handoff_ring = 4096;  // per worker: packets for SAs another worker owns
+    int frag_flows = 1024;        // outer reassembly: packets in flight per worker
+    int frag_timeout_ms = 1000;   // ... and how long a partial packet is kept
 };
 
 // EAL, memory, ports (configured, not started), tables. On failure returns
@@ -140,6 +143,7 @@ PortInfo port_info(int port);
 struct PortCounters {
     uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
     uint64_t punted = 0, injected = 0;
+    uint64_t reassembled = 0;  // outer packets put together from fragments
     uint64_t drops[kDropCount] = {};
     void add(const PortCounters& o);
 };
@@ -168,6 +172,7 @@ struct HostPkt {
     bool from_host = false;  // it came from a host interface, not a wire
     uint16_t mtu = 0;        // TooBig: the MTU to report
     IpAddr aux;              // NeighMiss: the address to resolve
+    uint8_t* owned = nullptr;  // a copy of a chained packet (freed by release())
 };
 // Drains punted packets, higher priority classes first. Never blocks.
 int punt_poll(HostPkt* out, int max);

@@ -116,6 +116,7 @@ void PortCounters::add(const PortCounters& o) {
     tx_bytes += o.tx_bytes;
     punted += o.punted;
     injected += o.injected;
+    reassembled += o.reassembled;
     for (int i = 0; i < kDropCount; i++) drops[i] += o.drops[i];
 }
 

@@ -214,6 +214,13 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
 
     switch (nh->type) {
         case NhType::Local: {
+            if (esp_local && unlikely(esp::is_outer_fragment(l3, l3len, v4))) {
+                // ESP or UDP (ESP in UDP, IKE) in fragments: put together here.
+                m = esp::reassemble(w, in_port, m, v4);
+                if (!m) return;
+                l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, sizeof(rte_ether_hdr));
+                l3len = m->pkt_len - uint32_t(sizeof(rte_ether_hdr));
+            }
             if (esp_local && esp::classify_local(w, in_port, m, v4, l3, l3len)) return;
             PuntClass c = v4 ? classify_v4(reinterpret_cast<rte_ipv4_hdr*>(l3), l3len)
                              : classify_v6(reinterpret_cast<rte_ipv6_hdr*>(l3), l3len);
@@ -518,6 +525,7 @@ int worker_main(void* arg) {
             got += n;
         }
         flush_tx(w);
+        esp::frag_housekeeping(w);
         if (w.punted) signal_control(w);
         rte_rcu_qsbr_quiescent(g->qsbr, unsigned(w.index));
         w.info.loops++;

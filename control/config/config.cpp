@@ -96,6 +96,8 @@ void read_dataplane(MapReader& top, Config& c) {
     if (auto v = m.integer("ipv4_tbl8", 256, 1 << 24)) d.ipv4_tbl8 = int(*v);
     if (auto v = m.integer("ipv6_routes", 1024, 1 << 24)) d.ipv6_routes = int(*v);
     if (auto v = m.integer("ipv6_tbl8", 256, 1 << 24)) d.ipv6_tbl8 = int(*v);
+    if (auto v = m.integer("reassembly_flows", 16, 1 << 20)) d.reassembly_flows = int(*v);
+    if (auto v = m.integer("reassembly_timeout_ms", 10, 60000)) d.reassembly_timeout_ms = int(*v);
     if (m.has("punt")) {
         MapReader p(m.get("punt"), "dataplane.punt", m.errors());
         for (int i = 0; i < kPuntClasses; i++) {

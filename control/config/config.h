@@ -50,6 +50,8 @@ struct Dataplane {
     int ipv4_tbl8 = 4096;     // rte_lpm tbl8 groups per VRF (each 1 KiB)
     int ipv6_routes = 65536;  // rte_fib6 capacity per VRF
     int ipv6_tbl8 = 8192;     // rte_fib6 tbl8 groups per VRF (each 1 KiB, two copies)
+    int reassembly_flows = 1024;      // outer fragments (ESP, IKE): packets in flight per worker
+    int reassembly_timeout_ms = 1000;  // ... and how long a partial packet is kept
     PuntRate punt[kPuntClasses] = {
         {5000, 500}, {10000, 1000}, {5000, 500}, {5000, 500}, {2000, 200}, {2000, 200}};
     bool operator==(const Dataplane&) const = default;

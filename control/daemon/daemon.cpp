@@ -163,6 +163,8 @@ bool Daemon::bring_up(std::string* err) {
     s.ipv4_tbl8 = cfg_.dataplane.ipv4_tbl8;
     s.ipv6_routes = cfg_.dataplane.ipv6_routes;
     s.ipv6_tbl8 = cfg_.dataplane.ipv6_tbl8;
+    s.frag_flows = cfg_.dataplane.reassembly_flows;
+    s.frag_timeout_ms = cfg_.dataplane.reassembly_timeout_ms;
     for (int c = 0; c < dp::kPuntClassCount; c++)
         s.punt[c] = dp::PuntRate{cfg_.dataplane.punt[c].pps, cfg_.dataplane.punt[c].burst};
     for (auto& p : cfg_.ports) s.ports.push_back(dp::PortSpec{p.name, p.device, cfg_.vrf_index(p.vrf), p.mtu});

@@ -49,6 +49,7 @@ json port_json(const dp::PortCounters& c) {
     for (int k = 0; k < dp::kDropCount; k++) drops[dp::drop_name(k)] = c.drops[k];
     return {{"rx_packets", c.rx_packets}, {"rx_bytes", c.rx_bytes}, {"tx_packets", c.tx_packets},
             {"tx_bytes", c.tx_bytes},     {"punted", c.punted},     {"injected", c.injected},
+            {"reassembled", c.reassembled},
             {"drops", drops}};
 }
 

@@ -113,7 +113,7 @@ bool classify_local(WorkerCtx& w, uint16_t port, rte_mbuf* m, bool v4, uint8_t* 
         in_push(w, m);
         return true;
     }
-    if (proto != IPPROTO_UDP || l3len < hl + 8) return false;
+    if (proto != IPPROTO_UDP || l3len < hl + 8 || m->data_len < off + 8) return false;
     const uint8_t* u = l3 + hl;
     if ((uint16_t(u[2] << 8 | u[3])) != kNatTPort) return false;
     uint32_t ulen = uint32_t(u[4] << 8 | u[5]);
@@ -121,11 +121,12 @@ bool classify_local(WorkerCtx& w, uint16_t port, rte_mbuf* m, bool v4, uint8_t* 
     uint32_t plen = ulen - 8;
     // RFC 3948 §2.2: a zero "non-ESP marker" means IKE (to the host);
     // §2.3: a single 0xFF byte is a NAT keepalive.
-    if (plen == 1 && u[8] == 0xff) {
+    if (plen == 1 && m->data_len > off + 8 && u[8] == 0xff) {
         drop_pkt(w, port, m, Drop::nat_keepalive);
         return true;
     }
-    if (plen < 4 || get32(u + 8) == 0) return false;
+    // (A reassembled packet may be chained: the marker must be in the first segment.)
+    if (plen < 4 || m->data_len < off + 8 + 4 || get32(u + 8) == 0) return false;
     meta(m)->esp_off = uint16_t(off + 8);
     in_push(w, m);
     return true;
@@ -152,7 +153,11 @@ void in_flush(WorkerCtx& w) {
         MbufMeta* md = meta(m);
         uint16_t port = md->in_port;
         uint32_t off = md->esp_off;
-        if (unlikely(m->nb_segs != 1 || m->pkt_len < off + kEspHdr + kEspIv + 2 + kIcv)) {
+        if (unlikely(m->nb_segs != 1)) {
+            drop_pkt(w, port, m, Drop::reassembly_too_big);
+            continue;
+        }
+        if (unlikely(m->pkt_len < off + kEspHdr + kEspIv + 2 + kIcv)) {
             drop_pkt(w, port, m, Drop::esp_malformed);
             continue;
         }

@@ -24,6 +24,7 @@ void flush(WorkerCtx& w) {
         out_flush(w);
         in_flush(w);
     }
+    if (b.dr.cnt) rte_ip_frag_free_death_row(&b.dr, 0);
     b.flushing = false;
 }
 

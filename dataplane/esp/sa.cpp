@@ -138,6 +138,7 @@ bool init(std::string* err) {
                 *err = "handoff ring allocation failed";
                 return false;
             }
+            if (!frag_init(g->workers[w], err)) return false;
         }
     }
     return true;
@@ -158,6 +159,7 @@ void fini() {
             free_tunnel_objects(t, true);
         }
     for (int w = 0; w < g->nworkers && g->workers; w++) {
+        frag_fini(g->workers[w]);
         delete g->workers[w].engine;
         g->workers[w].engine = nullptr;
         delete g->workers[w].esp;

@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include <rte_ip_frag.h>
+
 #include "dataplane/crypto/aead.h"
 #include "dataplane/dp.h"
 #include "dataplane/replay/window.h"
@@ -149,6 +151,8 @@ struct Batch {
     crypto::Op in_ops[kBatch];
     InStage in_stage[kBatch];
     bool flushing = false;
+    rte_ip_frag_tbl* frag = nullptr;  // outer reassembly (frag.cpp)
+    rte_ip_frag_death_row dr;
 };
 
 struct EspState {
@@ -190,6 +194,15 @@ void out_flush(WorkerCtx& w);
 void flush(WorkerCtx& w);
 // Hands a packet to the worker that owns its SA; false (dropped, counted) if full.
 void handoff(WorkerCtx& w, rte_mbuf* m, uint16_t owner, Handoff what);
+
+// Outer reassembly (frag.cpp).
+bool frag_init(WorkerCtx& w, std::string* err);
+void frag_fini(WorkerCtx& w);
+void frag_housekeeping(WorkerCtx& w);  // expire old entries, free the death row
+bool is_outer_fragment(const uint8_t* l3, uint32_t l3len, bool v4);  // ESP or UDP fragment
+// Takes a fragment; returns the whole packet (one segment) when complete,
+// nullptr while held or when dropped (counted).
+rte_mbuf* reassemble(WorkerCtx& w, uint16_t port, rte_mbuf* m, bool v4);
 
 // Helpers shared by both directions (inner.cpp).
 // TCP MSS clamp (RFC 879 / RFC 6691) on a SYN; l3 is the inner IP header.
