@@ -13,6 +13,28 @@
 // SPI -> inbound SA is one array index: slot = SPI & (2^18 - 1). SPIs we
 // allocate put a generation above the slot bits (so never < 2^18 and a
 // reused slot gets a new SPI); manual SPIs must not share a slot.
+//
+// Driving ESP without running workers (nimbus-bench esp, unit tests; see
+// test/unit/esp/esp_test.cpp for a complete example):
+//   1. dp::init() with the ports you want (net_pcap / net_null / net_ring
+//      vdevs), workers = 1 to keep everything on one worker; do not call
+//      dp::start() — start the ports with rte_eth_dev_start() yourself.
+//   2. Routes and next hops through api.h: nh_alloc/nh_set (Adjacency with
+//      a resolved MAC toward the peer; NhType::Tunnel with the tunnel id),
+//      fib_apply() for the underlay, the LAN and the tunnel's allowed prefixes.
+//   3. tunnel_install() N times (spi_alloc() for inbound SPIs, or manual
+//      SPIs with distinct low 18 bits); `g->workers[tunnel_get(id)->worker]`
+//      is the worker that owns a tunnel.
+//   4. Encrypt: process_rx(w, lan_port, plain_frames, n) then flush_tx(w).
+//      Decrypt: process_rx(w, wan_port, esp_frames, n) then flush_tx(w). ESP
+//      frames need fresh sequence numbers per SA (the replay window drops
+//      repeats as `duplicate`): capture what an encrypt run transmitted, or
+//      set_seq_for_test() before building them.
+//   5. Packets for a tunnel another worker owns wait in that worker's
+//      `handoff` ring: process_handoff() drains it.
+// Memory per tunnel (one outbound and one inbound SA): sizeof(Tunnel) +
+// sizeof(SaOut) + sizeof(SaIn) + sizeof(TunnelCtr), 3,520 bytes today, plus
+// 2 x 2 MiB of slot tables.
 #pragma once
 
 #include <atomic>

@@ -551,6 +551,31 @@ TEST_CASE("sequence numbers never wrap; hard lifetimes stop an SA") {
     CHECK(ev[n - 1].spi == p.spi_ab);
     CHECK(sa(p.spi_ab, false).hard_expired);
     drop_pair(p);
+
+    // Lifetimes (set directly: the SAs are immutable once published, and
+    // no worker runs here): soft raises one event, hard stops the SA.
+    p = make_pair_(Cipher::AesGcm128, false, true, false);
+    esp::tunnel_get(p.a)->out->life = Lifetime{0, 0, 2, 3};
+    esp::sa_in_get(p.spi_ab)->life = Lifetime{0, 0, 1, 0};
+    std::vector<Frame> in;
+    for (int i = 0; i < 5; i++) in.push_back(udp_frame(kLanA, false, "10.1.0.5", "10.2.0.9", 40));
+    uint64_t x0 = drops(Drop::sa_expired);
+    send(kLanA, in);
+    auto wire = take(kWanA);
+    CHECK(wire.size() == 3);
+    CHECK(drops(Drop::sa_expired) - x0 == 2);
+    send(kWanB, wire);
+    CHECK(take(kLanB).size() == 3);
+    n = sa_event_poll(ev, 8);
+    std::vector<std::pair<bool, SaEventKind>> got;
+    for (int i = 0; i < n; i++) got.emplace_back(ev[i].inbound, ev[i].kind);
+    CHECK(got == std::vector<std::pair<bool, SaEventKind>>{
+                     {false, SaEventKind::Soft}, {false, SaEventKind::Hard}, {true, SaEventKind::Soft}});
+    SaInfo so = sa(p.spi_ab, false);
+    CHECK(so.soft_expired);
+    CHECK(so.hard_expired);
+    CHECK(so.counters[int(SaCounter::expired)] == 2);
+    drop_pair(p);
 }
 
 TEST_CASE("SA table: SPI slots and generations, collisions refused, 100,000 tunnels") {
