@@ -100,6 +100,9 @@ Result counters(Daemon& d, const Args&) {
     }
     j["workers"] = wt.json();
     text += "\n" + wt.text();
+    j["esp"] = {{"crypto", dp::crypto_describe()}, {"tunnels", dp::tunnel_ids().size()}};
+    text += fmt::format("\nESP: {} tunnel(s), crypto {} (per-SA counters: show ipsec sa)\n", dp::tunnel_ids().size(),
+                        dp::crypto_describe());
     const HostIfStats& h = d.hostif_stats();
     j["host"] = {{"to_kernel", h.to_kernel},         {"to_kernel_dropped", h.to_kernel_dropped},
                  {"from_kernel", h.from_kernel},     {"from_kernel_dropped", h.from_kernel_dropped},

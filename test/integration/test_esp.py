@@ -229,6 +229,24 @@ def test_duplicates_over_two_paths_are_dropped_and_counted(lab):
     assert t["paths"][0]["first"] + t["paths"][1]["first"] >= n
 
 
+def test_critical_packets_sent_on_both_paths_and_deduplicated(lab):
+    """nimbus's own duplication: EF packets of a two-path tunnel leave A
+    once per path (encrypted once); B keeps the first copy."""
+    ha, net, hb, da, db, _ = start_pair(lab, "aes256gcm16", critical="critical: { dscp: [ef] }")
+    assert ha.ping_ok("10.2.0.2", 2)  # best effort: one copy
+    d0 = sa(db, "00001001")["counters"]["duplicate"]
+    n = 10
+    p = ha.ping("10.2.0.2", n, interval=0.05, extra=["-Q", "0xb8"])
+    assert f"{n} received" in p.stdout and "DUP!" not in p.stdout, p.stdout
+    ta, tb = da.cli("show", "tunnels")[0], db.cli("show", "tunnels")[0]
+    assert ta["critical_copies"] >= n
+    assert ta["paths"][1]["tx"] >= n, "the second path carried the copies"
+    wait_until(lambda: sa(db, "00001001")["counters"]["duplicate"] - d0 >= n, 10, "B to drop the second copies")
+    tb = db.cli("show", "tunnels")[0]
+    assert tb["paths"][0]["rx"] >= n and tb["paths"][1]["rx"] >= n
+    assert tb["paths"][0]["first"] + tb["paths"][1]["first"] >= n + 2
+
+
 def test_tampered_packets_fail_authentication(lab):
     ha, net, hb, da, db, _ = start_pair(lab, "chacha20poly1305")
     assert ha.ping_ok("10.2.0.2", 2)
