@@ -44,6 +44,7 @@ struct MbufMeta {
     uint8_t esp_path;   // EspIn: index of the tunnel path it came on (0xff: other)
     uint16_t esp_off;   // EspIn: offset of the ESP header in the frame
     uint32_t tunnel;    // EspOut: tunnel id; EspIn: SPI
+    uint16_t tunnel_gen;  // EspOut: the tunnel's generation when routed (ids are reused)
 };
 inline constexpr uint16_t kMbufPrivSize = 64;
 static_assert(sizeof(MbufMeta) <= kMbufPrivSize);

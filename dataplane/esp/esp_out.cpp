@@ -314,6 +314,8 @@ void out_push(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, TunnelId t) {
     MbufMeta* md = meta(m);
     md->in_port = in_port;
     md->tunnel = t;
+    const Tunnel* tn = tunnel_get(t);
+    md->tunnel_gen = tn ? tn->gen : 0;
     Batch& b = *w.esp;
     if (b.nout == kBatch) out_flush(w);
     b.out[b.nout++] = m;
@@ -331,7 +333,9 @@ void out_flush(WorkerCtx& w) {
         MbufMeta* md = meta(m);
         uint16_t port = md->in_port;
         const Tunnel* t = tunnel_get(md->tunnel);
-        if (unlikely(!t || !t->out)) {
+        // A packet handed off across a tunnel's removal must not leave
+        // through a new tunnel that reuses the id.
+        if (unlikely(!t || !t->out || t->gen != md->tunnel_gen)) {
             drop_pkt(w, port, m, Drop::no_tunnel);
             continue;
         }

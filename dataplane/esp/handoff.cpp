@@ -37,7 +37,12 @@ void process_handoff(WorkerCtx& w, rte_mbuf** pkts, uint16_t n) {
         Handoff h = md->handoff;
         md->handoff = Handoff::None;
         if (h == Handoff::EspIn) esp::in_push(w, m);
-        else if (h == Handoff::EspOut) esp::out_push(w, md->in_port, m, md->tunnel);
+        else if (h == Handoff::EspOut) {
+            // Straight into the batch: keep the generation it was routed with.
+            esp::Batch& b = *w.esp;
+            if (b.nout == esp::kBatch) esp::out_flush(w);
+            b.out[b.nout++] = m;
+        }
         else rte_pktmbuf_free(m);
     }
     esp::flush(w);

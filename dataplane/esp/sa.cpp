@@ -108,6 +108,7 @@ bool init(std::string* err) {
     s->names.resize(kMaxTunnels);
     s->all_out.assign(kMaxTunnels, nullptr);
     s->spi_gen.assign(size_t(kSpiSlotMask) + 1, 1);
+    s->tunnel_gen.assign(kMaxTunnels, 0);
 
     // One IPsec-MB manager per worker, all on the same arch path, and one for
     // the control thread to expand keys with. Each passes the known answers
@@ -314,6 +315,7 @@ TunnelId tunnel_install(const TunnelSpec& spec, std::string* err) {
     if (!t || !out || !ctr) return fail("out of memory for the tunnel's SAs (raise the EAL memory)");
 
     t->id = id;
+    t->gen = ++s->tunnel_gen[id];
     t->worker = worker;
     t->vrf = uint16_t(spec.vrf);
     t->underlay_vrf = uint16_t(spec.underlay_vrf);

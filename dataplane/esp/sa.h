@@ -124,6 +124,7 @@ struct alignas(64) TunnelCtr {
 
 struct alignas(64) Tunnel {
     TunnelId id = kNoTunnel;
+    uint16_t gen = 0;  // bumped each time the id is reused
     uint16_t worker = 0;
     uint16_t vrf = 0, underlay_vrf = 0;
     uint16_t mtu = 0;  // inner
@@ -186,6 +187,7 @@ struct EspState {
     // ---- control thread only
     std::vector<std::string> names;           // by tunnel id
     std::vector<uint16_t> spi_gen;            // by slot: the next generation
+    std::vector<uint16_t> tunnel_gen;         // by tunnel id: the last generation
     std::vector<TunnelId> free_ids;
     TunnelId next_id = 0;
     std::vector<SaOut*> all_out;              // by tunnel id, for show
