@@ -92,6 +92,10 @@ bool Daemon::create_host_interfaces(std::string* err) {
         hostif::sysctl_set(fmt::format("net/ipv4/conf/{}/forwarding", p.name), "0");
         hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/forwarding", p.name), "0");
         hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/accept_ra", p.name), "0");
+        // The host interface mirrors a port whose addresses the config owns:
+        // no duplicate address detection, so neighbour discovery (from the
+        // link-local address too) works the moment the port is up.
+        hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/accept_dad", p.name), "0");
         if (!nl_.link_set(tap->ifindex(), true, std::nullopt, std::nullopt, &e)) {
             *err = fmt::format("host interface {} up: {}", p.name, e);
             return false;
