@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "control/config/ha.h"
 #include "control/config/schema.h"
 
 namespace nimbus::config {
@@ -331,6 +332,7 @@ Result parse(const std::string& text, const std::string& name) {
     read_vrfs(top, c);
     read_ports(top, c);
     read_routes(top, c);
+    read_ha(top, c);
     top.finish();
     res.errors = std::move(errs.list());
     if (res.errors.empty()) res.config = std::move(c);
