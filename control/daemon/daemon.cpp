@@ -202,6 +202,7 @@ bool Daemon::bring_up(std::string* err) {
     loop_.every_ms(1000, [this] { poll_links(); });
 
     if (!dp::start(err)) return false;
+    if (!ha_start(err)) return false;
     started_ = wall_s();
     return true;
 }
@@ -266,6 +267,7 @@ void Daemon::static_route(const config::Route& r, bool add) {
 }
 
 void Daemon::tear_down() {
+    ha_stop();
     if (cli_) cli_->close();
     cli_.reset();
     for (auto& [k, h] : held_)
@@ -324,6 +326,7 @@ void Daemon::on_tap(int port) {
     for (int i = 0; i < 64; i++) {
         ssize_t n = read(taps_[size_t(port)]->fd(), buf, sizeof buf);
         if (n <= 0) return;
+        ha_from_host(port, buf, uint32_t(n));
         if (dp::inject(port, buf, uint32_t(n))) hstats_.from_kernel++;
         else hstats_.from_kernel_dropped++;
     }
@@ -351,6 +354,7 @@ std::optional<IpAddr> Daemon::source_for(int port, Family f) const {
 void Daemon::handle_punt(dp::HostPkt& p) {
     switch (p.reason) {
         case dp::PuntReason::Host: {
+            if (ha_punt(p)) return;
             if (p.port < taps_.size() && p.len) {
                 ssize_t r = write(taps_[p.port]->fd(), p.data, p.len);
                 if (r == ssize_t(p.len)) hstats_.to_kernel++;
@@ -484,6 +488,7 @@ void Daemon::poll_links() {
         int carrier = up ? 1 : 0;
         ioctl(taps_[i]->fd(), TUNSETCARRIER, &carrier);
         LOG_INFO("hostif", "event=link port={} state={}", cfg_.ports[i].name, up ? "up" : "down");
+        ha_link(int(i), up);
     }
 }
 

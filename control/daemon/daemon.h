@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "control/config/config.h"
+#include "control/ha/ha_daemon.h"
 #include "control/hostif/icmp.h"
 #include "control/hostif/netlink.h"
 #include "control/hostif/tap.h"
@@ -43,6 +44,8 @@ public:
     const std::string& port_name(int i) const { return cfg_.ports[size_t(i)].name; }
     int tap_ifindex(int port) const;
     uint64_t started_at() const { return started_; }
+    // The HA engine (nullptr without `ha:`): subscribe() to its role changes.
+    ha::HaDaemon* ha() { return ha_.get(); }
 
 private:
     struct Held {
@@ -71,6 +74,13 @@ private:
     void poll_links();
     std::optional<IpAddr> source_for(int port, Family f) const;
 
+    // HA hooks (control/ha/ha_hooks.cpp).
+    bool ha_start(std::string* err);
+    void ha_stop();
+    bool ha_punt(dp::HostPkt& p);  // true: taken (a VRRP advert)
+    void ha_from_host(int port, uint8_t* frame, uint32_t len);
+    void ha_link(int port, bool up);
+
     config::Config cfg_;
     control::Loop loop_;
     mgmt::Registry reg_;
@@ -89,6 +99,8 @@ private:
     int sigfd_ = -1;
     bool guarded_ = false;
     uint64_t started_ = 0;
+    std::unique_ptr<ha::HaDaemon> ha_;
+    control::Loop::TimerId ha_timer_ = 0;
 };
 
 }  // namespace nimbus

@@ -1,0 +1,15 @@
+// `show ha`: the HA pair as an operator sees it (registered next to the
+// feature, like every show command).
+#pragma once
+
+#include <functional>
+
+#include "control/ha/ha_daemon.h"
+#include "control/mgmt/commands.h"
+
+namespace nimbus::ha {
+
+// `get` returns the running HaDaemon or nullptr when no `ha:` is configured.
+void register_commands(mgmt::Registry& reg, std::function<const HaDaemon*()> get);
+
+}  // namespace nimbus::ha
