@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -49,6 +50,7 @@ bool Daemon::prepare_underlay(std::string* err) {
     std::vector<std::string> guarded;
     for (auto& p : cfg_.ports) {
         std::string iface = p.device_arg("iface");
+        underlay_.push_back(iface);
         if (iface.empty()) continue;
         int idx = hostif::ifindex_of(iface);
         if (!idx) {
@@ -443,7 +445,7 @@ void Daemon::sweep_held() {
 }
 
 void Daemon::on_netlink() {
-    bool changed = false;
+    bool changed = false, link_changed = false;
     std::vector<std::pair<int, IpAddr>> resolved;
     nl_.read_events(
         [&](const hostif::NeighEvent& n) {
@@ -457,7 +459,11 @@ void Daemon::on_netlink() {
             }
             changed = true;
         },
-        [&](const hostif::LinkEvent&) {});
+        [&](const hostif::LinkEvent& l) {
+            // An underlay veth/NIC changed: vdev PMDs do not report it.
+            if (std::find(underlay_.begin(), underlay_.end(), l.name) != underlay_.end()) link_changed = true;
+        });
+    if (link_changed) poll_links();
     if (changed) {
         std::string err;
         if (!rib_.commit(&err)) LOG_ERROR("rib", "event=commit_failed error=\"{}\"", err);
@@ -478,11 +484,20 @@ void Daemon::on_netlink() {
     }
 }
 
+// af_packet/af_xdp ports report their link up whatever the kernel interface
+// under them does: ask the kernel for that interface's carrier.
+bool Daemon::underlay_carrier(size_t port) const {
+    if (port >= underlay_.size() || underlay_[port].empty()) return true;
+    std::ifstream f("/sys/class/net/" + underlay_[port] + "/carrier");
+    char c = '0';
+    return f.get(c) && c == '1';  // unreadable while administratively down
+}
+
 // Port link state goes onto the TAP's carrier, so the kernel (and FRR,
 // keepalived, ...) see a port go down.
 void Daemon::poll_links() {
     for (size_t i = 0; i < taps_.size(); i++) {
-        bool up = dp::port_info(int(i)).link_up;
+        bool up = dp::port_info(int(i)).link_up && underlay_carrier(i);
         if (up == link_up_[i]) continue;
         link_up_[i] = up;
         int carrier = up ? 1 : 0;

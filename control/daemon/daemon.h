@@ -72,6 +72,7 @@ private:
     void sweep_held();
     void on_netlink();
     void poll_links();
+    bool underlay_carrier(size_t port) const;
     std::optional<IpAddr> source_for(int port, Family f) const;
 
     // HA hooks (control/ha/ha_hooks.cpp).
@@ -90,6 +91,7 @@ private:
     std::vector<std::unique_ptr<hostif::Tap>> taps_;
     std::map<int, int> ifindex_port_;  // TAP ifindex -> port
     std::vector<bool> link_up_;
+    std::vector<std::string> underlay_;  // per port: the kernel interface of an af_packet/af_xdp vdev
     routing::Rib rib_;
     std::map<std::pair<int, IpAddr>, Held> held_;
     size_t held_total_ = 0;
