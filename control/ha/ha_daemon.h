@@ -27,16 +27,23 @@
 // Tracking: every listed interface is tracked as "port:NAME" (link down
 // forces backup, as keepalived's interface FAULT) unless `track:` gives it a
 // weight; `track:` adds other ports. set_track() is the hook for other
-// objects: the FRR work reports a failed BGP session as set_track("frr:NAME",
-// false) once its config names it in `ha.track` (an unknown name is a no-op).
+// objects. For a failed FRR (BGP) session the FRR work:
+//   1. adds a form to `ha.track` in control/config/ha.cpp, e.g.
+//      `{ bgp_peer: 203.0.113.1, weight: 50 }` or `{ bgp_peer: ..., fault: true }`;
+//   2. turns it into Track{"frr:<peer>", weight} next to the port tracks in
+//      HaDaemon::create();
+//   3. calls Daemon::ha()->set_track(now, "frr:<peer>", up) when the session
+//      leaves or reaches Established.
+// An object nobody tracks is a no-op, so step 3 is safe before 1 and 2.
 //
 // Role-change event (for the IKE and FRR work): subscribe() gets a RoleEvent
 // every time the box as a whole (the sync group) becomes Master, Backup or
-// Init. On Master it fires after the VIPs are installed (IKE can bind to them,
-// FRR can announce injected routes); on Backup/Init it fires after they are
-// removed (IKE's sockets on them are already gone, FRR withdraws). Handlers
-// run on the control thread, synchronously, and must not call back into
-// HaDaemon state changes.
+// Init. On Master it fires after the VIPs are installed (IKE binds its
+// sockets to them and accepts the sites' reconnections; FRR announces the
+// injected routes); on Backup/Init it fires after they are removed (IKE
+// closes what it bound to them; FRR withdraws). A subscriber that joins late
+// reads role() and virtual_ips() for the current state. Handlers run on the
+// control thread, synchronously, and must not change HA state from inside.
 //
 // Pure of DPDK and sockets: the daemon hands in an Env of callbacks, so the
 // whole thing runs in unit tests on a simulated wire.

@@ -20,9 +20,9 @@ the box's two cores without spinning.
 Pending (the IKE work): a site tunnel to the WAN VIP that reconnects to the
 new master after a takeover (IKE binds to the VIPs on the role-change event).
 """
-import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import time
@@ -34,7 +34,6 @@ from nimbuslab import run, wait_until
 LAN_VIP, LAN_VIP6, WAN_VIP = "10.0.0.1", "2001:db8::1", "192.0.2.1"
 VMAC4, VMAC6 = "00:00:5e:00:01:33", "00:00:5e:00:02:33"
 RUNS = int(os.environ.get("NIMBUS_HA_RUNS", "5"))
-RESULTS = []  # (what, dict) for the report at the end
 
 
 def nimbus_config(host, prio, interfaces=("lan0", "wan0"), preempt=True, extra_ha="", punt=""):
@@ -123,6 +122,8 @@ def crash(d):
     d.ns.run(["ip", "link", "set", "vlan", "down"])
     d.ns.run(["ip", "link", "set", "vwan", "down"])
     d.proc.wait(timeout=10)
+    # What nimbusd removes on a clean exit: its DPDK runtime folder.
+    shutil.rmtree(f"/var/run/dpdk/nimbus-{d.node}", ignore_errors=True)
 
 
 def revive(d):
@@ -161,17 +162,19 @@ class Ping:
                 "sent": int(m.group(1))}
 
 
-def report(what, runs, key="lost"):
-    vals = [r[key] for r in runs]
-    med = statistics.median(vals)
-    line = f"{what}: median {key} {med} over {len(runs)} runs: " + \
-           ", ".join(f"{r['lost']} lost/{r['gap_ms']} ms" for r in runs)
+def note(line):
+    """A measurement: printed (pytest -s) and appended to $NIMBUS_HA_REPORT."""
     print("\n" + line)
-    RESULTS.append(line)
     out = os.environ.get("NIMBUS_HA_REPORT")
     if out:
         with open(out, "a") as f:
             f.write(line + "\n")
+
+
+def report(what, runs, key="lost"):
+    med = statistics.median(r[key] for r in runs)
+    note(f"{what}: median {key} {med} over {len(runs)} runs: " +
+         ", ".join(f"{r['lost']} lost/{r['gap_ms']} ms" for r in runs))
     return med
 
 
@@ -369,8 +372,7 @@ print('sent', n, 'pps', int(n / (time.time() - t0)))
     line = (f"IKE flood at the master's VIP: {sent}; ike punted {punt_a['ike']['punted']} policed "
             f"{punt_a['ike']['policed']}; vrrp policed a={punt_a['vrrp']['policed']} b={punt_b['vrrp']['policed']}; "
             f"backup heard {rcvd} WAN adverts meanwhile")
-    print("\n" + line)
-    RESULTS.append(line)
+    note(line)
     # No transition anywhere, and no VRRP advert policed or queued out.
     assert ha(a)["counters"]["role_changes"] == before_a["counters"]["role_changes"]
     assert ha(b)["counters"]["role_changes"] == before_b["counters"]["role_changes"]
