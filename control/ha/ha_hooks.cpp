@@ -9,6 +9,9 @@ namespace nimbus {
 
 bool Daemon::ha_start(std::string* err) {
     ha::register_commands(reg_, [this]() -> const ha::HaDaemon* { return ha_.get(); });
+    metrics_.add([this](mgmt::MetricsWriter& w) {
+        if (ha_) ha::write_metrics(*ha_, w);
+    });
     if (!cfg_.ha) return true;
     std::vector<ha::PortView> ports;
     for (size_t i = 0; i < cfg_.ports.size(); i++)

@@ -36,7 +36,7 @@ VMAC4, VMAC6 = "00:00:5e:00:01:33", "00:00:5e:00:02:33"
 RUNS = int(os.environ.get("NIMBUS_HA_RUNS", "5"))
 
 
-def nimbus_config(host, prio, interfaces=("lan0", "wan0"), preempt=True, extra_ha="", punt=""):
+def nimbus_config(host, prio, interfaces=("lan0", "wan0"), preempt=True, extra_ha="", punt="", metrics=False):
     vips = ["10.0.0.1/24", '"2001:db8::1/64"']
     if "wan0" in interfaces:
         vips.append("192.0.2.1/24")
@@ -46,7 +46,7 @@ dataplane:
   workers: 1
   eal: [--no-huge, -m, "512"]
 {punt}
-mgmt: {{ socket: "@SOCK@" }}
+mgmt: {{ socket: "@SOCK@"{', metrics: { listen: "127.0.0.1:9108" }' if metrics else ''} }}
 ports:
   - {{ name: lan0, device: "net_af_packet0,iface=vlan,framecnt=4096", addresses: [10.0.0.{host}/24, "2001:db8::{host}/64"] }}
   - {{ name: wan0, device: "net_af_packet1,iface=vwan,framecnt=4096", addresses: [192.0.2.{host}/24] }}
@@ -196,7 +196,7 @@ def pair(lab, prio_a=200, prio_b=100, **kw):
 
 
 def test_election_vips_and_virtual_mac(lab):
-    h, a, b = pair(lab)
+    h, a, b = pair(lab, metrics=True)
     sa, sb = ha(a), ha(b)
     assert [i["name"] for i in sa["instances"]] == ["lan0.v4", "lan0.v6", "wan0.v4"]
     for i in sa["instances"]:
@@ -235,6 +235,13 @@ def test_election_vips_and_virtual_mac(lab):
     for c in ("rx_ttl_error", "rx_checksum_error", "rx_version_error", "rx_vrid_mismatch", "Last transitions"):
         assert c in text
     assert "event=role_change" in a.log() and "role=master" in a.log()
+    # Prometheus: the same state as series.
+    scrape = "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9108/metrics',timeout=5).read().decode())"
+    ma = a.ns.run(["/usr/bin/python3", "-c", scrape]).stdout
+    mb = b.ns.run(["/usr/bin/python3", "-c", scrape]).stdout
+    assert "nimbus_ha_master 1" in ma and "nimbus_ha_master 0" in mb
+    assert 'nimbus_ha_instance_state{instance="lan0.v4"} 2' in ma
+    assert re.search(r'nimbus_ha_adverts_received_total\{instance="wan0.v4"\} [1-9]', mb), mb
 
 
 def test_two_masters_equal_priority_higher_address_stays(lab):

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control/ha/advert.h"
+#include "control/ha/ha_cli.h"
 #include "control/ha/ha_daemon.h"
 
 using namespace nimbus;
@@ -245,6 +246,13 @@ TEST_CASE("ha daemon: election, takeover actions on the box and on the wire") {
     CHECK(adverts >= 11);   // one at takeover and one per 100 ms
     // The backup never speaks.
     for (auto& [p, f] : b.sent) CHECK_FALSE(is_vrrp(f));
+    // Prometheus: the role and per-instance series.
+    mgmt::MetricsWriter mw;
+    write_metrics(*a.d, mw);
+    CHECK(mw.text().find("nimbus_ha_master 1\n") != std::string::npos);
+    CHECK(mw.text().find("nimbus_ha_instance_state{instance=\"wan0.v4\"} 2\n") != std::string::npos);
+    CHECK(mw.text().find("nimbus_ha_rx_drops_total{instance=\"lan0.v6\",reason=\"rx_ttl_error\"} 0\n") !=
+          std::string::npos);
     auto j = b.d->status_json(w.now);
     CHECK(j["role"] == "backup");
     CHECK(j["instances"][0]["master"] == "10.0.0.2");
