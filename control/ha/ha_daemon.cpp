@@ -481,9 +481,9 @@ std::string HaDaemon::status_text(Time now) const {
     auto gs = group_->status();
     std::string vips;
     for (auto& v : vips_) vips += (vips.empty() ? "" : ", ") + v.str();
-    std::string s = fmt::format("HA sync group {}: {}{} (since {}: {}), {} transitions, inconsistent priorities {}\n"
+    std::string s = fmt::format("HA sync group {}: {} (since {}: {}), {} transitions, inconsistent priorities {}\n"
                                 "Virtual IPs: {}\n\n",
-                                gs.name, role_name(role_), "", ago(now, role_since_), role_reason_, gs.transitions,
+                                gs.name, role_name(role_), ago(now, role_since_), role_reason_, gs.transitions,
                                 gs.inconsistent_priorities, vips);
     Table t({{"Instance", "name"},
              {"Port", "port"},

@@ -201,8 +201,15 @@ def test_election_vips_and_virtual_mac(lab):
     assert [i["name"] for i in sa["instances"]] == ["lan0.v4", "lan0.v6", "wan0.v4"]
     for i in sa["instances"]:
         assert i["state"] == "master" and i["priority"] == 200 and i["effective_priority"] == 200
+    # The two implementations agree on the wire: nothing dropped for a format
+    # reason. (Address-list mismatches can appear once at start: the
+    # af_packet PMD opens its socket for every interface before binding it to
+    # one, so a port may see a frame of the other segment in that window.)
+    wire = ("rx_checksum_error", "rx_version_error", "rx_ttl_error", "rx_type_error", "rx_length_error",
+            "rx_vrid_mismatch", "rx_too_short", "rx_ip_header_error", "rx_interval_zero", "rx_addr_count_zero")
     for i in sb["instances"]:
-        assert i["state"] == "backup" and i["master_priority"] == 200 and i["rx_errors"] == 0
+        assert i["state"] == "backup" and i["master_priority"] == 200
+        assert all(i["counters"][k] == 0 for k in wire), i["counters"]
     assert inst(b, "lan0.v4")["master"] == "10.0.0.2"
     assert inst(b, "wan0.v4")["master"] == "192.0.2.2"
     assert inst(b, "lan0.v6")["master"].startswith("fe80::")
