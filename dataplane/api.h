@@ -137,6 +137,13 @@ struct PortInfo {
 };
 int port_count();
 PortInfo port_info(int port);
+// Unicast MACs a port accepts besides its own (HA virtual MACs, RFC 5798
+// §7.3), replacing the previous list. Published RCU-style: when this returns,
+// every worker uses the new list. Ports run promiscuous, so the filter is the
+// worker's (no rte_eth_dev_mac_addr_add needed, and none of its limits).
+inline constexpr int kMaxPortMacs = 8;
+bool port_set_macs(int port, const std::vector<MacAddr>& macs, std::string* err);
+std::vector<MacAddr> port_macs(int port);
 
 // ---- counters (read while workers run; values are monotonic, not atomic
 // snapshots across fields)

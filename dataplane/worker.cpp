@@ -143,7 +143,13 @@ inline bool punt(WorkerCtx& w, uint16_t port, rte_mbuf* m, PuntClass cls, PuntRe
 
 inline bool mac_accepted(const PortState& p, const rte_ether_addr& d) {
     if (d.addr_bytes[0] & 1) return true;  // broadcast and multicast
-    return rte_is_same_ether_addr(&d, &p.mac);
+    if (likely(rte_is_same_ether_addr(&d, &p.mac))) return true;
+    // HA virtual MACs while master (port_set_macs).
+    const MacList* x = p.extra_macs.load(std::memory_order_acquire);
+    if (x)
+        for (uint32_t i = 0; i < x->n; i++)
+            if (rte_is_same_ether_addr(&d, &x->mac[i])) return true;
+    return false;
 }
 
 inline void rewrite_l2(rte_mbuf* m, const Nh* nh) {

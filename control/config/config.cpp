@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "control/config/ha.h"
 #include "control/config/schema.h"
 #include "src/common/bytes.h"
 
@@ -697,6 +698,7 @@ Result parse(const std::string& text, const std::string& name) {
     read_ports(top, c);
     read_routes(top, c);
     read_manual_sas(top, c);
+    read_ha(top, c);
     top.finish();
     res.errors = std::move(errs.list());
     if (res.errors.empty()) res.config = std::move(c);
