@@ -47,6 +47,11 @@ public:
     int port_index(const std::string& name) const;
     const std::string& port_name(int i) const { return cfg_.ports[size_t(i)].name; }
     int tap_ifindex(int port) const;
+    // The port's link as the box sees it: the PMD's link and, for
+    // af_packet/af_xdp ports, the carrier of the kernel interface beneath.
+    bool port_link_up(int port) const {
+        return port >= 0 && size_t(port) < link_up_.size() ? link_up_[size_t(port)] : false;
+    }
     uint64_t started_at() const { return started_; }
     // The HA engine (nullptr without `ha:`): subscribe() to its role changes.
     ha::HaDaemon* ha() { return ha_.get(); }
