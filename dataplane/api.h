@@ -229,6 +229,31 @@ bool fib_apply(const std::vector<FibOp>& ops, std::string* err);
 // Looks a destination up as a worker would (control thread, for `show` and tests).
 NhId fib_lookup(int vrf, const IpAddr& dst);
 
+// ---- fast-path capture (`nimbus debug capture`): a port's rx and tx, or a
+// tunnel's packets before encryption and after. One capture at a time.
+struct CapturedPkt {
+    void* handle = nullptr;
+    const uint8_t* data = nullptr;
+    uint32_t caplen = 0, orig_len = 0;
+    uint64_t tsc = 0;
+    uint8_t dir = 0;  // 0 rx, 1 tx, 2 tunnel out plain, 3 out ESP, 4 in ESP, 5 in plain
+};
+struct CaptureStatus {
+    bool on = false;
+    int port = -1;
+    uint32_t tunnel = UINT32_MAX;
+    int64_t remaining = 0;
+    uint64_t copied = 0, dropped = 0, pending = 0;
+};
+// port >= 0 captures that port; otherwise `tunnel` (a TunnelId).
+bool capture_start(int port, uint32_t tunnel, uint32_t count, std::string* err);
+void capture_stop();
+int capture_poll(CapturedPkt* out, int max);
+void capture_release(CapturedPkt& p);
+CaptureStatus capture_status();
+uint64_t tsc_hz();
+uint64_t tsc_now();
+
 // Waits until every worker has passed a quiescent state (RCU grace period).
 void synchronize();
 // Frees next hops retired since the last grace period; the control loop

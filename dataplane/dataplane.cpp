@@ -312,6 +312,13 @@ void shutdown() {
         for (int i = 0; i < g->nports; i++) delete g->ports[i].extra_macs.exchange(nullptr);
         rte_free(g->workers);
         rte_free(g->qsbr);
+        if (g->cap_ring) {
+            g->cap_on.store(false);
+            void* c;
+            while (rte_ring_dequeue(g->cap_ring, &c) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(c));
+            rte_ring_free(g->cap_ring);
+        }
+        rte_mempool_free(g->cap_pool);
         rte_mempool_free(g->pool);
         rte_eal_cleanup();
         // EAL leaves its runtime folder behind; we are the only process

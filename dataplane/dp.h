@@ -125,6 +125,14 @@ struct PortState {
 };
 
 struct Dataplane {
+    // Fast-path capture (capture.h): set by the control thread, read by workers.
+    std::atomic<bool> cap_on{false};
+    int cap_port = -1;
+    uint32_t cap_tunnel = UINT32_MAX;
+    std::atomic<int64_t> cap_remaining{0};
+    std::atomic<uint64_t> cap_copied{0}, cap_dropped{0};
+    rte_ring* cap_ring = nullptr;
+    rte_mempool* cap_pool = nullptr;
     InitSpec spec;
     PortState ports[kMaxPorts];
     int nports = 0;

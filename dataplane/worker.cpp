@@ -14,6 +14,7 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "dataplane/capture.h"
 #include "dataplane/dp.h"
 #include "dataplane/esp/sa.h"
 
@@ -36,6 +37,7 @@ inline void tx(WorkerCtx& w, uint16_t port, rte_mbuf* m) {
         // Flush just this port early: a full buffer would otherwise overflow.
         PortState& p = g->ports[port];
         uint16_t q = w.txq[port];
+        capture_port(port, w.txb[port], kTxBuf, CapDir::Tx);
         if (p.tx_shared) rte_spinlock_lock(&p.txlock[q]);
         uint16_t sent = rte_eth_tx_burst(p.id, q, w.txb[port], kTxBuf);
         if (p.tx_shared) rte_spinlock_unlock(&p.txlock[q]);
@@ -437,6 +439,7 @@ void process_burst(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int
 }  // namespace
 
 void process_rx(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n) {
+    capture_port(port, pkts, n, CapDir::Rx);
     process_burst<Mode::Wire>(w, port, pkts, n, g->ports[port].spec.vrf);
     esp::flush(w);
 }
@@ -479,6 +482,7 @@ void flush_tx(WorkerCtx& w) {
         if (!n) continue;
         PortState& p = g->ports[port];
         uint16_t q = w.txq[port];
+        capture_port(uint16_t(port), w.txb[port], n, CapDir::Tx);
         if (p.tx_shared) rte_spinlock_lock(&p.txlock[q]);
         uint16_t sent = rte_eth_tx_burst(p.id, q, w.txb[port], n);
         if (p.tx_shared) rte_spinlock_unlock(&p.txlock[q]);

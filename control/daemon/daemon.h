@@ -61,6 +61,7 @@ public:
     const std::string& running_text() const { return running_text_; }
     std::string state_dir() const;
     mgmt::Metrics& metrics() { return metrics_; }
+    control::Loop& loop() { return loop_; }
 
 private:
     struct Held {

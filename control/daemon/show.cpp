@@ -160,6 +160,7 @@ void register_all(mgmt::Registry& reg, Daemon& d) {
     ctx.tunnel_name = [&d](uint32_t id) { return d.tunnels().name(id); };
     routing::register_commands(reg, ctx);
     register_ops(reg, d);
+    register_capture(reg, d);
 }
 
 }  // namespace nimbus::show

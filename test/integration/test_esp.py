@@ -352,3 +352,41 @@ def test_refuses_to_start_when_the_crypto_self_test_fails(lab):
     # The same config starts without the hook.
     d.start()
     assert d.cli("show", "tunnels")[0]["name"] == "to-b"
+
+
+def test_debug_capture_tunnel_before_and_after_encryption(lab):
+    """`nimbus debug capture tunnel` writes a pcap with the inner packets
+    (before encryption / after decryption) and the ESP packets on the wire;
+    a port capture sees both directions of the fast path."""
+    from scapy.all import ICMP, UDP, rdpcap
+    ha, net, hb, da, db, keys = start_pair(lab, "aes256gcm16")
+    assert ha.ping_ok("10.2.0.2", 2, wait=5)
+    tfile = os.path.join(lab.dir, "tunnel.pcap")
+    out = da.text("debug", "capture", "tunnel", "to-b", "count", "8", "file", tfile)
+    assert "capturing 8 packets of tunnel-to-b" in out
+    assert ha.ping_ok("10.2.0.2", 2, wait=5)
+    wait_until(lambda: da.cli("show", "capture")["written"] == 8 and not da.cli("show", "capture")["running"],
+               10, "the capture to finish")
+    st = da.cli("show", "capture")
+    assert st["by_direction"] == {"tunnel-out-plain": 2, "tunnel-out-esp": 2, "tunnel-in-esp": 2,
+                                  "tunnel-in-plain": 2}
+    pk = rdpcap(tfile)
+    assert len(pk) == 8
+    plain = [p for p in pk if ICMP in p]
+    esp = [p for p in pk if UDP in p and p[UDP].dport == 4500]
+    assert len(plain) == 4 and len(esp) == 4, [p.summary() for p in pk]
+    assert {p[ICMP].type for p in plain} == {0, 8}  # requests out, replies in
+    # A port capture: rx and tx of the LAN port, count-limited.
+    pfile = os.path.join(lab.dir, "lan.pcap")
+    da.text("debug", "capture", "lan0", "count", "4", "file", pfile)
+    assert ha.ping_ok("10.2.0.2", 2, wait=5)
+    wait_until(lambda: da.cli("show", "capture")["written"] == 4, 10, "the port capture")
+    st = da.cli("show", "capture")
+    assert st["by_direction"] == {"rx": 2, "tx": 2}
+    assert len(rdpcap(pfile)) == 4
+    # One at a time, and stop works.
+    da.text("debug", "capture", "lan0", "count", "1000", "file", pfile)
+    p = da.cli_raw(["debug", "capture", "lan0"], check=False)
+    assert p.returncode == 1 and "a capture is running" in p.stderr
+    assert "stopped" in da.text("debug", "capture", "stop")
+    assert not da.cli("show", "capture")["running"]
