@@ -22,7 +22,7 @@ from nimbuslab import run, wait_until
 KEYLEN = {"aes128gcm16": 20, "aes256gcm16": 36, "chacha20poly1305": 36}
 
 
-def side(me, peer, cipher, keys, esn=False, encap="udp", outer6=False, critical=""):
+def side(me, peer, cipher, keys, esn=False, encap="udp", outer6=False, critical="", workers=1):
     n, o = (1, 2) if me == "a" else (2, 1)
     paths = (f'[ {{ local: "2001:db8:ff::{n}", remote: "2001:db8:ff::{o}" }} ]' if outer6 else
              f"[ {{ local: 192.0.2.{n}, remote: 192.0.2.{o} }}, {{ local: 198.51.100.{n}, remote: 198.51.100.{o} }} ]")
@@ -32,7 +32,7 @@ def side(me, peer, cipher, keys, esn=False, encap="udp", outer6=False, critical=
 node:
   name: "@NODE@"
 dataplane:
-  workers: 1
+  workers: {workers}
   idle_sleep_us: 50
   eal: [--no-huge, -m, "512"]
 mgmt:
@@ -390,3 +390,39 @@ def test_debug_capture_tunnel_before_and_after_encryption(lab):
     assert p.returncode == 1 and "a capture is running" in p.stderr
     assert "stopped" in da.text("debug", "capture", "stop")
     assert not da.cli("show", "capture")["running"]
+
+
+def test_two_workers_hand_off_to_the_owning_worker(lab):
+    """With two workers, one port queue lands on worker 0 while the tunnel
+    belongs to worker 1 (tunnel id 1 % 2, the second tunnel): packets cross
+    through the handoff ring in both directions and nothing is lost."""
+    ha, a, net, b, hb = topology(lab)
+    keys = [secrets.token_hex(KEYLEN["aes256gcm16"]) for _ in range(2)]
+    cfgs = {}
+    for me, peer in (("a", "b"), ("b", "a")):
+        c = side(me, peer, "aes256gcm16", keys, workers=2)
+        # A first tunnel (id 0, worker 0) that carries nothing, so the real
+        # one gets id 1 and lives on worker 1.
+        k = secrets.token_hex(36)
+        spi_o, spi_i = ("0x3001", "0x4001") if me == "a" else ("0x4001", "0x3001")
+        c = c.replace("manual_sas:\n", f"""manual_sas:
+  - name: idle
+    cipher: aes256gcm16
+    allowed: [10.77.0.0/24]
+    paths: [ {{ local: 192.0.2.{1 if me == 'a' else 2}, remote: 192.0.2.{2 if me == 'a' else 1} }} ]
+    out: {{ spi: {spi_o}, key: "{k}" }}
+    in: [ {{ spi: {spi_i}, key: "{k}" }} ]
+""")
+        cfgs[me] = c
+    da = lab.nimbusd(a, "a", cfgs["a"]).start()
+    db = lab.nimbusd(b, "b", cfgs["b"]).start()
+    tunnels = {t["name"]: t for t in da.cli("show", "tunnels")}
+    assert tunnels["to-b"]["worker"] == 1 and tunnels["idle"]["worker"] == 0
+    assert ha.ping_ok("10.2.0.2", 5, wait=5)
+    hb.popen(["iperf3", "-s", "-1", "-B", "10.2.0.2"], "iperf3.log")
+    wait_until(lambda: hb.run("ss -ltn | grep -q ':5201'", check=False).returncode == 0, 10, "iperf3 server")
+    res = json.loads(ha.run(["iperf3", "-c", "10.2.0.2", "-t", "2", "-J"], timeout=30).stdout)
+    assert res["end"]["sum_received"]["bytes"] > 1e6
+    # B receives on worker 0 (its only rx queue) and hands over to worker 1.
+    assert sa(db, "00001001")["counters"]["handoff"] > 100
+    assert drops(da, "handoff_full") == 0 and drops(db, "handoff_full") == 0
