@@ -176,6 +176,26 @@ inline void set_aux_v4(MbufMeta* md, uint32_t be_addr) {
 
 inline void set_aux(MbufMeta* md, const IpAddr& a) { md->aux = a; }
 
+// The next hop is not resolved: hand the packet to the control thread, which
+// holds it while the kernel resolves the address (the destination itself on
+// a connected subnet, else the gateway) and re-injects it. A packet that
+// comes back still unresolved is dropped.
+inline void hold_for_neighbour(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, const Nh* nh, const uint8_t* l3,
+                               bool v4) {
+    MbufMeta* md = meta(m);
+    if (md->reinjected) {
+        drop(w, in_port, m, Drop::neigh_miss_again);
+        return;
+    }
+    if (nh->type == NhType::Glean) {
+        if (v4) set_aux_v4(md, reinterpret_cast<const rte_ipv4_hdr*>(l3)->dst_addr);
+        else set_aux(md, IpAddr::v6_net(reinterpret_cast<const rte_ipv6_hdr*>(l3)->dst_addr));
+    } else {
+        set_aux(md, nh->gateway);
+    }
+    punt(w, in_port, m, PuntClass::Other, PuntReason::NeighMiss);
+}
+
 // A routed packet whose next hop is `nh`. `from_host`: the kernel sent it,
 // so no TTL decrement and no ICMP errors for it. `esp_local`: packets for the
 // box may be ESP (not for decapsulated packets: no ESP in ESP).
@@ -202,17 +222,7 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
             return;
         }
         if (nh->type == NhType::Glean || !nh->resolved) {
-            if (md->reinjected) {
-                drop(w, in_port, m, Drop::neigh_miss_again);
-                return;
-            }
-            if (nh->type == NhType::Glean) {
-                if (v4) set_aux_v4(md, reinterpret_cast<rte_ipv4_hdr*>(l3)->dst_addr);
-                else set_aux(md, IpAddr::v6_net(reinterpret_cast<rte_ipv6_hdr*>(l3)->dst_addr));
-            } else {
-                set_aux(md, nh->gateway);
-            }
-            punt(w, in_port, m, PuntClass::Other, PuntReason::NeighMiss);
+            hold_for_neighbour(w, in_port, m, nh, l3, v4);
             return;
         }
         rewrite_l2(m, nh);
@@ -257,17 +267,7 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
         return;
     }
     if (nh->type == NhType::Glean || !nh->resolved) {
-        if (md->reinjected) {
-            drop(w, in_port, m, Drop::neigh_miss_again);
-            return;
-        }
-        if (nh->type == NhType::Glean) {
-            if (v4) set_aux_v4(md, reinterpret_cast<rte_ipv4_hdr*>(l3)->dst_addr);
-            else set_aux(md, IpAddr::v6_net(reinterpret_cast<rte_ipv6_hdr*>(l3)->dst_addr));
-        } else {
-            set_aux(md, nh->gateway);
-        }
-        punt(w, in_port, m, PuntClass::Other, PuntReason::NeighMiss);
+        hold_for_neighbour(w, in_port, m, nh, l3, v4);
         return;
     }
     if (unlikely(l3len > nh->mtu)) {
