@@ -25,6 +25,7 @@
 #include <rte_udp.h>
 
 #include "dataplane/dp.h"
+#include "src/bench/esp.h"
 
 using namespace nimbus;
 
@@ -187,6 +188,7 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc >= 2 && std::string(argv[1]) == "esp") return nimbus::bench::esp_main(argc - 1, argv + 1);
     if (argc < 2 || std::string(argv[1]) != "fwd") {
         usage();
         return 2;
