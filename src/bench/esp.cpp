@@ -660,8 +660,10 @@ int esp_main(int argc, char** argv) {
             s.ports.push_back(PortSpec{"p" + std::to_string(i), "net_ring" + std::to_string(i),
                                        i == 0 ? kVrfA : i == 1 ? kVrfUA : i == 2 ? kVrfUB : kVrfB, 1500});
     } else {
+        // The timed loop runs on the main thread: pin it to CPU 1, where
+        // ipsec-secgw -l 1 and nimbusd's worker run in scripts/bench/esp.sh.
         s.eal_args = {o.huge ? "--in-memory" : "--no-huge", "-m", "1024", "--log-level=error", "--no-telemetry",
-                      "--lcores=(0-1)@(0-1)"};
+                      "--lcores=0@1,1@0"};
         s.mbufs = 16383;
         s.ports = {PortSpec{"in", fmt::format("net_pcap0,rx_pcap={},infinite_rx=1", o.pcap), 0, 1500},
                    PortSpec{"out", "net_null0,no-rx=1", 0, 1500}};
