@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "control/config/clouds.h"
 #include "control/config/schema.h"
 
 namespace nimbus::config {
@@ -27,6 +28,12 @@ std::string Port::device_arg(const std::string& key) const {
         if (eq != std::string::npos && part.substr(0, eq) == key) return part.substr(eq + 1);
     }
     return "";
+}
+
+const Cloud* Config::cloud(const std::string& name) const {
+    for (auto& c : clouds)
+        if (c.name == name) return &c;
+    return nullptr;
 }
 
 const Port* Config::port(const std::string& name) const {
@@ -331,6 +338,9 @@ Result parse(const std::string& text, const std::string& name) {
     read_vrfs(top, c);
     read_ports(top, c);
     read_routes(top, c);
+    read_clouds(top, c);
+    read_ike(top, c);
+    read_initiate(top, c);
     top.finish();
     res.errors = std::move(errs.list());
     if (res.errors.empty()) res.config = std::move(c);
