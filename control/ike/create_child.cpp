@@ -519,8 +519,12 @@ void Engine::resolve_child_collision(IkeSa& sa, uint32_t old_spi, uint32_t ours,
     uint32_t loser = ours_redundant ? ours : col.their_child;
     LOG_INFO("ike", "event=child_rekey_collision_resolved tunnel={} old={:08x} kept={:08x} redundant={:08x} we_won={}",
              sa.tunnel, old_spi, winner, loser, !ours_redundant);
+    // Send on the winner only once the peer surely has its inbound SA: at
+    // once if we made it (the peer answered our request, so it has it);
+    // if the peer made it, when the peer deletes the old SA (it has read our
+    // answer by then), as for any rekey we answer.
     ChildSa* w = sa.child_by_in(winner);
-    if (w && !w->outbound_active) {
+    if (w && !w->outbound_active && !ours_redundant) {
         sink_.child_outbound(sa.tunnel, winner);
         w->outbound_active = true;
         for (auto& c : sa.children)

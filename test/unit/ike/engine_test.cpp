@@ -8,6 +8,8 @@
 
 #include <openssl/rand.h>
 
+#include <optional>
+
 #include "src/common/log.h"
 #include "test/unit/ike/sim.h"
 #include "test/unit/pki/testpki.h"
@@ -61,12 +63,10 @@ void pki_pair(Pair& p, const char* edge_cert = "site1.crt", const char* edge_key
                              {"10.0.0.0/8"}, es));
 }
 
-const SaInfo* established(const Node& n) {
-    static std::vector<SaInfo> keep;
-    keep = n.eng->sas();
-    for (auto& s : keep)
-        if (s.state == "established") return &s;
-    return nullptr;
+std::optional<SaInfo> established(const Node& n) {
+    for (auto& s : n.eng->sas())
+        if (s.state == "established") return s;
+    return std::nullopt;
 }
 
 // Both sinks agree on the child SA: SPIs crossed, keys crossed.
@@ -93,7 +93,7 @@ TEST_CASE("PSK: edge and concentrator establish an IKE SA and a child SA") {
     psk_pair(p);
     p.edge->eng->start();
     p.net.pump();
-    auto* c = established(*p.conc);
+    auto c = established(*p.conc);
     REQUIRE(c);
     CHECK(c->peer_id == "store-0001.test");
     CHECK(c->cloud == "corp");
@@ -125,12 +125,12 @@ TEST_CASE("certificates: P-384 devices under a P-521 CA, RFC 7427 signatures") {
     pki_pair(p);
     p.edge->eng->start();
     p.net.pump();
-    auto* c = established(*p.conc);
+    auto c = established(*p.conc);
     REQUIRE(c);
     CHECK(c->peer_id == "C=XX, O=nimbus-test, CN=store-0001");
     CHECK(c->local_id == "C=XX, O=nimbus-test, CN=conc.test");
     CHECK(c->auth == "digital-signature");
-    auto* e = established(*p.edge);
+    auto e = established(*p.edge);
     REQUIRE(e);
     CHECK(e->auth == "digital-signature");
     CHECK(e->peer_id == "C=XX, O=nimbus-test, CN=conc.test");
@@ -236,7 +236,7 @@ TEST_CASE("INVALID_KE_PAYLOAD: the initiator retries with the responder's group"
     psk_pair(p, co, eo);
     p.edge->eng->start();
     p.net.pump();
-    auto* c = established(*p.conc);
+    auto c = established(*p.conc);
     REQUIRE(c);
     CHECK(c->proposal == "aes256gcm16-prfsha384-ecp384");
     CHECK(p.conc->eng->counter(Counter::invalid_ke) == 1);
@@ -261,7 +261,7 @@ TEST_CASE("every IKE and ESP suite: AES-GCM 128/256 and ChaCha20-Poly1305, PRF S
         psk_pair(p, o, o);
         p.edge->eng->start();
         p.net.pump();
-        auto* c = established(*p.conc);
+        auto c = established(*p.conc);
         REQUIRE(c);
         CHECK(c->proposal == s[0]);
         check_child_agreement(*p.conc, *p.edge);
@@ -368,7 +368,7 @@ TEST_CASE("traffic selectors: narrowed to the site, refused for default routes a
         psk_pair(p, {}, {}, {}, {}, {"10.16.0.0/23"});
         p.edge->eng->start();
         p.net.pump();
-        auto* c = established(*p.conc);
+        auto c = established(*p.conc);
         REQUIRE(c);
         REQUIRE(c->children.size() == 1);
         CHECK(c->children[0].ts_remote == "10.16.1.0/24");
@@ -390,4 +390,457 @@ TEST_CASE("traffic selectors: narrowed to the site, refused for default routes a
             CHECK(p.conc->eng->sa_count() == 0);
         }
     }
+}
+
+namespace {
+
+// Checked after every datagram: whatever either side sends right now, the
+// other side can decrypt. This is the hitless-rekey property, at the level
+// of the SA tables the dataplane gets.
+void watch_hitless(Pair& p, int* checks) {
+    p.net.invariant = [&p, checks] {
+        (*checks)++;
+        REQUIRE(outbound_receivable(*p.conc, *p.edge));
+        REQUIRE(outbound_receivable(*p.edge, *p.conc));
+    };
+}
+
+std::pair<uint32_t, uint32_t> active_spis(const Node& n) {
+    auto* t = up_tunnel(n);
+    if (!t || !t->active_out) return {0, 0};
+    auto& c = t->children.at(t->active_out);
+    return {c.spi_in, c.spi_out};
+}
+
+size_t child_count(const Node& n) {
+    size_t k = 0;
+    for (auto& [id, t] : n.sink.tunnels()) k += t.children.size();
+    return k;
+}
+
+}  // namespace
+
+TEST_CASE("child SA rekey, started by either side, is hitless and removes the old SA") {
+    for (bool by_edge : {true, false}) {
+        INFO((by_edge ? "edge" : "concentrator") << " starts the rekey");
+        Pair p;
+        psk_pair(p);
+        p.edge->eng->start();
+        p.net.pump();
+        auto before = active_spis(*p.conc);
+        int checks = 0;
+        watch_hitless(p, &checks);
+        std::string err;
+        Node* by = by_edge ? p.edge : p.conc;
+        REQUIRE(by->eng->rekey_child_for_test(1, &err));
+        p.net.pump();
+        auto after = active_spis(*p.conc);
+        CHECK(after.first != before.first);
+        CHECK(after.second != before.second);
+        check_child_agreement(*p.conc, *p.edge);
+        // The old inbound SA lingers briefly for packets in flight, then goes.
+        p.net.advance_s(3);
+        CHECK(child_count(*p.conc) == 1);
+        CHECK(child_count(*p.edge) == 1);
+        CHECK(checks >= 4);
+        CHECK(p.conc->eng->counter(Counter::child_rekeys) == 1);
+        CHECK(p.edge->eng->counter(Counter::child_rekeys) == 1);
+        CHECK(p.conc->eng->tunnels()[0].child_rekeys == 1);
+        // The new inbound SA was installed before the old one was removed,
+        // and the tunnel never went down.
+        auto& ev = p.conc->sink.events();
+        CHECK(std::find(ev.begin(), ev.end(), "down 1") == ev.end());
+        auto in_new = std::find(ev.begin(), ev.end(), fmt::format("in 1 {:08x}", after.first));
+        auto rm_old = std::find(ev.begin(), ev.end(), fmt::format("rm 1 {:08x}", before.first));
+        REQUIRE(in_new != ev.end());
+        REQUIRE(rm_old != ev.end());
+        CHECK(in_new < rm_old);
+    }
+}
+
+TEST_CASE("ten child rekeys and three IKE rekeys in a row stay hitless") {
+    Pair p;
+    CloudOpts o;
+    o.esp = {"aes256gcm16-x25519"};
+    psk_pair(p, o, o);
+    p.edge->eng->start();
+    p.net.pump();
+    int checks = 0;
+    watch_hitless(p, &checks);
+    std::string err;
+    for (int i = 0; i < 13; i++) {
+        Node* by = i % 2 ? p.conc : p.edge;
+        if (i % 4 == 3) REQUIRE(by->eng->rekey_ike_for_test(1, &err));
+        else REQUIRE(by->eng->rekey_child_for_test(1, &err));
+        p.net.advance_s(3);
+        check_child_agreement(*p.conc, *p.edge);
+    }
+    auto t = p.conc->eng->tunnels()[0];
+    CHECK(t.child_rekeys == 10);
+    CHECK(t.ike_rekeys == 3);
+    CHECK(p.conc->eng->sa_count() == 1);
+    CHECK(p.edge->eng->sa_count() == 1);
+    CHECK(child_count(*p.conc) == 1);
+    // Liveness still works on the newest IKE SA.
+    REQUIRE(p.edge->eng->liveness_for_test(1, &err));
+    p.net.pump();
+    CHECK(p.edge->eng->tunnels()[0].rtt_ms >= 0);
+}
+
+TEST_CASE("IKE SA rekey moves the children and deletes the old IKE SA") {
+    for (bool by_edge : {true, false}) {
+        INFO((by_edge ? "edge" : "concentrator") << " starts the rekey");
+        Pair p;
+        psk_pair(p);
+        p.edge->eng->start();
+        p.net.pump();
+        auto old_sa = established(*p.conc)->spi_r;
+        auto child = active_spis(*p.conc);
+        std::string err;
+        REQUIRE((by_edge ? p.edge : p.conc)->eng->rekey_ike_for_test(1, &err));
+        p.net.pump();
+        CHECK(p.conc->eng->sa_count() == 1);
+        CHECK(p.edge->eng->sa_count() == 1);
+        auto c = established(*p.conc);
+        REQUIRE(c);
+        CHECK(c->spi_r != old_sa);
+        REQUIRE(c->children.size() == 1);
+        CHECK(active_spis(*p.conc) == child);   // children are not rekeyed, just moved
+        CHECK(p.conc->eng->counter(Counter::ike_rekeys) == 1);
+        // The new IKE SA works: rekey the child over it.
+        REQUIRE(p.conc->eng->rekey_child_for_test(1, &err));
+        p.net.advance_s(3);
+        check_child_agreement(*p.conc, *p.edge);
+        CHECK(p.edge->eng->counter(Counter::child_rekeys) == 1);
+    }
+}
+
+TEST_CASE("simultaneous child rekeys (RFC 7296 §2.8.1) leave exactly one new child SA") {
+    for (int round = 0; round < 8; round++) {
+        Pair p;
+        psk_pair(p);
+        p.edge->eng->start();
+        p.net.pump();
+        auto before = active_spis(*p.conc);
+        int checks = 0;
+        watch_hitless(p, &checks);
+        std::string err;
+        // Both requests are on the wire before either side sees the other's.
+        REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+        REQUIRE(p.conc->eng->rekey_child_for_test(1, &err));
+        p.net.advance_s(5);
+        CHECK(p.conc->eng->counter(Counter::rekey_collisions) == 1);
+        CHECK(p.edge->eng->counter(Counter::rekey_collisions) == 1);
+        CHECK(child_count(*p.conc) == 1);
+        CHECK(child_count(*p.edge) == 1);
+        check_child_agreement(*p.conc, *p.edge);
+        CHECK(active_spis(*p.conc).first != before.first);
+        CHECK(p.conc->eng->tunnels()[0].child_rekeys == 1);
+        CHECK(p.edge->eng->tunnels()[0].child_rekeys == 1);
+    }
+}
+
+TEST_CASE("simultaneous IKE SA rekeys (RFC 7296 §2.8.2) leave exactly one new IKE SA") {
+    for (int round = 0; round < 8; round++) {
+        Pair p;
+        psk_pair(p);
+        p.edge->eng->start();
+        p.net.pump();
+        auto old_sa = established(*p.conc)->spi_r;
+        std::string err;
+        REQUIRE(p.edge->eng->rekey_ike_for_test(1, &err));
+        REQUIRE(p.conc->eng->rekey_ike_for_test(1, &err));
+        p.net.advance_s(5);
+        CHECK(p.conc->eng->counter(Counter::rekey_collisions) == 1);
+        CHECK(p.edge->eng->counter(Counter::rekey_collisions) == 1);
+        CHECK(p.conc->eng->sa_count() == 1);
+        CHECK(p.edge->eng->sa_count() == 1);
+        auto c = established(*p.conc);
+        REQUIRE(c);
+        CHECK(c->spi_r != old_sa);
+        auto e = established(*p.edge);
+        REQUIRE(e);
+        CHECK(e->spi_i == c->spi_i);
+        CHECK(e->spi_r == c->spi_r);
+        CHECK(c->children.size() == 1);
+        // And it is usable.
+        REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+        p.net.advance_s(3);
+        check_child_agreement(*p.conc, *p.edge);
+    }
+}
+
+TEST_CASE("liveness: RTT recorded; a dead peer is removed within interval x retries") {
+    CloudOpts o;
+    o.dpd_interval = 5;
+    o.dpd_retries = 3;
+    Pair p;
+    psk_pair(p, o, o);
+    p.edge->eng->start();
+    p.net.pump();
+    // Liveness checks run by themselves every interval.
+    p.net.advance_s(5.5);
+    CHECK(p.conc->eng->tunnels()[0].rtt_ms >= 0);
+    CHECK(p.edge->eng->tunnels()[0].rtt_ms >= 0);
+    // The edge dies: nothing more arrives from it.
+    uint64_t died = p.net.now;
+    p.net.filter = [](Datagram& d) { return !(d.from.addr == *IpAddr::parse("192.0.2.21")); };
+    while (up_tunnel(*p.conc) && p.net.now - died < 60 * kS) p.net.advance(100'000'000);
+    CHECK_FALSE(up_tunnel(*p.conc));
+    CHECK(p.net.now - died <= 15 * kS);
+    CHECK(p.conc->eng->counter(Counter::dpd_dead) == 1);
+    CHECK(p.conc->eng->sa_count() == 0);
+    auto& ev = p.conc->sink.events();
+    CHECK(ev.back() == "down 1");
+}
+
+TEST_CASE("clear tunnel: DELETE to the peer; an edge connects again") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    std::string err;
+    REQUIRE(p.conc->eng->clear_tunnel(1, &err));
+    p.net.pump();
+    CHECK(p.conc->sink.tunnels().empty());
+    CHECK(p.edge->sink.tunnels().empty());
+    CHECK(p.conc->eng->sa_count() == 0);
+    CHECK(p.edge->eng->sa_count() == 0);
+    // The edge reconnects after its back-off.
+    p.net.advance_s(2);
+    REQUIRE(established(*p.conc));
+    check_child_agreement(*p.conc, *p.edge);
+    CHECK_FALSE(p.conc->eng->clear_tunnel(7, &err));
+    CHECK(err == "% No such tunnel: 7");
+}
+
+TEST_CASE("INITIAL_CONTACT from a restarted site removes its stale SAs") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    auto old_sa = established(*p.conc)->spi_r;
+    // The edge restarts: a new engine, no memory of the old SA.
+    p.net.remove(*p.edge);
+    p.edge = &p.net.add("edge2", "192.0.2.21",
+                        edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"}));
+    p.edge->eng->start();
+    p.net.pump();
+    CHECK(p.conc->eng->counter(Counter::initial_contact) == 1);
+    CHECK(p.conc->eng->sa_count() == 1);
+    auto c = established(*p.conc);
+    REQUIRE(c);
+    CHECK(c->spi_r != old_sa);
+    CHECK(child_count(*p.conc) == 1);
+    check_child_agreement(*p.conc, *p.edge);
+    // The tunnel kept its identity and never went down for the dataplane.
+    auto& ev = p.conc->sink.events();
+    CHECK(std::count(ev.begin(), ev.end(), "up 1") == 1);
+    CHECK(std::find(ev.begin(), ev.end(), "down 1") == ev.end());
+}
+
+TEST_CASE("an edge behind a masquerading NAT: float to 4500, UDP encapsulation, keepalives") {
+    EngineSettings es;
+    es.keepalive_ns = 20 * kS;
+    Net net;
+    Node& conc = net.add("conc", "203.0.113.2",
+                         concentrator(cloud({}, {{"store-0001.test", {"10.16.1.0/24"}}})));
+    Node& ed = net.add("edge", "198.51.100.2",
+                       edge(cloud({}), "203.0.113.2", "store-0001.test", {"10.16.1.0/24"}, {"10.0.0.0/8"}, es));
+    // The NAT: 198.51.100.2:port <-> 203.0.113.1:(port + 10000)
+    IpAddr inside = *IpAddr::parse("198.51.100.2"), outside = *IpAddr::parse("203.0.113.1");
+    net.filter = [&](Datagram& d) {
+        if (d.from.addr == inside) {
+            d.from.addr = outside;
+            d.from.port = uint16_t(d.from.port + 10000);
+        } else if (d.to.addr == outside) {
+            d.to.addr = inside;
+            d.to.port = uint16_t(d.to.port - 10000);
+        }
+        return true;
+    };
+    ed.eng->start();
+    net.pump();
+    auto c = established(conc);
+    REQUIRE(c);
+    CHECK(c->nat_remote);
+    CHECK_FALSE(c->nat_local);
+    CHECK(c->natt);
+    CHECK(c->remote.str() == "203.0.113.1[14500]");
+    auto* t = up_tunnel(conc);
+    REQUIRE(t);
+    CHECK(t->spec.paths.udp_encap);
+    CHECK(t->spec.paths.remote.str() == "203.0.113.1[14500]");
+    CHECK(t->spec.paths.local.str() == "203.0.113.2[4500]");
+    auto e = established(ed);
+    REQUIRE(e);
+    CHECK(e->nat_local);
+    CHECK(up_tunnel(ed)->spec.paths.udp_encap);
+    // The edge, behind the NAT, keeps the mapping open.
+    net.advance_s(21);
+    CHECK(ed.eng->counter(Counter::tx_keepalives) >= 1);
+    CHECK(conc.eng->counter(Counter::rx_keepalives) >= 1);
+    CHECK(conc.eng->counter(Counter::tx_keepalives) == 0);
+}
+
+TEST_CASE("a concentrator behind a port-forward detects it and sends keepalives") {
+    Net net;
+    Node& conc = net.add("conc", "10.99.0.2", concentrator(cloud({}, {{"store-0001.test", {"10.16.1.0/24"}}})));
+    Node& ed = net.add("edge", "198.51.100.2", edge(cloud({}), "192.0.2.99", "store-0001.test", {"10.16.1.0/24"}));
+    // 192.0.2.99:500/4500 is forwarded to 10.99.0.2 (destination NAT).
+    IpAddr pub = *IpAddr::parse("192.0.2.99"), priv = *IpAddr::parse("10.99.0.2");
+    net.filter = [&](Datagram& d) {
+        if (d.to.addr == pub) d.to.addr = priv;
+        if (d.from.addr == priv) d.from.addr = pub;
+        return true;
+    };
+    ed.eng->start();
+    net.pump();
+    auto c = established(conc);
+    REQUIRE(c);
+    CHECK(c->nat_local);
+    CHECK_FALSE(c->nat_remote);
+    CHECK(c->natt);
+    net.advance_s(21);
+    CHECK(conc.eng->counter(Counter::tx_keepalives) >= 1);
+}
+
+TEST_CASE("MOBIKE: UPDATE_SA_ADDRESSES moves the IKE SA and its children") {
+    Pair p;
+    psk_pair(p);
+    p.net.alias("192.0.2.31", *p.edge);
+    p.edge->eng->start();
+    p.net.pump();
+    auto c = established(*p.conc);
+    REQUIRE(c);
+    CHECK(c->mobike);
+    auto child = active_spis(*p.conc);
+    std::string err;
+    REQUIRE(p.edge->eng->mobike_move_for_test(1, *IpAddr::parse("192.0.2.31"), &err));
+    p.net.pump();
+    c = established(*p.conc);
+    REQUIRE(c);
+    CHECK(c->remote.str() == "192.0.2.31[4500]");
+    CHECK(p.conc->eng->counter(Counter::mobike_updates) == 1);
+    auto* t = up_tunnel(*p.conc);
+    CHECK(t->spec.paths.remote.str() == "192.0.2.31[4500]");
+    CHECK(active_spis(*p.conc) == child);
+    // And the SA keeps working from the new address.
+    REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+    p.net.advance_s(3);
+    check_child_agreement(*p.conc, *p.edge);
+}
+
+TEST_CASE("retransmission with backoff; repeated requests answered from the cached response") {
+    Pair p;
+    psk_pair(p);
+    // Lose the first IKE_AUTH response once.
+    int lost = 0;
+    p.net.filter = [&](Datagram& d) {
+        if (d.from.addr == *IpAddr::parse("192.0.2.10") && d.data.size() > 17 && d.data[18] == IKE_AUTH && !lost) {
+            lost++;
+            return false;
+        }
+        return true;
+    };
+    p.edge->eng->start();
+    p.net.pump();
+    CHECK_FALSE(established(*p.edge));
+    p.net.advance_s(1.1);
+    REQUIRE(established(*p.edge));
+    CHECK(p.edge->eng->counter(Counter::tx_retransmits) == 1);
+    CHECK(p.conc->eng->counter(Counter::rx_retransmits) == 1);
+    // Exactly one IKE SA and one child on the concentrator: the repeat did not create another.
+    CHECK(p.conc->eng->counter(Counter::auth_ok) == 1);
+    check_child_agreement(*p.conc, *p.edge);
+    // A replayed old request from elsewhere gets nothing.
+    Datagram auth_req;
+    for (auto& d : p.net.log)
+        if (d.to.addr == *IpAddr::parse("192.0.2.10") && d.data[18] == IKE_AUTH) auth_req = d;
+    auto before = p.conc->eng->counter(Counter::rx_bad_msgid);
+    p.conc->eng->receive(auth_req.to, Endpoint{*IpAddr::parse("198.51.100.66"), 500}, auth_req.data);
+    CHECK(p.conc->eng->counter(Counter::rx_retransmits) == 2);  // same source rules: answered only if authentic
+    CHECK(p.conc->eng->counter(Counter::rx_bad_msgid) == before);
+}
+
+TEST_CASE("an unanswered request is retransmitted with exponential backoff, then the SA is given up") {
+    EngineSettings es;
+    es.retransmit_timeout_ns = 1 * kS;
+    es.retransmit_tries = 4;
+    Pair p;
+    psk_pair(p, {}, {}, {}, es);
+    std::vector<uint64_t> sent;
+    p.net.filter = [&](Datagram& d) {
+        if (d.to.addr == *IpAddr::parse("192.0.2.10")) sent.push_back(p.net.now);
+        return false;
+    };
+    auto start = p.net.now;
+    p.edge->eng->start();
+    while (p.edge->eng->counter(Counter::request_timeouts) == 0 && p.net.now - start < 60 * kS)
+        p.net.advance(100'000'000);
+    REQUIRE(sent.size() == 4);
+    CHECK(sent[1] - sent[0] == 1 * kS);
+    CHECK(sent[2] - sent[1] == 2 * kS);
+    CHECK(sent[3] - sent[2] == 4 * kS);
+    // Given up 8 s after the last try; the edge then starts over after a pause.
+    CHECK(p.net.now - sent[3] <= 8 * kS + 100'000'000);
+    CHECK(p.edge->eng->counter(Counter::tx_retransmits) == 3);
+    CHECK(p.edge->eng->sa_count() == 0);
+    p.net.advance_s(1.5);
+    CHECK(sent.size() == 5);
+}
+
+TEST_CASE("malformed and stray datagrams are counted and dropped") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    Endpoint to{*IpAddr::parse("192.0.2.10"), 500}, from{*IpAddr::parse("198.51.100.9"), 500};
+    Endpoint to_natt{*IpAddr::parse("192.0.2.10"), 4500};
+    Engine& e = *p.conc->eng;
+    std::vector<uint8_t> junk(100);
+    RAND_bytes(junk.data(), int(junk.size()));
+    e.receive(to, from, junk);
+    e.receive(to, from, std::vector<uint8_t>(10, 0));
+    CHECK(e.counter(Counter::rx_malformed) == 2);
+    // ESP and keepalives on 4500.
+    e.receive(to_natt, from, std::vector<uint8_t>{0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1});
+    e.receive(to_natt, from, std::vector<uint8_t>{0xff});
+    e.receive(to_natt, from, std::vector<uint8_t>{0, 0});
+    CHECK(e.counter(Counter::rx_esp_on_ike_port) == 1);
+    CHECK(e.counter(Counter::rx_keepalives) == 1);
+    CHECK(e.counter(Counter::rx_malformed) == 3);
+    // A well-formed message for an SA that does not exist.
+    Header h;
+    h.spi_i = 1;
+    h.spi_r = 2;
+    h.exchange = INFORMATIONAL;
+    h.flags = kFlagInitiator;
+    h.message_id = 5;
+    auto m = MessageBuilder(h).add(make_notify(N_INITIAL_CONTACT)).build();
+    e.receive(to, from, *m);
+    CHECK(e.counter(Counter::rx_unknown_spi) == 1);
+    // A message for the real SA with a broken SK payload.
+    auto c = established(*p.conc);
+    h.spi_i = c->spi_i;
+    h.spi_r = c->spi_r;
+    h.message_id = 2;
+    MessageBuilder b(h);
+    auto sk = MessageBuilder(h).add(make_notify(N_INITIAL_CONTACT)).build();
+    std::vector<uint8_t> fake = *sk;
+    fake[16] = PT_SK;  // claim an SK payload: the body is not a valid AEAD
+    e.receive(to, from, fake);
+    CHECK(e.counter(Counter::rx_decrypt_failed) + e.counter(Counter::rx_malformed) >= 4);
+    // Many random mutations of a real message: never a crash, never an SA.
+    std::vector<uint8_t> base = p.net.log.front().data;
+    for (int i = 0; i < 3000; i++) {
+        auto x = base;
+        uint8_t r[3];
+        RAND_bytes(r, 3);
+        x[r[0] % x.size()] ^= uint8_t(1u << (r[1] % 8));
+        if (r[2] & 1) x.resize(r[2] % x.size());
+        e.receive(to, from, x);
+    }
+    CHECK(up_tunnel(*p.conc));
+    CHECK(p.conc->sink.tunnels().size() == 1);
 }
