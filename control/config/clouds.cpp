@@ -117,7 +117,7 @@ void read_site(const YAML::Node& n, const std::string& path, Errors& e, Cloud& c
         for (auto& other : c.clouds)
             for (auto& os : other.sites) {
                 auto theirs = pki::parse_identity(os.id, &err);
-                if (mine && theirs && *mine == *theirs) {
+                if (mine && theirs && pki::identity_matches(*mine, *theirs) && pki::identity_matches(*theirs, *mine)) {
                     e.add(m.get("id").Mark(), path + ".id",
                           fmt::format("site '{}' is already defined in cloud '{}' (line {})", *id, other.name,
                                       os.where.line));
@@ -126,7 +126,7 @@ void read_site(const YAML::Node& n, const std::string& path, Errors& e, Cloud& c
             }
         for (auto& os : cl.sites) {
             auto theirs = pki::parse_identity(os.id, &err);
-            if (mine && theirs && *mine == *theirs) {
+            if (mine && theirs && pki::identity_matches(*mine, *theirs) && pki::identity_matches(*theirs, *mine)) {
                 e.add(m.get("id").Mark(), path + ".id",
                       fmt::format("duplicate site '{}' (line {})", *id, os.where.line));
                 ok = false;
