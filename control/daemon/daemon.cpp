@@ -172,6 +172,10 @@ bool Daemon::bring_up(std::string* err) {
     install_routes();
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
 
+    ike_sink_ = std::make_unique<ike::LoggingSink>();
+    ike_ = std::make_unique<ike::Service>(loop_, *ike_sink_);
+    if (!ike_->start(cfg_, err)) return false;
+
     register_commands();
     cli_ = std::make_unique<mgmt::CliServer>(loop_, reg_);
     if (!cli_->listen(cfg_.mgmt.socket, err)) return false;
@@ -218,10 +222,24 @@ void Daemon::reload() {
     config::Config next = std::move(*res.config);
     config::Config probe = next;
     probe.routes = cfg_.routes;
+    probe.clouds = cfg_.clouds;
+    probe.ike = cfg_.ike;
+    probe.initiate = cfg_.initiate;
     if (!(probe == cfg_)) {
-        LOG_WARN("config", "event=reload_refused reason=\"only 'routes' can change without a restart\"");
+        LOG_WARN("config", "event=reload_refused reason=\"only 'routes', 'clouds', 'ike' and 'initiate' can change "
+                 "without a restart\"");
         return;
     }
+    // IKE first: certificates, keys and CRLs are read again even when the
+    // file names did not change; a failure keeps everything as it was.
+    std::vector<std::string> ike_errors;
+    if (ike_ && !ike_->reload(next, &ike_errors)) {
+        for (auto& e : ike_errors) LOG_ERROR("config", "event=reload_rejected error=\"{}\"", e);
+        return;
+    }
+    cfg_.clouds = next.clouds;
+    cfg_.ike = next.ike;
+    cfg_.initiate = next.initiate;
     std::vector<config::Route> gone, added;
     for (auto& r : cfg_.routes)
         if (std::find(next.routes.begin(), next.routes.end(), r) == next.routes.end()) gone.push_back(r);
@@ -268,6 +286,7 @@ void Daemon::static_route(const config::Route& r, bool add) {
 void Daemon::tear_down() {
     if (cli_) cli_->close();
     cli_.reset();
+    ike_.reset();
     for (auto& [k, h] : held_)
         for (auto& p : h.pkts) dp::release(p);
     held_.clear();
@@ -487,6 +506,9 @@ void Daemon::poll_links() {
     }
 }
 
-void Daemon::register_commands() { show::register_all(reg_, *this); }
+void Daemon::register_commands() {
+    show::register_all(reg_, *this);
+    if (ike_) ike_->register_commands(reg_);
+}
 
 }  // namespace nimbus

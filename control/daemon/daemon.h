@@ -13,6 +13,8 @@
 #include "control/hostif/icmp.h"
 #include "control/hostif/netlink.h"
 #include "control/hostif/tap.h"
+#include "control/ike/logging_sink.h"
+#include "control/ike/service.h"
 #include "control/loop/loop.h"
 #include "control/mgmt/cli_server.h"
 #include "control/mgmt/commands.h"
@@ -85,6 +87,10 @@ private:
     size_t held_total_ = 0;
     std::map<std::pair<int, IpAddr>, uint64_t> resolving_;  // last NTF_USE per neighbour
     HostIfStats hstats_;
+    // IKE: the engine's dataplane binding (a logging sink until the ESP
+    // tables land) and the service that owns the engine and its sockets.
+    std::unique_ptr<ike::ChildSaSink> ike_sink_;
+    std::unique_ptr<ike::Service> ike_;
     std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;
     int sigfd_ = -1;
     bool guarded_ = false;

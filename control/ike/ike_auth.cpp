@@ -179,7 +179,9 @@ void Engine::auth_request(IkeSa& sa, Rx& rx) {
             mine = address_identity(rx.local.addr);
         }
     }
-    if (idr && !pki::identity_matches(mine, identity_of(*idr)) &&
+    // The peer may name us by part of our DN ("CN=conc"), by the whole of it,
+    // or by a subjectAltName of our certificate.
+    if (idr && !pki::identity_matches(identity_of(*idr), mine) && !pki::identity_matches(mine, identity_of(*idr)) &&
         !(cloud->cred && cloud->cred->cert().has_identity(identity_of(*idr)))) {
         auth_fail(sa, rx, N_AUTHENTICATION_FAILED,
                   fmt::format("peer asks for responder identity '{}', ours is '{}'", identity_of(*idr).str(), mine.str()));
