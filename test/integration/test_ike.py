@@ -138,3 +138,266 @@ def test_certificates_each_suite(lab, pki, suite):
     assert "ECDSA_WITH_SHA256_DER successful" in sw.log() or "ECDSA_WITH_SHA384_DER successful" in sw.log()
     t = tunnel(d)
     assert t["state"] == "up" and t["prefixes"] == ["10.16.1.0/24"]
+
+
+def psk_cloud(psk="lab-psk-0123456789abcdef", dpd="{ interval: 30, retries: 3 }"):
+    return f"""
+clouds:
+  - name: corp
+    vrf: corp
+    psk: "{psk}"
+    id: conc.lab
+    proposals: {{ ike: [aes256gcm16-prfsha256-x25519], esp: [aes256gcm16-x25519] }}
+    advertise: [10.0.0.0/8]
+    dpd: {dpd}
+    sites:
+      - {{ id: store-0001.lab, prefixes: [10.16.1.0/24] }}
+      - {{ id: store-0002.lab, prefixes: [10.16.2.0/24] }}
+"""
+
+
+def test_psk(lab):
+    c = lab.ns("c")
+    s = site_ns(lab, c)
+    sw = swan.Swan(lab, s)
+    sw.configure(CONC, "10.16.1.0/24", auth="psk", local_id="store-0001.lab", remote_id="conc.lab",
+                 psk="lab-psk-0123456789abcdef")
+    d = start_conc(lab, c, psk_cloud())
+    sw.start()
+    sw.load()
+    sw.initiate()
+    assert "pre-shared key successful" in sw.log()
+    [sa] = established(d)
+    assert sa["auth"] == "psk" and sa["peer_id"] == "store-0001.lab" and sa["local_id"] == "conc.lab"
+    assert tunnel(d)["state"] == "up"
+    # The PSK never appears in nimbus's output.
+    assert "lab-psk-0123456789abcdef" not in d.log()
+    assert "lab-psk-0123456789abcdef" not in d.text("show", "ike", "sa")
+
+
+def test_behind_masquerading_nat(lab, pki):
+    """site 198.51.100.2 -- NAT (masquerade random) -- 203.0.113.10 concentrator."""
+    c = lab.ns("c")
+    n = lab.ns("n")
+    s = lab.ns("s")
+    s.run(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])
+    lab.veth(s, "eth0", n, "in0")
+    lab.veth(n, "out0", c, "wan")
+    s.addr("eth0", "198.51.100.2/24")
+    s.no_offload("eth0")
+    s.route("default", "via", "198.51.100.1")
+    n.addr("in0", "198.51.100.1/24")
+    n.addr("out0", "203.0.113.1/24")
+    n.no_offload("out0")
+    n.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+    n.run(["nft", "-f", "-"], input="table ip labnat {\n  chain post {\n"
+                                    "    type nat hook postrouting priority srcnat; policy accept;\n"
+                                    "    oifname \"out0\" masquerade random\n  }\n}\n")
+    s.run(["ip", "link", "add", "lan0", "type", "veth", "peer", "name", "lan0p"])
+    s.addr("lan0", "10.16.1.1/24")
+    s.run(["ip", "link", "set", "lan0", "up"])
+    s.run(["ip", "link", "set", "lan0p", "up"])
+    sw = swan.Swan(lab, s)
+    sw.install_cert(pki, "site1.crt", "site1.key")
+    sw.configure("203.0.113.10", "10.16.1.0/24", auth="cert", cert="site1.crt",
+                 remote_id="C=XX, O=nimbus-lab, CN=conc.lab")
+    d = lab.nimbusd(c, "conc", conc_config(pki_cloud(pki), port_addr="203.0.113.10/24")).start()
+    sw.start()
+    sw.load()
+    sw.initiate()
+    assert "local host is behind NAT" in sw.log()
+    [sa] = established(d)
+    assert sa["nat_remote"] and sa["natt"]
+    host, port = re.match(r"(.*)\[(\d+)\]", sa["remote"]).groups()
+    assert host == "203.0.113.1"
+    assert int(port) not in (500, 4500)     # masquerade random remapped it
+    assert sa["local"] == "203.0.113.10[4500]"
+    t = tunnel(d)
+    assert t["state"] == "up" and t["paths"] == [f"203.0.113.10[4500] -> {sa['remote']} udp"]
+
+
+def test_rekeys_triggered_by_swanctl_and_by_nimbus(lab, pki):
+    c = lab.ns("c")
+    s, sw = cert_site(lab, c, pki)
+    d = start_conc(lab, c, pki_cloud(pki))
+    sw.start()
+    sw.load()
+    sw.initiate()
+    [sa0] = established(d)
+    spi0 = sa0["children"][0]["spi_in"]
+    # strongSwan rekeys the child SA (with PFS: x25519 in the ESP proposal).
+    sw.rekey("child")
+    wait_until(lambda: tunnel(d)["child_rekeys"] == 1, 10, "child rekey seen by nimbus")
+    wait_until(lambda: len(established(d)[0]["children"]) == 1, 10, "old child SA removed")
+    [sa1] = established(d)
+    assert sa1["children"][0]["spi_in"] != spi0
+    assert "CURVE_25519" in sw.log().split("CREATE_CHILD_SA")[-1] or "CURVE_25519" in sw.list_sas()
+    # strongSwan rekeys the IKE SA.
+    sw.rekey("ike")
+    wait_until(lambda: tunnel(d)["ike_rekeys"] == 1, 10, "IKE rekey seen by nimbus")
+    wait_until(lambda: len(established(d)) == 1 and len(sas(d)) == 1, 10, "old IKE SA deleted")
+    [sa2] = established(d)
+    assert sa2["spi_r"] != sa1["spi_r"]
+    assert len(sa2["children"]) == 1
+    # nimbus rekeys the child and then the IKE SA (strongSwan answers).
+    d.cli("test", "ike", "rekey", "child", "1")
+    wait_until(lambda: tunnel(d)["child_rekeys"] == 2, 10, "nimbus-initiated child rekey")
+    d.cli("test", "ike", "rekey", "ike", "1")
+    wait_until(lambda: tunnel(d)["ike_rekeys"] == 2, 10, "nimbus-initiated IKE rekey")
+    wait_until(lambda: len(sas(d)) == 1, 10, "old IKE SA gone after our rekey")
+    out = sw.list_sas()
+    [sa3] = established(d)
+    assert sa3["children"][0]["spi_in"] in out and sa3["children"][0]["spi_out"] in out, out
+    # Both at once: a collision, resolved to one child SA on both sides.
+    d.cli("test", "ike", "rekey", "child", "1")
+    sw.rekey("child")
+    wait_until(lambda: tunnel(d)["child_rekeys"] >= 3, 10, "rekey after the simultaneous start")
+    wait_until(lambda: len(established(d)[0]["children"]) == 1, 15, "one child SA left on nimbus")
+    wait_until(lambda: len(re.findall(r"INSTALLED", sw.list_sas())) == 1, 15, "one child SA left on strongSwan")
+    [sa4] = established(d)
+    out = sw.list_sas()
+    assert sa4["children"][0]["spi_in"] in out and sa4["children"][0]["spi_out"] in out, out
+    assert counters(d)["request_timeouts"] == 0
+
+
+def test_dead_peer_removed_within_dpd_bound_and_comes_back(lab, pki):
+    c = lab.ns("c")
+    s, sw = cert_site(lab, c, pki)
+    d = start_conc(lab, c, pki_cloud(pki, dpd="{ interval: 2, retries: 3 }"))
+    sw.start()
+    sw.load()
+    sw.initiate()
+    wait_until(lambda: tunnel(d)["rtt_ms"] is not None, 10, "a liveness RTT sample")
+    assert tunnel(d)["rtt_ms"] < 1000
+    t0 = time.monotonic()
+    sw.kill()
+    wait_until(lambda: tunnel(d)["state"] == "down", 15, "the dead site's tunnel to go")
+    elapsed = time.monotonic() - t0
+    print(f"dead peer removed after {elapsed:.2f} s (bound: interval 2 s x retries 3 = 6 s)")
+    assert elapsed <= 6.5
+    assert sas(d) == []
+    assert counters(d)["dpd_dead"] == 1
+    # strongSwan comes back: so does the tunnel.
+    sw.start()
+    sw.load()
+    sw.initiate()
+    wait_until(lambda: tunnel(d)["state"] == "up", 10, "tunnel back after the restart")
+
+
+def test_refusals_revoked_wrong_ca_other_sites_prefix(lab, pki):
+    c = lab.ns("c")
+    s = site_ns(lab, c)
+    d = start_conc(lab, c, pki_cloud(pki))
+    cases = [
+        ("revoked.crt", "revoked.key", "10.16.3.0/24", "ca.crt"),
+        ("rogue.crt", "rogue.key", "10.16.1.0/24", "evil.crt"),
+        ("site1.crt", "site1.key", "10.16.2.0/24", "ca.crt"),   # store-0002's prefix
+    ]
+    sw = None
+    for i, (cert, key, ts, ca) in enumerate(cases):
+        if sw:
+            sw.stop()
+        sw = swan.Swan(lab, s, f"sw{i}")
+        sw.install_cert(pki, cert, key, ca=ca)
+        sw.configure(CONC, ts, auth="cert", cert=cert, remote_id="C=XX, O=nimbus-lab, CN=conc.lab")
+        sw.start()
+        sw.load()
+        r = sw.initiate(timeout=10, check=False)
+        assert r.returncode != 0, r.stdout
+        if i < 2:
+            assert "AUTHENTICATION_FAILED" in r.stdout or "AUTH_FAILED" in r.stdout, r.stdout
+        else:
+            assert "TS_UNACCEPTABLE" in r.stdout, r.stdout
+    log = d.log()
+    assert re.search(r"event=certificate_revoked .*serial=0x1337", log), log
+    assert "unable to get local issuer certificate" in log
+    assert "overlaps 10.16.2.0/24, which belongs to another site" in log
+    k = counters(d)
+    assert k["auth_revoked"] == 1 and k["auth_failed"] == 2 and k["ts_unacceptable"] == 1
+    assert tunnel(d)["state"] != "up"
+    assert all(t["state"] != "up" for t in d.cli("show", "tunnels"))
+
+
+def test_mobike_address_change(lab, pki):
+    c = lab.ns("c")
+    s, sw = cert_site(lab, c, pki)
+    d = start_conc(lab, c, pki_cloud(pki))
+    sw.start()
+    sw.load()
+    sw.initiate()
+    [sa] = established(d)
+    assert sa["mobike"] and sa["remote"].startswith("192.0.2.1[")
+    s.run(["ip", "addr", "add", "192.0.2.11/24", "dev", "eth0"])
+    s.run(["ip", "addr", "del", "192.0.2.1/24", "dev", "eth0"])
+    wait_until(lambda: established(d) and established(d)[0]["remote"] == "192.0.2.11[4500]", 15,
+               "nimbus to follow the site to 192.0.2.11")
+    assert counters(d)["mobike_updates"] >= 1
+    wait_until(lambda: tunnel(d)["paths"] == ["192.0.2.10[4500] -> 192.0.2.11[4500] udp"], 10, "tunnel path moved")
+    # libipsec rekeys its child after a move; the tunnel stays up throughout.
+    wait_until(lambda: "INSTALLED" in sw.list_sas(), 10, "child SA installed after the move")
+    assert tunnel(d)["state"] == "up"
+
+
+def test_fragmented_ike_auth_with_certificate_chains(lab, pki):
+    """P-384 certificates with P-521 CA chains over a 1280-octet fragment
+    size: the site (under an intermediate CA) sends certificate + intermediate,
+    nimbus sends its certificate + the root; both IKE_AUTH messages go as
+    RFC 7383 fragments and are reassembled by the other side."""
+    c = lab.ns("c")
+    s = site_ns(lab, c, lan="10.16.4.1/24")
+    sw = swan.Swan(lab, s)
+    sw.write_strongswan_conf(fragment_size=1280)
+    sw.install_cert(pki, "deep.crt", "deep.key", intermediate="inter.crt")
+    sw.configure(CONC, "10.16.4.0/24", auth="cert", cert="deep.crt", remote_id="C=XX, O=nimbus-lab, CN=conc.lab")
+    sites = '      - { id: "CN=store-0004", prefixes: [10.16.4.0/24] }'
+    d = start_conc(lab, c, pki_cloud(pki, cert="conc-chain.crt", crl=False, extra_sites=sites),
+                   ike="ike: { fragment_size: 1280 }")
+    sw.start()
+    sw.load()
+    sw.initiate()
+    k = counters(d)
+    print(f"fragments: received {k['rx_fragments']}, sent {k['tx_fragments']}")
+    assert k["tx_fragments"] >= 2 and k["rx_fragments"] >= 2
+    [sa] = established(d)
+    assert sa["peer_id"] == "C=XX, O=nimbus-lab, CN=store-0004"
+    log = sw.log()
+    assert re.search(r"received fragment #\d+ of \d+", log), log
+    assert re.search(r"sending packet: .*\(1[0-9]{3} bytes\)", log)
+
+
+def test_pki_reload_keeps_tunnels_and_applies_new_crl(lab, pki):
+    c = lab.ns("c")
+    s, sw = cert_site(lab, c, pki)
+    # Start with a CRL that revokes nothing of store-0001.
+    d = start_conc(lab, c, pki_cloud(pki))
+    sw.start()
+    sw.load()
+    sw.initiate()
+    [sa] = established(d)
+    # Revoke site1 and reload (same file names: the files are read again).
+    run(f"cd {pki} && openssl ca -batch -config ca.cnf -revoke site1.crt -keyfile ca.key -cert ca.crt "
+        f"&& openssl ca -batch -config ca.cnf -gencrl -keyfile ca.key -cert ca.crt -out ca.crl")
+    d.signal(signal.SIGHUP)
+    wait_until(lambda: "sub=ike event=reloaded" in d.log(), 10, "IKE reload")
+    # The established tunnel is untouched.
+    [same] = established(d)
+    assert same["spi_r"] == sa["spi_r"] and tunnel(d)["state"] == "up"
+    # A new connection with the now revoked certificate is refused.
+    sw.sw("--terminate", "--ike", "lab", check=False)
+    wait_until(lambda: tunnel(d)["state"] == "down", 10, "tunnel down after strongSwan closed it")
+    r = sw.initiate(timeout=10, check=False)
+    assert r.returncode != 0
+    assert re.search(r"event=certificate_revoked .*serial=0x0B", d.log())
+
+
+def test_key_file_readable_by_others_is_refused(lab, pki):
+    c = lab.ns("c")
+    site_ns(lab, c)
+    os.chmod(os.path.join(pki, "conc.key"), 0o644)
+    d = lab.nimbusd(c, "conc", conc_config(pki_cloud(pki)))
+    d.proc = d.ns.popen([os.path.join(os.environ.get("NIMBUS_BUILD", ""), "src", "nimbusd"), "-c", d.cfg],
+                        "nimbusd-conc.log")
+    assert d.proc.wait(timeout=60) == 1
+    log = d.log()
+    assert f"key file {pki}/conc.key is accessible by group or others (mode 0644); refusing to use it: chmod 600" in log
+    assert re.search(r"conc\.yaml:\d+:\d+: clouds\[0\]\.pki: key file", log), log

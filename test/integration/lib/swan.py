@@ -60,6 +60,11 @@ mk_leaf site2 ca "/C=XX/O=nimbus-lab/CN=store-0002" "DNS:store-0002.lab" 12
 mk_leaf revoked ca "/C=XX/O=nimbus-lab/CN=store-0003" "DNS:store-0003.lab" 0x1337
 mk_leaf rogue evil "/C=XX/O=nimbus-lab/CN=store-0001" "DNS:store-0001.lab" 13
 mk_leaf edge1 ca "/C=XX/O=nimbus-lab/CN=edge-0001" "DNS:edge-0001.lab" 14
+openssl ecparam -name secp521r1 -genkey -noout -out inter.key
+openssl req -new -key inter.key -subj "/C=XX/O=nimbus-lab/CN=Lab Intermediate CA" -out inter.csr
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n' > inter.ext
+openssl x509 -req -in inter.csr -CA ca.crt -CAkey ca.key -set_serial 100 -sha256 -days 3650 -extfile inter.ext -out inter.crt
+mk_leaf deep inter "/C=XX/O=nimbus-lab/CN=store-0004" "DNS:store-0004.lab" 15
 cat conc.crt ca.crt > conc-chain.crt
 cat site1.crt ca.crt > site1-chain.crt
 mkdir -p db
@@ -137,8 +142,10 @@ class Swan:
             }}
             """))
 
-    def install_cert(self, pki, cert, key, ca="ca.crt"):
+    def install_cert(self, pki, cert, key, ca="ca.crt", intermediate=None):
         run(["cp", os.path.join(pki, ca), os.path.join(self.swanctl_dir, "x509ca", "ca.crt")])
+        if intermediate:
+            run(["cp", os.path.join(pki, intermediate), os.path.join(self.swanctl_dir, "x509ca", "inter.crt")])
         run(["cp", os.path.join(pki, cert), os.path.join(self.swanctl_dir, "x509", os.path.basename(cert))])
         run(["install", "-m", "600", os.path.join(pki, key), os.path.join(self.swanctl_dir, "ecdsa", "site.key")])
 
