@@ -174,6 +174,11 @@ bool Service::reload(const config::Config& c, std::vector<std::string>* errors) 
     return true;
 }
 
+bool Service::check(const config::Config& c, std::vector<std::string>* errors) const {
+    Policy p;
+    return build_policy(c, &p, errors);
+}
+
 void Service::stop() {
     if (timer_) loop_.cancel(timer_);
     timer_ = 0;

@@ -34,6 +34,8 @@ public:
     // SIGHUP: new clouds, sites, proposals, PKI material (files are read
     // again even if their names did not change). Established SAs stay.
     bool reload(const config::Config& c, std::vector<std::string>* errors);
+    // Whether reload(c) would succeed: the policy builds, PKI files load.
+    bool check(const config::Config& c, std::vector<std::string>* errors) const;
     void stop();
 
     void register_commands(mgmt::Registry& reg);
