@@ -401,3 +401,71 @@ def test_key_file_readable_by_others_is_refused(lab, pki):
     log = d.log()
     assert f"key file {pki}/conc.key is accessible by group or others (mode 0644); refusing to use it: chmod 600" in log
     assert re.search(r"conc\.yaml:\d+:\d+: clouds\[0\]\.pki: key file", log), log
+
+
+def test_nimbus_edge_to_nimbus_concentrator_with_certificates_and_esn(lab, pki):
+    """Two nimbusd: an edge (initiate:) and a concentrator, certificates on
+    both sides, ESN negotiated between them."""
+    c = lab.ns("c")
+    e = lab.ns("e")
+    lab.veth(e, "wan", c, "wan")
+    conc_clouds = f"""
+clouds:
+  - name: corp
+    vrf: corp
+    pki: {{ ca: {pki}/ca.crt, crl: {pki}/ca.crl, cert: {pki}/conc.crt, key: {pki}/conc.key }}
+    proposals: {{ ike: [aes256gcm16-prfsha384-x25519], esp: [aes256gcm16-esn-x25519] }}
+    advertise: [10.0.0.0/8]
+    dpd: {{ interval: 2, retries: 3 }}
+    sites:
+      - {{ id: "CN=edge-0001", prefixes: [10.20.1.0/24] }}
+"""
+    edge_cfg = f"""
+node: {{ name: "@NODE@", role: edge }}
+dataplane: {{ workers: 1, idle_sleep_us: 50, eal: [--no-huge, -m, "512"] }}
+mgmt: {{ socket: "@SOCK@" }}
+vrfs: [ {{ name: corp }} ]
+ports:
+  - {{ name: wan0, device: "net_af_packet0,iface=wan,framecnt=4096", addresses: [192.0.2.21/24] }}
+clouds:
+  - name: corp
+    vrf: corp
+    pki: {{ ca: {pki}/ca.crt, crl: {pki}/ca.crl, cert: {pki}/edge1.crt, key: {pki}/edge1.key }}
+    proposals: {{ ike: [aes256gcm16-prfsha384-x25519], esp: [aes256gcm16-esn-x25519] }}
+    dpd: {{ interval: 2, retries: 3 }}
+initiate:
+  - {{ peer: 192.0.2.10, cloud: corp, remote_id: "CN=conc.lab", local_prefixes: [10.20.1.0/24],
+      remote_prefixes: [10.0.0.0/8] }}
+"""
+    dc = start_conc(lab, c, conc_clouds)
+    de = lab.nimbusd(e, "edge", edge_cfg).start()
+    wait_until(lambda: tunnel(dc) and tunnel(dc)["state"] == "up", 20, "the edge's tunnel on the concentrator")
+    wait_until(lambda: tunnel(de)["state"] == "up", 10, "the tunnel on the edge")
+    [sc] = established(dc)
+    [se] = established(de)
+    assert sc["peer_id"] == "C=XX, O=nimbus-lab, CN=edge-0001"
+    assert se["peer_id"] == "C=XX, O=nimbus-lab, CN=conc.lab"
+    assert se["role"] == "initiator" and sc["role"] == "responder"
+    assert sc["auth"] == se["auth"] == "digital-signature"
+    assert sc["proposal"] == "aes256gcm16-prfsha384-x25519"
+    assert sc["children"][0]["proposal"] == "aes256gcm16-esn"
+    assert sc["children"][0]["spi_in"] == se["children"][0]["spi_out"]
+    assert sc["children"][0]["spi_out"] == se["children"][0]["spi_in"]
+    assert tunnel(dc)["prefixes"] == ["10.20.1.0/24"] and tunnel(de)["prefixes"] == ["10.0.0.0/8"]
+    # Rekeys from the edge (child with PFS, then IKE), checked on both.
+    de.cli("test", "ike", "rekey", "child", "1")
+    wait_until(lambda: tunnel(dc)["child_rekeys"] == 1 and tunnel(de)["child_rekeys"] == 1, 10, "child rekey")
+    de.cli("test", "ike", "rekey", "ike", "1")
+    wait_until(lambda: tunnel(dc)["ike_rekeys"] == 1 and len(sas(dc)) == 1 and len(sas(de)) == 1, 10, "IKE rekey")
+    # The old child SA's inbound half lingers briefly after the rekey.
+    wait_until(lambda: len(established(dc)[0]["children"]) == 1 and len(established(de)[0]["children"]) == 1, 10,
+               "one child SA on each side")
+    [sc] = established(dc)
+    [se] = established(de)
+    assert sc["children"][0]["spi_in"] == se["children"][0]["spi_out"]
+    assert sc["children"][0]["proposal"] == "aes256gcm16-x25519-esn"
+    # The concentrator clears the tunnel; the edge comes back by itself.
+    old = sc["spi_r"]
+    dc.cli("clear", "tunnel", "1")
+    wait_until(lambda: established(dc) and established(dc)[0]["spi_r"] != old, 15, "the edge to reconnect")
+    assert tunnel(dc)["state"] == "up"
