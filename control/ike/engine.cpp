@@ -29,6 +29,18 @@ const char* const kCounterHelp[] = {
 
 constexpr uint64_t kNs = 1'000'000'000ull;
 constexpr uint64_t kNever = std::numeric_limits<uint64_t>::max();
+constexpr int kProbeTries = 2;
+constexpr int kMaxProbes = 4;
+
+// An address inside the tunnel's own selectors (strongSwan lists its LAN
+// addresses) can only be reached through the tunnel: never a path.
+bool inside_tunnel(const IkeSa& sa, const IpAddr& a) {
+    for (auto& c : sa.children)
+        for (auto& t : c.ts_remote)
+            for (auto& p : range_to_prefixes(t.start, t.end))
+                if (p.contains(a)) return true;
+    return false;
+}
 
 }  // namespace
 
@@ -65,6 +77,7 @@ const char* task_name(TaskKind k) {
     case TaskKind::DeleteChild: return "delete-child";
     case TaskKind::DeleteIke: return "delete-ike";
     case TaskKind::MobikeUpdate: return "mobike-update";
+    case TaskKind::ProbeAddress: return "probe-address";
     }
     return "?";
 }
@@ -240,8 +253,9 @@ bool Engine::open(IkeSa& sa, Rx& rx, bool* complete) {
 void Engine::note_rx(IkeSa& sa, const Rx& rx) {
     sa.last_rx_ns = now_();
     for (auto& a : sa.peer_addresses)
-        if (a.addr == rx.remote.addr && !a.validated) {
+        if (a.addr == rx.remote.addr && !a.validated && !inside_tunnel(sa, a.addr)) {
             a.validated = true;
+            LOG_INFO("ike", "event=path_validated tunnel={} addr={}", sa.tunnel, a.addr.str());
             tunnel_refresh(sa);
         }
     if (sa.state != IkeState::Established || rx.remote == sa.remote) return;
@@ -419,7 +433,7 @@ bool Engine::send_request(IkeSa& sa, std::unique_ptr<Request> req, uint8_t excha
     req->first_sent_ns = now;
     req->tries = 1;
     req->next_retx_ns = now + policy_.settings.retransmit_timeout_ns;
-    transmit(sa, req->datagrams, sa.remote);
+    transmit(sa, req->datagrams, req->to ? *req->to : sa.remote);
     sa.out = std::move(req);
     schedule(sa);
     return true;
@@ -427,9 +441,23 @@ bool Engine::send_request(IkeSa& sa, std::unique_ptr<Request> req, uint8_t excha
 
 // ---- tasks and timers
 
+// RFC 4555 §3.5: check the peer's additional addresses with a liveness
+// exchange sent to each; an answer from there makes it a path.
+void Engine::probe_addresses(IkeSa& sa) {
+    int n = 0;
+    for (auto& a : sa.peer_addresses) {
+        if (a.validated || a.addr == sa.remote.addr || a.addr.family != sa.local.addr.family) continue;
+        if (inside_tunnel(sa, a.addr)) continue;
+        if (++n > kMaxProbes) break;
+        Task t{TaskKind::ProbeAddress};
+        t.addr = a.addr;
+        queue(sa, t);
+    }
+}
+
 void Engine::queue(IkeSa& sa, Task t) {
     for (auto& q : sa.tasks)
-        if (q.kind == t.kind && q.spi == t.spi && t.kind != TaskKind::DeleteChild) return;
+        if (q.kind == t.kind && q.spi == t.spi && q.addr == t.addr && t.kind != TaskKind::DeleteChild) return;
     sa.tasks.push_back(std::move(t));
     if (!sa.out) next_task(sa);
     schedule(sa);
@@ -509,6 +537,14 @@ void Engine::on_timer() {
 }
 
 void Engine::sa_timer(IkeSa& sa, uint64_t now) {
+    if (sa.out && now >= sa.out->next_retx_ns && sa.out->kind == TaskKind::ProbeAddress && !sa.out->init &&
+        !sa.out->auth && sa.out->tries >= kProbeTries) {
+        // An additional address that does not answer stays unvalidated;
+        // the SA itself is fine (RFC 4555 §3.5: a failed path check).
+        LOG_DEBUG("ike", "event=address_unreachable sa={:016x} addr={}", sa.local_spi(), sa.out->to->addr.str());
+        sa.out.reset();
+        next_task(sa);
+    }
     if (sa.out && now >= sa.out->next_retx_ns) {
         if (sa.out->tries >= policy_.settings.retransmit_tries) {
             count(Counter::request_timeouts);
@@ -520,7 +556,7 @@ void Engine::sa_timer(IkeSa& sa, uint64_t now) {
             return;
         }
         count(Counter::tx_retransmits);
-        transmit(sa, sa.out->datagrams, sa.remote);
+        transmit(sa, sa.out->datagrams, sa.out->to ? *sa.out->to : sa.remote);
         sa.out->next_retx_ns = now + (policy_.settings.retransmit_timeout_ns << std::min(sa.out->tries, 16));
         sa.out->tries++;
     }

@@ -187,6 +187,7 @@ private:
     std::vector<Bytes> seal(IkeSa& sa, const Header& h, const std::vector<Payload>& payloads);
     void transmit(IkeSa& sa, const std::vector<Bytes>& dgrams, const Endpoint& to);
     void next_task(IkeSa& sa);
+    void probe_addresses(IkeSa& sa);
     void queue(IkeSa& sa, Task t);
     void sa_timer(IkeSa& sa, uint64_t now);
     void schedule(IkeSa& sa);

@@ -312,6 +312,7 @@ void Engine::auth_request(IkeSa& sa, Rx& rx) {
     if (sa.peer_mobike) out.push_back(make_notify(N_MOBIKE_SUPPORTED));
     send_response(sa, rx, IKE_AUTH, std::move(out));
     tunnel_refresh(sa);
+    if (sa.peer_mobike) probe_addresses(sa);
 }
 
 // ---- initiator
@@ -498,6 +499,7 @@ void Engine::auth_response(IkeSa& sa, Rx& rx) {
     spec.outbound = true;
     install_child(sa, c, std::move(spec));
     tunnel_refresh(sa);
+    if (sa.peer_mobike) probe_addresses(sa);
 }
 
 }  // namespace nimbus::ike

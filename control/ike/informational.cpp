@@ -2,6 +2,8 @@
 // DELETE of child and IKE SAs (§1.4.1), and MOBIKE (RFC 4555):
 // UPDATE_SA_ADDRESSES, COOKIE2 return-routability checks and the peer's
 // additional addresses.
+#include <openssl/rand.h>
+
 #include <fmt/format.h>
 
 #include "control/ike/engine.h"
@@ -73,6 +75,13 @@ void Engine::start_informational(IkeSa& sa, const Task& t) {
         sa.expire_at_ns = now + kDeleteWaitNs;
         out.push_back(make_delete(PROTO_IKE));
         break;
+    case TaskKind::ProbeAddress:
+        // RFC 4555 §3.5: a return-routability check of one address.
+        req->to = Endpoint{t.addr, sa.remote.port};
+        req->nonce.resize(16);
+        if (RAND_bytes(req->nonce.data(), 16) != 1) crypto_fatal("RAND_bytes (COOKIE2)");
+        out.push_back(make_notify(N_COOKIE2, req->nonce));
+        break;
     case TaskKind::MobikeUpdate:
         // RFC 4555 §3.5: announce the new path with fresh NAT-D hashes.
         out.push_back(make_notify(N_UPDATE_SA_ADDRESSES));
@@ -113,6 +122,14 @@ void Engine::informational_response(IkeSa& sa, Rx& rx) {
         }
         break;
     case TaskKind::DeleteIke: destroy(sa, "deleted by us"); return;
+    case TaskKind::ProbeAddress:
+        // The answer must echo our COOKIE2 (RFC 4555 §3.8); note_rx has
+        // validated the address it came from.
+        if (auto* c2 = rx.msg.notify(N_COOKIE2); !c2 || c2->data != req->nonce)
+            for (auto& a : sa.peer_addresses)
+                if (a.addr == rx.remote.addr) a.validated = false;
+        tunnel_refresh(sa);
+        break;
     case TaskKind::MobikeUpdate: {
         auto srcs = natd_sources(rx.msg);
         auto* d = rx.msg.notify(N_NAT_DETECTION_DESTINATION_IP);
@@ -189,7 +206,7 @@ void Engine::informational_request(IkeSa& sa, Rx& rx) {
     if (sa.peer_mobike && m.notify(N_UPDATE_SA_ADDRESSES)) {
         peer_moved(sa, rx);
     }
-    if (sa.peer_mobike) update_addresses(sa, m);
+    if (sa.peer_mobike && update_addresses(sa, m)) probe_addresses(sa);
     if (m.notify(N_NAT_DETECTION_SOURCE_IP) && sa.peer_mobike) {
         // RFC 4555 §3.8: answer NAT-D with NAT-D for the path it came on.
         out.push_back(make_notify(N_NAT_DETECTION_SOURCE_IP, hash_bytes(natd_hash(sa.spi_i, sa.spi_r, rx.local))));

@@ -61,13 +61,14 @@ struct ChildSa {
 
 // Work we want to do on an IKE SA; one request is outstanding at a time
 // (we never announce a window larger than 1).
-enum class TaskKind : uint8_t { Liveness, RekeyChild, RekeyIke, DeleteChild, DeleteIke, MobikeUpdate };
+enum class TaskKind : uint8_t { Liveness, RekeyChild, RekeyIke, DeleteChild, DeleteIke, MobikeUpdate, ProbeAddress };
 const char* task_name(TaskKind k);
 
 struct Task {
     TaskKind kind;
     uint32_t spi = 0;                  // RekeyChild / DeleteChild: our inbound SPI of the child
     std::vector<uint32_t> spis;        // DeleteChild: several
+    IpAddr addr;                       // ProbeAddress: the peer's additional address to check
 };
 
 // Our outstanding request.
@@ -77,6 +78,7 @@ struct Request {
     bool auth = false;                 // IKE_AUTH (initiator)
     uint32_t msgid = 0;
     std::vector<Bytes> datagrams;      // as sent (fragments: several)
+    std::optional<Endpoint> to;        // not to the SA's peer address (ProbeAddress)
     uint64_t first_sent_ns = 0, next_retx_ns = 0;
     int tries = 0;
     // exchange context

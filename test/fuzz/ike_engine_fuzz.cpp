@@ -125,6 +125,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         w->net.advance(uint64_t(data[1]) * 100'000'000ull);
         break;
     }
+    w->net.log.clear();
     // Invariants: bounded state, sink and engine agree on up tunnels.
     if (w->conc->eng->sa_count() > 64) std::abort();
     size_t up = 0;

@@ -844,3 +844,72 @@ TEST_CASE("malformed and stray datagrams are counted and dropped") {
     CHECK(up_tunnel(*p.conc));
     CHECK(p.conc->sink.tunnels().size() == 1);
 }
+
+namespace {
+
+// Sends an INFORMATIONAL request to the concentrator as if from the edge's
+// IKE SA (sealed with its real keys), for messages our initiator never
+// sends by itself.
+void inject_from_edge(Pair& p, std::vector<Payload> payloads, const Endpoint& from) {
+    auto c = established(*p.conc);
+    auto e = established(*p.edge);
+    REQUIRE(c);
+    REQUIRE(e);
+    const IkeSa* csa = p.conc->eng->sa_for_test(c->spi_r);
+    const IkeSa* esa = p.edge->eng->sa_for_test(e->spi_i);
+    Header h;
+    h.spi_i = c->spi_i;
+    h.spi_r = c->spi_r;
+    h.exchange = INFORMATIONAL;
+    h.flags = kFlagInitiator;
+    h.message_id = csa->peer_msgid;
+    MessageBuilder b(h);
+    for (auto& x : payloads) b.add_protected(x);
+    SkCipher ci = *esa->cout;
+    ci.set_iv_counter_for_test(1ull << 40);
+    auto m = b.build(ci);
+    REQUIRE(m);
+    std::vector<uint8_t> wire(4, 0);  // non-ESP marker: on the NAT-T port
+    wire.insert(wire.end(), m->begin(), m->end());
+    p.conc->eng->receive(Endpoint{*IpAddr::parse("192.0.2.10"), 4500}, from, wire);
+    p.net.pump();
+}
+
+std::vector<uint8_t> v4(const char* a) {
+    auto x = *IpAddr::parse(a);
+    return {x.b[0], x.b[1], x.b[2], x.b[3]};
+}
+
+}  // namespace
+
+TEST_CASE("MOBIKE additional addresses become paths only once checked (RFC 4555 §3.5)") {
+    Pair p;
+    psk_pair(p);
+    p.net.alias("192.0.2.31", *p.edge);   // a second WAN address of the edge
+    p.edge->eng->start();
+    p.net.pump();
+    auto e = established(*p.edge);
+    REQUIRE(e);
+    // The edge announces 192.0.2.31 (reachable), 192.0.2.99 (not) and its
+    // own LAN address 10.16.1.1 (inside the tunnel: never a path).
+    inject_from_edge(p,
+                     {make_notify(N_ADDITIONAL_IP4_ADDRESS, v4("192.0.2.31")),
+                      make_notify(N_ADDITIONAL_IP4_ADDRESS, v4("192.0.2.99")),
+                      make_notify(N_ADDITIONAL_IP4_ADDRESS, v4("10.16.1.1"))},
+                     Endpoint{*IpAddr::parse("192.0.2.21"), 4500});
+    // Only the address that answered the check is a path.
+    p.net.advance_s(5);
+    auto* t = up_tunnel(*p.conc);
+    REQUIRE(t);
+    REQUIRE(t->spec.paths.extra.size() == 1);
+    CHECK(t->spec.paths.extra[0].addr.str() == "192.0.2.31");
+    // The probe to 192.0.2.99 went unanswered and did not hurt the SA.
+    CHECK(established(*p.conc));
+    CHECK(p.conc->eng->counter(Counter::request_timeouts) == 0);
+    bool probed_lan = false;
+    for (auto& d : p.net.log)
+        if (d.to.addr == *IpAddr::parse("10.16.1.1")) probed_lan = true;
+    CHECK_FALSE(probed_lan);
+    auto tv = p.conc->eng->tunnels()[0];
+    CHECK(tv.paths.size() == 2);
+}
