@@ -195,6 +195,7 @@ EVP_PKEY* Certificate::public_key() const { return X509_get0_pubkey(x_); }
 
 TrustStore::~TrustStore() {
     if (store_) X509_STORE_free(store_);
+    for (auto* c : crls_) X509_CRL_free(c);
 }
 
 std::shared_ptr<const TrustStore> TrustStore::load(const std::string& ca, const std::string& crl, std::string* err) {
@@ -256,11 +257,9 @@ std::shared_ptr<const TrustStore> TrustStore::load(const std::string& ca, const 
                 *err = fmt::format("{}: CRL is not signed by a CA in {}", crl, ca);
                 return nullptr;
             }
-            X509_STORE_add_crl(ts->store_, c);
             ts->ncrls_++;
         }
-        for (auto* x : crls) X509_CRL_free(x);
-        X509_STORE_set_flags(ts->store_, X509_V_FLAG_CRL_CHECK);
+        ts->crls_ = std::move(crls);
     }
     return ts;
 }
@@ -273,6 +272,37 @@ Verdict TrustStore::verify(const Certificate& leaf, std::span<const Certificate>
     if (!ctx || X509_STORE_CTX_init(ctx, store_, leaf.get(), untrusted) != 1) crypto_oom("X509_STORE_CTX_init");
     int r = X509_verify_cert(ctx);
     v.ok = r == 1;
+    if (v.ok && !crls_.empty()) {
+        // RFC 5280 §6.3 for the end-entity certificate: a current CRL from
+        // its issuer must exist and must not list it.
+        X509_CRL* crl = nullptr;
+        for (auto* c : crls_)
+            if (X509_NAME_cmp(X509_CRL_get_issuer(c), X509_get_issuer_name(leaf.get())) == 0) crl = c;
+        int code = 0;
+        if (!crl) {
+            code = X509_V_ERR_UNABLE_TO_GET_CRL;
+        } else if (X509_cmp_current_time(X509_CRL_get0_lastUpdate(crl)) > 0) {
+            code = X509_V_ERR_CRL_NOT_YET_VALID;
+        } else if (X509_CRL_get0_nextUpdate(crl) && X509_cmp_current_time(X509_CRL_get0_nextUpdate(crl)) < 0) {
+            code = X509_V_ERR_CRL_HAS_EXPIRED;
+        } else {
+            X509_REVOKED* entry = nullptr;
+            if (X509_CRL_get0_by_serial(crl, &entry, X509_get0_serialNumber(leaf.get())) == 1)
+                code = X509_V_ERR_CERT_REVOKED;
+        }
+        if (code) {
+            v.ok = false;
+            v.code = code;
+            v.error = X509_verify_cert_error_string(code);
+            v.revoked = code == X509_V_ERR_CERT_REVOKED;
+            v.serial = leaf.serial();
+            v.subject = leaf.subject_str();
+            X509_STORE_CTX_free(ctx);
+            sk_X509_free(untrusted);
+            ERR_clear_error();
+            return v;
+        }
+    }
     if (!v.ok) {
         v.code = X509_STORE_CTX_get_error(ctx);
         v.error = X509_verify_cert_error_string(v.code);
@@ -297,6 +327,18 @@ Verdict TrustStore::verify(const Certificate& leaf, std::span<const Certificate>
 
 Credential::~Credential() {
     if (key_) EVP_PKEY_free(key_);
+}
+
+std::shared_ptr<const Credential> Credential::adopt(std::vector<Certificate> certs, EVP_PKEY* key) {
+    std::shared_ptr<Credential> c(new Credential());
+    c->key_ = key;
+    c->certs_ = std::move(certs);
+    if (c->certs_.empty() || X509_check_private_key(c->certs_.front().get(), key) != 1) {
+        ERR_clear_error();
+        return nullptr;
+    }
+    c->method_ = ecdsa_method_for(key);
+    return c->method_ ? c : nullptr;
 }
 
 uint8_t ecdsa_method_for(EVP_PKEY* key) {

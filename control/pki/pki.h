@@ -79,6 +79,10 @@ private:
     TrustStore() = default;
     X509_STORE* store_ = nullptr;
     std::vector<Certificate> cas_;
+    // CRLs, signature checked once at load; looked up by issuer at
+    // verification (OpenSSL's CRL_CHECK would verify the signature again
+    // on every handshake).
+    std::vector<X509_CRL*> crls_;
     size_t ncrls_ = 0;
     std::vector<uint8_t> certreq_;
 };
@@ -89,6 +93,9 @@ public:
     // the chain) and its private key (PEM, SEC1 or PKCS#8). The key file
     // must not be accessible to group or others.
     static std::shared_ptr<const Credential> load(const std::string& cert, const std::string& key, std::string* err);
+    // From memory (the benchmark mints thousands): takes one reference to
+    // `key`; nullptr if the key does not belong to certs.front().
+    static std::shared_ptr<const Credential> adopt(std::vector<Certificate> certs, EVP_PKEY* key);
     ~Credential();
 
     const Certificate& cert() const { return certs_.front(); }

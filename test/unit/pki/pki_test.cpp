@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "control/ike/messages.h"
 #include "control/pki/identity.h"
 #include "control/pki/pki.h"
@@ -188,4 +191,63 @@ TEST_CASE("identities from the config and their match against peers") {
     CHECK_FALSE(c.has_identity(id("store-0002.test")));
     CHECK_FALSE(c.has_identity(id("C=XX, O=nimbus-test, CN=store-0002")));
     CHECK_FALSE(c.has_identity(id("192.0.2.7")));
+}
+
+namespace {
+
+// A CRL from the test CA with the given validity (days from now), written
+// with the OpenSSL API so that its dates can lie in the past.
+std::string write_crl(const std::string& name, long last_days, long next_days) {
+    FILE* kf = fopen(P().path("ca.key").c_str(), "r");
+    REQUIRE(kf);
+    EVP_PKEY* key = PEM_read_PrivateKey(kf, nullptr, nullptr, nullptr);
+    fclose(kf);
+    FILE* cf = fopen(P().path("ca.crt").c_str(), "r");
+    X509* ca = PEM_read_X509(cf, nullptr, nullptr, nullptr);
+    fclose(cf);
+    REQUIRE(key);
+    REQUIRE(ca);
+    X509_CRL* crl = X509_CRL_new();
+    X509_CRL_set_version(crl, 1);
+    X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca));
+    ASN1_TIME* t1 = X509_time_adj_ex(nullptr, int(last_days), 0, nullptr);
+    ASN1_TIME* t2 = X509_time_adj_ex(nullptr, int(next_days), 0, nullptr);
+    X509_CRL_set1_lastUpdate(crl, t1);
+    X509_CRL_set1_nextUpdate(crl, t2);
+    REQUIRE(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+    std::string path = P().path(name);
+    FILE* out = fopen(path.c_str(), "w");
+    PEM_write_X509_CRL(out, crl);
+    fclose(out);
+    ASN1_TIME_free(t1);
+    ASN1_TIME_free(t2);
+    X509_CRL_free(crl);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("CRL validity and coverage are checked") {
+    std::string err;
+    auto expired = TrustStore::load(P().path("ca.crt"), write_crl("expired.crl", -10, -1), &err);
+    REQUIRE(expired);
+    auto v = expired->verify(load_cert("site1"), {});
+    CHECK_FALSE(v.ok);
+    CHECK(v.error == "CRL has expired");
+    auto future = TrustStore::load(P().path("ca.crt"), write_crl("future.crl", 2, 10), &err);
+    REQUIRE(future);
+    CHECK(future->verify(load_cert("site1"), {}).error == "CRL is not yet valid");
+    auto current = TrustStore::load(P().path("ca.crt"), write_crl("current.crl", -1, 10), &err);
+    REQUIRE(current);
+    CHECK(current->verify(load_cert("site1"), {}).ok);
+    CHECK(current->verify(load_cert("revoked"), {}).ok);  // this CRL revokes nothing
+    // A leaf under an intermediate: the root's CRL does not cover it.
+    auto cred = Credential::load(P().path("deep-chain.crt"), P().path("deep.key"), &err);
+    REQUIRE(cred);
+    auto with_crl = TrustStore::load(P().path("ca.crt"), P().path("ca.crl"), &err);
+    auto vd = with_crl->verify(cred->cert(), cred->chain());
+    CHECK_FALSE(vd.ok);
+    CHECK(vd.error == "unable to get certificate CRL");
 }
