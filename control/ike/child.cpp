@@ -35,9 +35,13 @@ static void ts_policies(const IkeSa& sa, const Policy& pol, TsPolicy* peer, TsPo
     if (sa.site >= 0) {
         const SitePolicy& s = c.sites[size_t(sa.site)];
         peer->allowed = s.prefixes;
-        for (size_t i = 0; i < c.sites.size(); i++)
-            if (int(i) != sa.site)
-                for (auto& p : c.sites[i].prefixes) peer->forbidden.push_back(p);
+        if (c.indexed) {
+            peer->forbidden_shared = &c.all_prefixes;
+        } else {
+            for (size_t i = 0; i < c.sites.size(); i++)
+                if (int(i) != sa.site)
+                    for (auto& p : c.sites[i].prefixes) peer->forbidden.push_back(p);
+        }
         peer->refuse_default = true;
         mine->allowed = c.advertise.empty() ? any_prefixes() : c.advertise;
     } else if (sa.initiate >= 0 && size_t(sa.initiate) < pol.initiate.size()) {

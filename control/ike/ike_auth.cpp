@@ -145,12 +145,11 @@ void Engine::auth_request(IkeSa& sa, Rx& rx) {
     std::shared_ptr<const CloudPolicy> cloud;
     int site = -1;
     for (auto& c : policy_.clouds) {
-        for (size_t i = 0; i < c->sites.size() && site < 0; i++)
-            if (pki::identity_matches(c->sites[i].id, peer)) {
-                cloud = c;
-                site = int(i);
-            }
-        if (site >= 0) break;
+        site = find_site(*c, peer);
+        if (site >= 0) {
+            cloud = c;
+            break;
+        }
     }
     if (!cloud) {
         auth_fail(sa, rx, N_AUTHENTICATION_FAILED, fmt::format("no site has identity '{}'", peer.str()));
@@ -320,9 +319,10 @@ void Engine::auth_request(IkeSa& sa, Rx& rx) {
 void Engine::send_auth_request(IkeSa& sa) {
     const CloudPolicy& cloud = *sa.cloud;
     const InitiatePolicy& in = policy_.initiate[size_t(sa.initiate)];
+    const pki::Credential* cred = in.cred ? in.cred.get() : cloud.cred.get();
     pki::Identity mine = !in.local_id.empty()      ? in.local_id
                          : !cloud.local_id.empty() ? cloud.local_id
-                         : cloud.cred              ? cloud.cred->cert().subject()
+                         : cred                    ? cred->cert().subject()
                                                    : address_identity(sa.local.addr);
     sa.local_id = mine;
     IdPayload idi = id_payload(mine);
@@ -330,17 +330,17 @@ void Engine::send_auth_request(IkeSa& sa) {
     out.push_back(make_id(true, idi.id_type, idi.data));
     auto octets = signed_octets(sa.init_request, sa.nr, sa.prf, sa.sk_pi, idi);
     Payload auth;
-    if (cloud.cred) {
+    if (cred) {
         uint8_t method;
         uint16_t hash;
-        pick_signature(*cloud.cred, sa.peer_hashes, &method, &hash);
-        auto sig = auth_sign(method, cloud.cred->key(), hash, octets);
+        pick_signature(*cred, sa.peer_hashes, &method, &hash);
+        auto sig = auth_sign(method, cred->key(), hash, octets);
         if (!sig) {
             destroy(sa, "cannot sign with our key");
             return;
         }
-        out.push_back(make_cert(CERT_X509_SIGNATURE, cloud.cred->cert().der()));
-        for (auto& c : cloud.cred->chain()) out.push_back(make_cert(CERT_X509_SIGNATURE, c.der()));
+        out.push_back(make_cert(CERT_X509_SIGNATURE, cred->cert().der()));
+        for (auto& c : cred->chain()) out.push_back(make_cert(CERT_X509_SIGNATURE, c.der()));
         auth = make_auth(method, std::move(*sig));
     } else {
         Secret mac = psk_auth(sa.prf, cloud.psk, octets);

@@ -285,7 +285,7 @@ void Engine::initiate(int index) {
     Tunnel& t = tunnels_[tid];
     if (t.ike && find(t.ike)) return;
     t.reconnect_at_ns = 0;
-    auto src = net_.source_for(in.peer);
+    auto src = in.local ? in.local : net_.source_for(in.peer);
     if (!src) {
         LOG_WARN("ike", "event=no_route_to_peer peer={} tunnel={}", in.peer.str(), tid);
         t.reconnect_backoff_ns = std::min(std::max<uint64_t>(t.reconnect_backoff_ns * 2, 1'000'000'000ull),
@@ -298,7 +298,7 @@ void Engine::initiate(int index) {
     sa->spi_i = new_spi();
     sa->state = IkeState::InitSent;
     sa->local = Endpoint{*src, policy_.settings.port_ike};
-    sa->remote = Endpoint{in.peer, policy_.settings.port_ike};
+    sa->remote = Endpoint{in.peer, in.peer_port ? in.peer_port : policy_.settings.port_ike};
     sa->init_remote = sa->remote;
     sa->cloud = cloud;
     sa->initiate = index;

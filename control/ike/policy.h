@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -41,10 +43,26 @@ struct CloudPolicy {
     uint32_t rekey_ike_s = 14400;
     uint32_t rekey_child_s = 3600;
     std::vector<SitePolicy> sites;
+
+    // Built by index_sites(): sites by identity (exact key for FQDN,
+    // e-mail and address identities, the CN for distinguished names; DNs
+    // without a CN are scanned), and every site's prefixes.
+    std::unordered_multimap<std::string, int> site_index;
+    std::vector<int> site_scan;
+    std::vector<Prefix> all_prefixes;
+    bool indexed = false;
 };
+
+// Fills the lookup structures above; call after the sites are set.
+void index_sites(CloudPolicy& c);
+// The site whose identity matches `peer`, or -1.
+int find_site(const CloudPolicy& c, const pki::Identity& peer);
 
 struct InitiatePolicy {
     IpAddr peer;
+    uint16_t peer_port = 0;               // 0: settings.port_ike (NAT-T: settings.port_natt)
+    std::optional<IpAddr> local;          // source address; default: the kernel's choice
+    std::shared_ptr<const pki::Credential> cred;   // default: the cloud's
     std::string cloud;
     pki::Identity local_id;               // empty: certificate subject
     pki::Identity remote_id;              // empty: any identity the cloud's CA vouches for

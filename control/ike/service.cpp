@@ -80,6 +80,7 @@ bool build_policy(const config::Config& c, Policy* out, std::vector<std::string>
             sp.critical_dscp = s.critical_dscp;
             cp->sites.push_back(std::move(sp));
         }
+        index_sites(*cp);
         p.clouds.push_back(cp);
     }
     for (auto& in : c.initiate) {

@@ -99,7 +99,12 @@ TsResult narrow_ts(std::span<const TrafficSelector> proposed, const TsPolicy& po
             r.prefixes.clear();
             return r;
         }
-        for (const auto& p : policy.forbidden) {
+        std::vector<const Prefix*> forb;
+        for (const auto& p : policy.forbidden) forb.push_back(&p);
+        if (policy.forbidden_shared)
+            for (const auto& p : *policy.forbidden_shared) forb.push_back(&p);
+        for (const Prefix* pp : forb) {
+            const Prefix& p = *pp;
             if (p.family() != f) continue;
             Range fr = range_of(p);
             if (lo <= fr.hi && fr.lo <= hi) {

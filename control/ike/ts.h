@@ -18,6 +18,9 @@ namespace nimbus::ike {
 struct TsPolicy {
     std::vector<Prefix> allowed;     // what this side may hold
     std::vector<Prefix> forbidden;   // other sites' prefixes: overlapping them is refused
+    // The same, shared (every site's prefixes of a cloud, this one's
+    // included: what lies inside `allowed` is not held against it).
+    const std::vector<Prefix>* forbidden_shared = nullptr;
     bool refuse_default = false;     // 0.0.0.0/0 or ::/0 claimed → refused
 };
 

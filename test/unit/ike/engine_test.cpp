@@ -913,3 +913,27 @@ TEST_CASE("MOBIKE additional addresses become paths only once checked (RFC 4555 
     auto tv = p.conc->eng->tunnels()[0];
     CHECK(tv.paths.size() == 2);
 }
+
+TEST_CASE("site lookup by identity scales: CN index, case-insensitive names, scan for DNs without CN") {
+    CloudOpts o;
+    std::vector<SiteOpts> sites;
+    std::vector<std::string> names;
+    for (int i = 0; i < 2000; i++) names.push_back(fmt::format("CN=store-{:04}", i));
+    names.push_back("site.Example");
+    names.push_back("O=no-cn-here, OU=x");
+    names.push_back("192.0.2.77");
+    for (auto& n : names) sites.push_back({n.c_str(), {}});
+    auto c = cloud(o, sites);
+    CHECK(c->indexed);
+    CHECK(c->site_scan.size() == 1);
+    CHECK(find_site(*c, ident("C=XX, O=corp, CN=store-1234")) == 1234);
+    CHECK(find_site(*c, ident("C=XX, O=corp, CN=store-9999")) == -1);
+    CHECK(find_site(*c, ident("SITE.example")) == 2000);
+    CHECK(find_site(*c, ident("C=XX, O=no-cn-here, OU=x")) == 2001);
+    CHECK(find_site(*c, ident("192.0.2.77")) == 2002);
+    CHECK(find_site(*c, ident("192.0.2.78")) == -1);
+    // Without the index the same answers come from a scan.
+    c->indexed = false;
+    CHECK(find_site(*c, ident("C=XX, O=corp, CN=store-1234")) == 1234);
+    CHECK(find_site(*c, ident("SITE.example")) == 2000);
+}

@@ -201,6 +201,7 @@ inline std::shared_ptr<CloudPolicy> cloud(const CloudOpts& o, std::vector<SiteOp
         for (auto p : s.prefixes) sp.prefixes.push_back(*Prefix::parse(p));
         c->sites.push_back(std::move(sp));
     }
+    index_sites(*c);
     return c;
 }
 
