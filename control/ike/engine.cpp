@@ -105,12 +105,10 @@ uint32_t Engine::new_child_spi() {
     for (;;) {
         uint32_t v = 0;
         if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) crypto_fatal("RAND_bytes (SPI)");
-        // RFC 4303 §2.1: 1..255 are reserved. Unique among our children.
-        if (v < 256) continue;
-        bool used = false;
-        for (auto& [k, sa] : sas_)
-            if (sa->child_by_in(v)) used = true;
-        if (!used) return v;
+        // RFC 4303 §2.1: 1..255 are reserved. Unique among our children
+        // (and reserved from here on: a request in flight holds it).
+        if (v < 256 || !child_spis_.insert(v).second) continue;
+        return v;
     }
 }
 
@@ -350,6 +348,9 @@ void Engine::handle_response(IkeSa& sa, Rx& rx) {
         bool complete = false;
         if (!open(sa, rx, &complete) || !complete) return;
         note_rx(sa, rx);
+        // An inbound SPI reserved for the request but not used by its
+        // outcome goes back to the pool.
+        uint32_t reserved = sa.out->new_spi_in;
         switch (ex) {
         case IKE_AUTH:
             if (sa.out->auth) auth_response(sa, rx);
@@ -359,6 +360,7 @@ void Engine::handle_response(IkeSa& sa, Rx& rx) {
         case INFORMATIONAL: informational_response(sa, rx); break;
         default: count(Counter::rx_unexpected); break;
         }
+        if (reserved && !sa.out && !sa.child_by_in(reserved)) child_spis_.erase(reserved);
     }
     if (sa.state != IkeState::Dead && !sa.out) next_task(sa);
     if (sa.state != IkeState::Dead) schedule(sa);
@@ -512,9 +514,14 @@ void Engine::schedule(IkeSa& sa) {
 
 uint64_t Engine::next_timer() const {
     uint64_t w = timers_.empty() ? kNever : timers_.begin()->first;
-    for (auto& [id, t] : tunnels_)
-        if (t.reconnect_at_ns && t.reconnect_at_ns < w) w = t.reconnect_at_ns;
+    if (!reconnects_.empty() && reconnects_.begin()->first < w) w = reconnects_.begin()->first;
     return w;
+}
+
+void Engine::set_reconnect(Tunnel& t, uint64_t at) {
+    if (t.reconnect_at_ns) reconnects_.erase({t.reconnect_at_ns, t.id});
+    t.reconnect_at_ns = at;
+    if (at) reconnects_.insert({at, t.id});
 }
 
 void Engine::on_timer() {
@@ -528,11 +535,14 @@ void Engine::on_timer() {
         sa_timer(*sa, now);
         if (sa->state != IkeState::Dead) schedule(*sa);
     }
-    for (auto& [id, tn] : tunnels_)
-        if (tn.reconnect_at_ns && tn.reconnect_at_ns <= now && tn.initiate >= 0 && !tn.ike) {
-            tn.reconnect_at_ns = 0;
-            initiate(tn.initiate);
-        }
+    while (!reconnects_.empty() && reconnects_.begin()->first <= now) {
+        TunnelId id = reconnects_.begin()->second;
+        reconnects_.erase(reconnects_.begin());
+        auto it = tunnels_.find(id);
+        if (it == tunnels_.end()) continue;
+        it->second.reconnect_at_ns = 0;
+        if (it->second.initiate >= 0 && !it->second.ike) initiate(it->second.initiate);
+    }
     reap();
 }
 
@@ -621,6 +631,7 @@ void Engine::destroy(IkeSa& sa, const char* why) {
     if (sa.state == IkeState::HalfOpen) half_open_.remove(sa.init_remote.addr);
     init_index_.erase({sa.spi_i, sa.init_remote});
     if (was_established) count(Counter::ike_deleted);
+    if (sa.out && sa.out->new_spi_in) child_spis_.erase(sa.out->new_spi_in);
     tunnel_detach(sa);
     sa.state = IkeState::Dead;
     if (sa.wake_ns) timers_.erase({sa.wake_ns, sa.local_spi()});
@@ -723,6 +734,7 @@ void Engine::tunnel_refresh(IkeSa& sa) {
 
 void Engine::tunnel_detach(IkeSa& sa) {
     for (auto& c : sa.children) {
+        child_spis_.erase(c.spi_in);
         sink_.child_remove(sa.tunnel, c.spi_in);
         count(Counter::child_removed);
     }
@@ -739,7 +751,7 @@ void Engine::tunnel_detach(IkeSa& sa) {
         uint64_t b = t->reconnect_backoff_ns ? std::min(t->reconnect_backoff_ns * 2, policy_.settings.reconnect_max_ns)
                                              : kNs;
         t->reconnect_backoff_ns = b;
-        t->reconnect_at_ns = now_() + b;
+        set_reconnect(*t, now_() + b);
     }
 }
 
@@ -834,7 +846,7 @@ void Engine::set_policy(Policy p) {
         if (t.initiate >= 0) {
             keep = false;
             for (size_t i = 0; i < policy_.initiate.size(); i++)
-                if (policy_.initiate[i].cloud == t.cloud && policy_.initiate[i].peer.str() == t.name) {
+                if (policy_.initiate[i].cloud == t.cloud && initiate_name(policy_.initiate[i]) == t.name) {
                     t.initiate = int(i);
                     keep = true;
                 }
@@ -846,12 +858,12 @@ void Engine::set_policy(Policy p) {
                 queue(*sa, Task{TaskKind::DeleteIke});
             }
         }
-        if (!keep) t.reconnect_at_ns = 0;
+        if (!keep) set_reconnect(t, 0);
     }
     if (started_)
         for (size_t i = 0; i < policy_.initiate.size(); i++) {
             auto& in = policy_.initiate[i];
-            TunnelId id = tunnel_id_for(in.cloud, in.peer.str(), int(i));
+            TunnelId id = tunnel_id_for(in.cloud, initiate_name(in), int(i));
             Tunnel& t = tunnels_[id];
             if (!t.ike && !t.reconnect_at_ns) initiate(int(i));
         }

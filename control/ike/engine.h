@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "control/ike/codec.h"
@@ -200,6 +201,7 @@ private:
     void destroy(IkeSa& sa, const char* why);
     void reap();
     void count(Counter c, uint64_t n = 1) { counters_[int(c)] += n; }
+    void set_reconnect(Tunnel& t, uint64_t at);
     uint64_t new_spi();
     uint32_t new_child_spi();
     IkeSa* find(uint64_t local_spi);
@@ -269,6 +271,8 @@ private:
     std::map<std::pair<uint64_t, Endpoint>, uint64_t> init_index_;  // (SPIi, source) → local SPI
     std::set<std::pair<uint64_t, uint64_t>> timers_;                // (deadline, local SPI)
     std::map<TunnelId, Tunnel> tunnels_;
+    std::set<std::pair<uint64_t, TunnelId>> reconnects_;            // (when, tunnel), initiator role
+    std::unordered_set<uint32_t> child_spis_;                       // our inbound SPIs in use
     std::map<std::pair<std::string, std::string>, TunnelId> tunnel_ids_;
     TunnelId next_tunnel_ = 1;
     std::vector<uint64_t> doomed_;

@@ -281,16 +281,16 @@ void Engine::initiate(int index) {
     for (auto& c : policy_.clouds)
         if (c->name == in.cloud) cloud = c;
     if (!cloud || cloud->ike.empty()) return;
-    TunnelId tid = tunnel_id_for(in.cloud, in.peer.str(), index);
+    TunnelId tid = tunnel_id_for(in.cloud, initiate_name(in), index);
     Tunnel& t = tunnels_[tid];
     if (t.ike && find(t.ike)) return;
-    t.reconnect_at_ns = 0;
+    set_reconnect(t, 0);
     auto src = in.local ? in.local : net_.source_for(in.peer);
     if (!src) {
         LOG_WARN("ike", "event=no_route_to_peer peer={} tunnel={}", in.peer.str(), tid);
         t.reconnect_backoff_ns = std::min(std::max<uint64_t>(t.reconnect_backoff_ns * 2, 1'000'000'000ull),
                                           policy_.settings.reconnect_max_ns);
-        t.reconnect_at_ns = now_() + t.reconnect_backoff_ns;
+        set_reconnect(t, now_() + t.reconnect_backoff_ns);
         return;
     }
     auto sa = std::make_unique<IkeSa>();

@@ -70,6 +70,12 @@ struct InitiatePolicy {
     std::vector<Prefix> remote_prefixes;  // empty: 0.0.0.0/0 and ::/0
 };
 
+// The tunnel name of an initiate entry: the peer, or "local->peer" when
+// the entry sets its source address.
+inline std::string initiate_name(const InitiatePolicy& in) {
+    return in.local ? in.local->str() + "->" + in.peer.str() : in.peer.str();
+}
+
 struct EngineSettings {
     uint16_t port_ike = 500;
     uint16_t port_natt = 4500;

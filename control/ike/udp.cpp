@@ -80,8 +80,10 @@ bool UdpTransport::open(const std::vector<IpAddr>& addresses, uint16_t port_ike,
             }
             int one = 1;
             setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            // Room for a reconnect storm (FORCE: past rmem_max, as root).
             int rb = kRcvBuf;
-            setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
+            if (setsockopt(s.fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb) != 0)
+                setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
             if (af == AF_INET) {
                 setsockopt(s.fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
                 // The host interface's address may still be coming up.
