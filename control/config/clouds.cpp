@@ -322,6 +322,7 @@ void read_ike(MapReader& top, Config& c) {
     }
     if (auto v = m.integer("cookie_threshold", 0, 1000000)) k.cookie_threshold = int(*v);
     if (auto v = m.integer("half_open_per_source", 1, 1000000)) k.half_open_per_source = int(*v);
+    if (auto v = m.integer("max_half_open", 1, 10000000)) k.max_half_open = int(*v);
     if (auto v = m.integer("fragment_size", 576, 65535)) k.fragment_size = int(*v);
     if (m.has("retransmit")) {
         MapReader r(m.get("retransmit"), "ike.retransmit", e);

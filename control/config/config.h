@@ -155,6 +155,7 @@ struct Ike {
     int port_natt = 4500;
     int cookie_threshold = 500;      // half-open SAs before COOKIEs are demanded
     int half_open_per_source = 50;   // half-open SAs from one address
+    int max_half_open = 20000;       // half-open SAs in all (a memory bound)
     int fragment_size = 1280;        // largest IP packet for an IKE message (RFC 7383)
     int retransmit_timeout_ms = 1000;
     int retransmit_tries = 5;

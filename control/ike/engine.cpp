@@ -165,6 +165,24 @@ void Engine::receive(const Endpoint& local, const Endpoint& remote, std::span<co
     reap();
 }
 
+void Engine::receive_batch(std::span<const Datagram> batch) {
+    auto is_new = [this](const Datagram& d) {
+        std::span<const uint8_t> m = d.data;
+        if (d.local.port == policy_.settings.port_natt) {
+            if (m.size() < kNonEspMarkerLen) return false;
+            m = m.subspan(kNonEspMarkerLen);
+        }
+        if (m.size() < kHeaderLen) return false;
+        for (size_t i = 8; i < 16; i++)
+            if (m[i]) return false;                 // SPIr set: an SA we know (or should)
+        return m[18] == IKE_SA_INIT && !(m[19] & kFlagResponse);
+    };
+    for (auto& d : batch)
+        if (!is_new(d)) receive(d.local, d.remote, d.data);
+    for (auto& d : batch)
+        if (is_new(d)) receive(d.local, d.remote, d.data);
+}
+
 void Engine::dispatch(Rx& rx) {
     const Header& h = rx.msg.header;
     if (h.exchange == IKE_SA_INIT && !h.response()) {

@@ -59,6 +59,7 @@ namespace nimbus::ike {
     X(cookies_invalid, "IKE_SA_INIT with a wrong or stale COOKIE")                         \
     X(half_open_source_limit, "IKE_SA_INIT dropped: too many half-open SAs from the address") \
     X(half_open_expired, "half-open IKE SAs that never authenticated")                     \
+    X(half_open_full, "IKE_SA_INIT dropped: the half-open table is full (initiator retries)") \
     X(invalid_ke, "INVALID_KE_PAYLOAD sent or received")                                   \
     X(no_proposal, "NO_PROPOSAL_CHOSEN sent or received")                                  \
     X(auth_ok, "peers authenticated")                                                      \
@@ -136,6 +137,15 @@ public:
 
     // A datagram arrived on local (address and port) from remote.
     void receive(const Endpoint& local, const Endpoint& remote, std::span<const uint8_t> data);
+    // Several datagrams read in one go: messages for IKE SAs we already
+    // have (IKE_AUTH of half-open SAs, and everything after) are handled
+    // before new IKE_SA_INIT requests, so a reconnect storm finishes the
+    // handshakes it started before it starts more.
+    struct Datagram {
+        Endpoint local, remote;
+        std::span<const uint8_t> data;
+    };
+    void receive_batch(std::span<const Datagram> batch);
     // Runs what is due; next_timer() says when to call again (UINT64_MAX: nothing).
     void on_timer();
     uint64_t next_timer() const;

@@ -122,6 +122,11 @@ void Engine::init_request(Rx& rx) {
             return;
         }
     }
+    if (half_open_.total() >= st.max_half_open) {
+        // Work already accepted comes first; the initiator retransmits.
+        count(Counter::half_open_full);
+        return;
+    }
     if (half_open_.from(rx.remote.addr) >= st.half_open_per_source) {
         count(Counter::half_open_source_limit);
         LOG_WARN("ike", "event=half_open_limit from={} half_open={}", rx.remote.addr.str(),

@@ -81,6 +81,7 @@ struct EngineSettings {
     uint16_t port_natt = 4500;
     size_t cookie_threshold = 500;
     size_t half_open_per_source = 50;
+    size_t max_half_open = 20000;         // beyond this, new IKE_SA_INITs wait (are dropped) even with a cookie
     size_t fragment_size = 1280;          // IP packet size limit for fragmented messages
     uint64_t retransmit_timeout_ns = 1'000'000'000ull;
     int retransmit_tries = 5;

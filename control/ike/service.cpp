@@ -32,6 +32,7 @@ bool build_policy(const config::Config& c, Policy* out, std::vector<std::string>
     st.port_natt = uint16_t(c.ike.port_natt);
     st.cookie_threshold = size_t(c.ike.cookie_threshold);
     st.half_open_per_source = size_t(c.ike.half_open_per_source);
+    st.max_half_open = size_t(c.ike.max_half_open);
     st.fragment_size = size_t(c.ike.fragment_size);
     st.retransmit_timeout_ns = uint64_t(c.ike.retransmit_timeout_ms) * 1'000'000ull;
     st.retransmit_tries = c.ike.retransmit_tries;
@@ -137,9 +138,15 @@ bool Service::start(const config::Config& c, std::string* err) {
     engine_ = std::make_unique<Engine>(std::move(p), udp_, sink_, [] { return mono_ns(); });
     for (int fd : udp_.fds())
         loop_.add_fd(fd, EPOLLIN, [this, fd](uint32_t) {
-            udp_.drain(fd, [this](const Endpoint& l, const Endpoint& r, std::span<const uint8_t> d) {
-                engine_->receive(l, r, d);
-            });
+            std::vector<UdpTransport::Datagram> got;
+            std::vector<Engine::Datagram> batch;
+            for (int round = 0; round < 4; round++) {
+                size_t n = udp_.read_batch(fd, &got);
+                batch.clear();
+                for (auto& g : got) batch.push_back(Engine::Datagram{g.local, g.remote, g.data});
+                engine_->receive_batch(batch);
+                if (n < 64) break;
+            }
             rearm();
         });
     engine_->start();

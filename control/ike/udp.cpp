@@ -111,13 +111,15 @@ bool UdpTransport::open(const std::vector<IpAddr>& addresses, uint16_t port_ike,
     return true;
 }
 
-void UdpTransport::drain(int fd, const Rx& rx) {
+void UdpTransport::drain(int fd, const Rx& rx) { drain_into(fd, 256, rx); }
+
+void UdpTransport::drain_into(int fd, size_t max, const Rx& rx) {
     const Sock* sock = nullptr;
     for (auto& s : socks_)
         if (s.fd == fd) sock = &s;
     if (!sock) return;
     static thread_local std::vector<uint8_t> buf(kMaxDatagram);
-    for (int i = 0; i < 256; i++) {
+    for (size_t i = 0; i < max; i++) {
         sockaddr_storage from;
         iovec iov{buf.data(), buf.size()};
         alignas(cmsghdr) char cbuf[256];
@@ -151,6 +153,19 @@ void UdpTransport::drain(int fd, const Rx& rx) {
         }
         rx(local, from_sockaddr(from), std::span<const uint8_t>(buf.data(), size_t(n)));
     }
+}
+
+size_t UdpTransport::read_batch(int fd, std::vector<Datagram>* out, size_t max) {
+    out->clear();
+    if (batch_buf_.size() < max * kMaxDatagram) batch_buf_.resize(max * kMaxDatagram);
+    size_t n = 0;
+    drain_into(fd, max, [&](const Endpoint& l, const Endpoint& r, std::span<const uint8_t> d) {
+        uint8_t* slot = batch_buf_.data() + n * kMaxDatagram;
+        std::copy(d.begin(), d.end(), slot);
+        out->push_back(Datagram{l, r, std::span<const uint8_t>(slot, d.size())});
+        n++;
+    });
+    return n;
 }
 
 const UdpTransport::Sock* UdpTransport::pick(const Endpoint& local) const {

@@ -26,6 +26,13 @@ public:
     const std::vector<int>& fds() const { return fds_; }
     // Reads what is waiting on `fd` (non-blocking), calling `rx` per datagram.
     void drain(int fd, const Rx& rx);
+    // Reads up to `max` waiting datagrams into `out` (views into an
+    // internal buffer, valid until the next call). Returns how many.
+    struct Datagram {
+        Endpoint local, remote;
+        std::span<const uint8_t> data;
+    };
+    size_t read_batch(int fd, std::vector<Datagram>* out, size_t max = 64);
 
     bool send(const Endpoint& local, const Endpoint& remote, std::span<const uint8_t> payload) override;
     std::optional<IpAddr> source_for(const IpAddr& dst) override;
@@ -41,7 +48,9 @@ private:
         uint16_t port = 0;
     };
     const Sock* pick(const Endpoint& local) const;
+    void drain_into(int fd, size_t max, const Rx& rx);
     std::vector<Sock> socks_;
+    std::vector<uint8_t> batch_buf_;
     std::vector<int> fds_;
     uint64_t rx_errors_ = 0;
 };

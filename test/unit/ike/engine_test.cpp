@@ -937,3 +937,33 @@ TEST_CASE("site lookup by identity scales: CN index, case-insensitive names, sca
     CHECK(find_site(*c, ident("C=XX, O=corp, CN=store-1234")) == 1234);
     CHECK(find_site(*c, ident("SITE.example")) == 2000);
 }
+
+TEST_CASE("a batch of datagrams finishes started handshakes before it starts new ones") {
+    EngineSettings cs;
+    cs.cookie_threshold = 1;
+    Net net;
+    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites), cs));
+    Node& a = net.add("a", "192.0.2.21", edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"}));
+    Node& b = net.add("b", "192.0.2.22", edge(cloud({}), "192.0.2.10", "store-0002.test", {"10.16.2.0/24"}));
+    // A gets through IKE_SA_INIT; its IKE_AUTH request is held back.
+    a.eng->start();
+    net.pump(2);
+    REQUIRE(net.q.size() == 1);
+    Datagram a_auth = net.q.front();
+    net.q.clear();
+    REQUIRE(conc.eng->half_open() == 1);
+    // B's first IKE_SA_INIT.
+    b.eng->start();
+    REQUIRE(net.q.size() == 1);
+    Datagram b_init = net.q.front();
+    net.q.clear();
+    // Arriving in this order, B would be asked for a cookie (one SA half-open).
+    std::vector<Engine::Datagram> batch = {{b_init.to, b_init.from, b_init.data}, {a_auth.to, a_auth.from, a_auth.data}};
+    conc.eng->receive_batch(batch);
+    CHECK(conc.eng->counter(Counter::auth_ok) == 1);
+    CHECK(conc.eng->counter(Counter::cookies_sent) == 0);
+    CHECK(conc.eng->half_open() == 1);   // B's, created after A completed
+    net.pump();
+    CHECK(conc.eng->counter(Counter::auth_ok) == 2);
+}
