@@ -50,6 +50,8 @@ struct Dataplane {
     int ipv4_tbl8 = 4096;     // rte_lpm tbl8 groups per VRF (each 1 KiB)
     int ipv6_routes = 65536;  // rte_fib6 capacity per VRF
     int ipv6_tbl8 = 8192;     // rte_fib6 tbl8 groups per VRF (each 1 KiB, two copies)
+    int reassembly_flows = 1024;      // outer fragments (ESP, IKE): packets in flight per worker
+    int reassembly_timeout_ms = 1000;  // ... and how long a partial packet is kept
     PuntRate punt[kPuntClasses] = {
         {5000, 500}, {10000, 1000}, {5000, 500}, {5000, 500}, {2000, 200}, {2000, 200}};
     bool operator==(const Dataplane&) const = default;
@@ -175,6 +177,88 @@ struct Initiate {
     bool operator==(const Initiate&) const = default;
 };
 
+// A secret byte string (ESP keying material): compared like bytes, wiped
+// when it goes, never printed.
+struct Secret {
+    std::vector<uint8_t> bytes;
+    Secret() = default;
+    Secret(const Secret&) = default;
+    Secret& operator=(const Secret&) = default;
+    ~Secret();
+    bool operator==(const Secret&) const = default;
+};
+
+// One static (manual) SA: the SPI and key || salt.
+struct ManualSaKey {
+    uint32_t spi = 0;
+    Secret key;
+    Where where;
+    bool operator==(const ManualSaKey&) const = default;
+};
+
+struct TunnelPath {
+    IpAddr local, remote;
+    int port = 4500;  // the peer's UDP port (ours is 4500)
+    Where where;
+    bool operator==(const TunnelPath&) const = default;
+};
+
+// `manual_sas:` one entry per tunnel (peer site), static keys, until IKE.
+struct ManualTunnel {
+    std::string name;
+    std::string vrf = "default";           // inner VRF
+    std::string underlay_vrf = "default";  // outer packets
+    std::string cipher;                    // aes128gcm16 | aes256gcm16 | chacha20poly1305
+    bool esn = false;
+    bool udp = true;  // encap: udp (RFC 3948) | esp
+    int replay_window = 1024;
+    int mtu = 0;  // 0: derived from the path MTU
+    bool mss_clamp = true;
+    uint64_t critical_dscp = 0;  // bit per DSCP value
+    std::vector<Prefix> allowed;
+    std::vector<TunnelPath> paths;
+    ManualSaKey out;
+    std::vector<ManualSaKey> in;
+    uint64_t soft_bytes = 0, hard_bytes = 0, soft_packets = 0, hard_packets = 0;
+    Where where;
+    bool operator==(const ManualTunnel&) const = default;
+};
+
+// Cipher name -> keymat length (key || salt), 0 if unknown.
+size_t cipher_keymat_len(const std::string& cipher);
+
+// High availability (control/ha): one VRRPv3 sync group with one instance
+// per listed interface (and per address family present among its virtual
+// IPs), all sharing vrid/priority/preempt. Read by control/config/ha.cpp.
+struct HaTrack {
+    std::string port;   // a port whose link is tracked
+    int weight = 0;     // priority drop while down (1..254), or
+    bool fault = false; // down forces backup
+    Where where;
+    bool operator==(const HaTrack&) const = default;
+};
+
+struct HaGarp {
+    int repeat = 3;      // gratuitous ARPs / unsolicited NAs per address at takeover
+    int delay_ms = 1000; // ... and as many again this long after (0: no second burst)
+    int refresh_s = 0;   // then one every refresh_s seconds while master (0: never)
+    bool operator==(const HaGarp&) const = default;
+};
+
+struct Ha {
+    int vrid = 0;
+    int priority = 100;            // 1..255; 255 = address owner (RFC 5798 §5.2.4)
+    bool preempt = true;
+    int preempt_delay_ms = 0;
+    int advert_interval_ms = 100;  // a multiple of 10 (centiseconds on the wire)
+    std::vector<std::string> interfaces;
+    std::vector<IfAddr> virtual_ips;
+    std::vector<HaTrack> track;
+    HaGarp garp;
+    Where where;
+    bool operator==(const Ha&) const = default;
+};
+
 struct Config {
     std::string file;  // where it was read from
     Node node;
@@ -186,6 +270,8 @@ struct Config {
     std::vector<Cloud> clouds;
     Ike ike;
     std::vector<Initiate> initiate;
+    std::vector<ManualTunnel> manual_sas;
+    std::optional<Ha> ha;
 
     const Cloud* cloud(const std::string& name) const;
     const Port* port(const std::string& name) const;

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <cstring>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -54,6 +55,7 @@ bool Daemon::prepare_underlay(std::string* err) {
     std::vector<std::string> guarded;
     for (auto& p : cfg_.ports) {
         std::string iface = p.device_arg("iface");
+        underlay_.push_back(iface);
         if (iface.empty()) continue;
         int idx = hostif::ifindex_of(iface);
         if (!idx) {
@@ -97,6 +99,10 @@ bool Daemon::create_host_interfaces(std::string* err) {
         hostif::sysctl_set(fmt::format("net/ipv4/conf/{}/forwarding", p.name), "0");
         hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/forwarding", p.name), "0");
         hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/accept_ra", p.name), "0");
+        // The host interface mirrors a port whose addresses the config owns:
+        // no duplicate address detection, so neighbour discovery (from the
+        // link-local address too) works the moment the port is up.
+        hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/accept_dad", p.name), "0");
         if (!nl_.link_set(tap->ifindex(), true, std::nullopt, std::nullopt, &e)) {
             *err = fmt::format("host interface {} up: {}", p.name, e);
             return false;
@@ -168,13 +174,18 @@ bool Daemon::bring_up(std::string* err) {
     s.ipv4_tbl8 = cfg_.dataplane.ipv4_tbl8;
     s.ipv6_routes = cfg_.dataplane.ipv6_routes;
     s.ipv6_tbl8 = cfg_.dataplane.ipv6_tbl8;
+    s.frag_flows = cfg_.dataplane.reassembly_flows;
+    s.frag_timeout_ms = cfg_.dataplane.reassembly_timeout_ms;
     for (int c = 0; c < dp::kPuntClassCount; c++)
         s.punt[c] = dp::PuntRate{cfg_.dataplane.punt[c].pps, cfg_.dataplane.punt[c].burst};
     for (auto& p : cfg_.ports) s.ports.push_back(dp::PortSpec{p.name, p.device, cfg_.vrf_index(p.vrf), p.mtu});
     if (!dp::init(s, err)) return false;
 
+    LOG_INFO("daemon", "event=crypto path=\"{}\" self_test=passed", dp::crypto_describe());
     if (!create_host_interfaces(err)) return false;
     install_routes();
+    if (!tunnels_.install(cfg_, rib_, err)) return false;
+    if (!rib_.commit(err)) return false;
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
 
     ike_sink_ = std::make_unique<ike::LoggingSink>();
@@ -221,10 +232,12 @@ bool Daemon::bring_up(std::string* err) {
         }
     });
     loop_.every_ms(100, [] { dp::maintenance(); });
+    loop_.every_ms(200, [this] { tunnels_.poll_events(); });
     loop_.every_ms(500, [this] { sweep_held(); });
     loop_.every_ms(1000, [this] { poll_links(); });
 
     if (!dp::start(err)) return false;
+    if (!ha_start(err)) return false;
     started_ = wall_s();
     // Under systemd: ready now, and a watchdog ping only while every worker
     // is still making progress, so a wedged dataplane gets restarted too.
@@ -382,6 +395,7 @@ void Daemon::static_route(const config::Route& r, bool add) {
 }
 
 void Daemon::tear_down() {
+    ha_stop();
     if (api_) api_->stop();
     api_.reset();
     if (cli_) cli_->close();
@@ -444,6 +458,7 @@ void Daemon::on_tap(int port) {
     for (int i = 0; i < 64; i++) {
         ssize_t n = read(taps_[size_t(port)]->fd(), buf, sizeof buf);
         if (n <= 0) return;
+        ha_from_host(port, buf, uint32_t(n));
         if (dp::inject(port, buf, uint32_t(n))) hstats_.from_kernel++;
         else hstats_.from_kernel_dropped++;
     }
@@ -471,6 +486,7 @@ std::optional<IpAddr> Daemon::source_for(int port, Family f) const {
 void Daemon::handle_punt(dp::HostPkt& p) {
     switch (p.reason) {
         case dp::PuntReason::Host: {
+            if (ha_punt(p)) return;
             if (p.port < taps_.size() && p.len) {
                 ssize_t r = write(taps_[p.port]->fd(), p.data, p.len);
                 if (r == ssize_t(p.len)) hstats_.to_kernel++;
@@ -559,7 +575,7 @@ void Daemon::sweep_held() {
 }
 
 void Daemon::on_netlink() {
-    bool changed = false;
+    bool changed = false, link_changed = false;
     std::vector<std::pair<int, IpAddr>> resolved;
     nl_.read_events(
         [&](const hostif::NeighEvent& n) {
@@ -573,7 +589,11 @@ void Daemon::on_netlink() {
             }
             changed = true;
         },
-        [&](const hostif::LinkEvent&) {});
+        [&](const hostif::LinkEvent& l) {
+            // An underlay veth/NIC changed: vdev PMDs do not report it.
+            if (std::find(underlay_.begin(), underlay_.end(), l.name) != underlay_.end()) link_changed = true;
+        });
+    if (link_changed) poll_links();
     if (changed) {
         std::string err;
         if (!rib_.commit(&err)) LOG_ERROR("rib", "event=commit_failed error=\"{}\"", err);
@@ -594,21 +614,32 @@ void Daemon::on_netlink() {
     }
 }
 
+// af_packet/af_xdp ports report their link up whatever the kernel interface
+// under them does: ask the kernel for that interface's carrier.
+bool Daemon::underlay_carrier(size_t port) const {
+    if (port >= underlay_.size() || underlay_[port].empty()) return true;
+    std::ifstream f("/sys/class/net/" + underlay_[port] + "/carrier");
+    char c = '0';
+    return f.get(c) && c == '1';  // unreadable while administratively down
+}
+
 // Port link state goes onto the TAP's carrier, so the kernel (and FRR,
 // keepalived, ...) see a port go down.
 void Daemon::poll_links() {
     for (size_t i = 0; i < taps_.size(); i++) {
-        bool up = dp::port_info(int(i)).link_up;
+        bool up = dp::port_info(int(i)).link_up && underlay_carrier(i);
         if (up == link_up_[i]) continue;
         link_up_[i] = up;
         int carrier = up ? 1 : 0;
         ioctl(taps_[i]->fd(), TUNSETCARRIER, &carrier);
         LOG_INFO("hostif", "event=link port={} state={}", cfg_.ports[i].name, up ? "up" : "down");
+        ha_link(int(i), up);
     }
 }
 
 void Daemon::register_commands() {
     show::register_all(reg_, *this);
+    tunnels_.register_commands(reg_, cfg_);
     if (ike_) ike_->register_commands(reg_);
 }
 

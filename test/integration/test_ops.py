@@ -223,3 +223,19 @@ def test_systemd_notify_and_watchdog(lab):
     assert d.stop() == 0
     wait_until(lambda: saw("STOPPING=1"), 10, "STOPPING=1")
     s.close()
+
+
+def test_dpdk_telemetry_available(lab):
+    """DPDK's own telemetry socket answers next to nimbus's CLI."""
+    import shutil
+    tool = shutil.which("dpdk-telemetry.py")
+    if not tool:
+        pytest.skip("dpdk-telemetry.py (package dpdk-dev) is not installed")
+    a, r, b = topology(lab)
+    d = lab.nimbusd(r, "r", cfg(lab)).start()
+    assert a.ping_ok("10.2.0.2", 2, wait=5)
+    p = run(["/usr/bin/python3", tool, "-f", f"nimbus-{d.node}"], input="/ethdev/list\n/ethdev/stats,0\n", timeout=20)
+    replies = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    by_cmd = {k: v for r_ in replies for k, v in r_.items()}
+    assert by_cmd["/ethdev/list"] == [0, 1]
+    assert by_cmd["/ethdev/stats"]["ipackets"] >= 2

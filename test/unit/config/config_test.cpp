@@ -295,6 +295,143 @@ TEST_CASE("broken IKE sections are rejected with exact positions, and secrets ar
     }
 }
 
+// ---- ha: (control/config/ha.cpp)
+
+namespace {
+
+const char* kHaPorts =
+    "node: { name: a }\n"
+    "ports:\n"
+    "  - { name: lan0, device: net_tap0, addresses: [10.0.0.2/24, \"2001:db8::2/64\"] }\n"
+    "  - { name: wan0, device: net_tap1, addresses: [192.0.2.2/24] }\n";
+
+}  // namespace
+
+TEST_CASE("ha: a complete section parses into the model") {
+    std::string y = std::string(kHaPorts) +
+                    "ha: { vrid: 51, priority: 200, preempt: false, preempt_delay_ms: 2000, advert_interval_ms: 50,\n"
+                    "      interfaces: [lan0, wan0], virtual_ips: [10.0.0.1/24, 192.0.2.1/32, \"2001:db8::1/64\"],\n"
+                    "      track: [{port: wan0, weight: 50}, {port: lan0, fault: true}],\n"
+                    "      garp: {repeat: 5, delay_ms: 500, refresh_s: 60} }\n";
+    auto r = parse(y, "c.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    REQUIRE(r.config->ha);
+    auto& h = *r.config->ha;
+    CHECK(h.vrid == 51);
+    CHECK(h.priority == 200);
+    CHECK_FALSE(h.preempt);
+    CHECK(h.preempt_delay_ms == 2000);
+    CHECK(h.advert_interval_ms == 50);
+    CHECK(h.interfaces == std::vector<std::string>{"lan0", "wan0"});
+    REQUIRE(h.virtual_ips.size() == 3);
+    CHECK(h.virtual_ips[1].str() == "192.0.2.1/32");
+    CHECK(h.virtual_ips[2].str() == "2001:db8::1/64");
+    REQUIRE(h.track.size() == 2);
+    CHECK(h.track[0].port == "wan0");
+    CHECK(h.track[0].weight == 50);
+    CHECK_FALSE(h.track[0].fault);
+    CHECK(h.track[1].fault);
+    CHECK(h.garp.repeat == 5);
+    CHECK(h.garp.delay_ms == 500);
+    CHECK(h.garp.refresh_s == 60);
+    CHECK(h.where.line == 5);
+
+    // Defaults, and no section at all.
+    auto d = parse(std::string(kHaPorts) + "ha: { vrid: 7, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+                   "d.yaml");
+    REQUIRE(d.ok());
+    CHECK(d.config->ha->priority == 100);
+    CHECK(d.config->ha->preempt);
+    CHECK(d.config->ha->advert_interval_ms == 100);
+    CHECK(d.config->ha->garp.repeat == 3);
+    CHECK(d.config->ha->garp.delay_ms == 1000);
+    CHECK(d.config->ha->garp.refresh_s == 0);
+    auto none = parse(kHaPorts, "n.yaml");
+    REQUIRE(none.ok());
+    CHECK_FALSE(none.config->ha);
+}
+
+TEST_CASE("ha: broken sections are rejected with exact positions and key paths") {
+    struct Case {
+        const char* ha;
+        const char* error;
+    };
+    const Case cases[] = {
+        {"ha: { priority: 200, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:5: ha.vrid: required key is missing"},
+        {"ha: { vrid: 0, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:13: ha.vrid: 0 is out of range 1..255"},
+        {"ha: { vrid: 51, priority: 256, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:27: ha.priority: 256 is out of range 1..255"},
+        {"ha: { vrid: 51, advert_interval_ms: 105, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:37: ha.advert_interval_ms: 105 is not a multiple of 10 (VRRPv3 advertises centiseconds, "
+         "RFC 5798 §5.2.7)"},
+        {"ha: { vrid: 51, advert_interval_ms: 5, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:37: ha.advert_interval_ms: 5 is out of range 10..40950"},
+        {"ha: { vrid: 51, preempt: yes, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:26: ha.preempt: expected true or false, found 'yes'"},
+        {"ha: { vrid: 51, interfaces: [lan9], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:30: ha.interfaces[0]: unknown port 'lan9'"},
+        {"ha: { vrid: 51, interfaces: [lan0, lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:36: ha.interfaces[1]: port 'lan0' is listed twice"},
+        {"ha: { vrid: 51, interfaces: [], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:29: ha.interfaces: at least one interface is needed"},
+        {"ha: { vrid: 51, virtual_ips: [10.0.0.1/24] }\n", "t.yaml:5:5: ha.interfaces: required key is missing"},
+        {"ha: { vrid: 51, interfaces: [lan0] }\n", "t.yaml:5:5: ha.virtual_ips: required key is missing"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.9.0.1/24] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: 10.9.0.1/24 is not in a connected subnet of the listed interfaces "
+         "(lan0: 10.0.0.2/24, 2001:db8::2/64)"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [192.0.2.1/24] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: 192.0.2.1/24 is not in a connected subnet of the listed interfaces "
+         "(lan0: 10.0.0.2/24, 2001:db8::2/64)"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.0.0.2/24] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: 10.0.0.2 is the address of port 'lan0'; a virtual IP must be an address "
+         "of its own"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.0.0.1/16] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: 10.0.0.1/16: the prefix length must be /24 like 10.0.0.2/24 of port "
+         "'lan0' (or /32)"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.0.0.1/24, 10.0.0.1/32] }\n",
+         "t.yaml:5:64: ha.virtual_ips[1]: 10.0.0.1 is already listed as virtual_ips[0]"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.0.0.1] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: '10.0.0.1' is not a valid interface address (ADDRESS/LENGTH)"},
+        {"ha: { vrid: 51, interfaces: [lan0, wan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:36: ha.interfaces[1]: no virtual IP falls in a subnet of port 'wan0' (each listed interface "
+         "runs a VRRP instance, which needs at least one address, RFC 9568 §5.2.5)"},
+        {"ha: { vrid: 51, interface: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:17: ha.interface: unknown key (did you mean 'interfaces'?)"},
+        {"ha: 51\n", "t.yaml:5:5: ha: expected a mapping, found a scalar"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  track: [{port: wan9, weight: 10}]\n",
+         "t.yaml:9:18: ha.track[0].port: unknown port 'wan9'"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n"
+         "  track: [{port: wan0, weight: 10, fault: true}]\n",
+         "t.yaml:9:11: ha.track[0]: give either 'weight: N' (priority drops by N while the link is down) or "
+         "'fault: true' (link down forces backup)"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  track: [{port: wan0}]\n",
+         "t.yaml:9:11: ha.track[0]: give either 'weight: N' (priority drops by N while the link is down) or "
+         "'fault: true' (link down forces backup)"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  track: [{port: wan0, weight: 255}]\n",
+         "t.yaml:9:32: ha.track[0].weight: 255 is out of range 1..254"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n"
+         "  track: [{port: wan0, weight: 10}, {port: wan0, fault: true}]\n",
+         "t.yaml:9:44: ha.track[1].port: port 'wan0' is already tracked at line 9"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  garp: { repeat: 3, delay: 100 }\n",
+         "t.yaml:9:22: ha.garp.delay: unknown key (did you mean 'delay_ms'?)"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  garp: { repeat: 300 }\n",
+         "t.yaml:9:19: ha.garp.repeat: 300 is out of range 0..255"},
+    };
+    int n = 0;
+    for (auto& c : cases) {
+        INFO("case " << n++ << ": " << c.ha);
+        auto r = parse(std::string(kHaPorts) + c.ha, "t.yaml");
+        CHECK_FALSE(r.ok());
+        bool found = std::find(r.errors.begin(), r.errors.end(), c.error) != r.errors.end();
+        CHECK(found);
+        if (!found)
+            for (auto& e : r.errors) WARN("got: " << e);
+    }
+}
+
 #include "control/config/diff.h"
 
 TEST_CASE("config diff: keyed lists, plain lists, scalars; secrets never shown") {
@@ -328,4 +465,135 @@ TEST_CASE("config diff: keyed lists, plain lists, scalars; secrets never shown")
     CHECK(r.find("psk: <redacted>") != std::string::npos);
     CHECK(nimbus::config::redact("a: [").find("not shown") != std::string::npos);
     CHECK(nimbus::config::hash("x") == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+}
+
+// ---- manual_sas: static ESP tunnels
+namespace {
+
+const char* kEspBase =
+    "node: { name: a }\n"
+    "vrfs: [ { name: corp } ]\n"
+    "ports:\n"
+    "  - { name: wan0, device: net_tap0, addresses: [192.0.2.10/24, \"2001:db8::10/64\"] }\n"
+    "  - { name: lan0, device: net_tap1, vrf: corp, addresses: [10.0.0.1/24] }\n"
+    "manual_sas:\n";
+const char* kK20 = "000102030405060708090a0b0c0d0e0f10111213";
+const char* kK36 = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20212223";
+
+std::string tunnel(const std::string& name, const std::string& extra, const std::string& allowed = "10.16.1.0/24",
+                   const std::string& out_spi = "0x1001", const std::string& in_spi = "0x2001") {
+    return "  - { name: " + name + ", vrf: corp, cipher: aes128gcm16, allowed: [" + allowed +
+           "], paths: [ { local: 192.0.2.10, remote: 198.51.100.7 } ], out: { spi: " + out_spi + ", key: " + kK20 +
+           " }, in: [ { spi: " + in_spi + ", key: " + kK20 + " } ]" + (extra.empty() ? "" : ", " + extra) + " }\n";
+}
+
+std::string sub(std::string s, const std::string& a, const std::string& b) {
+    auto at = s.find(a);
+    if (at != std::string::npos) s.replace(at, a.size(), b);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("manual_sas parse into tunnels") {
+    std::string y = std::string(kEspBase) +
+                    "  - name: store1\n"
+                    "    vrf: corp\n"
+                    "    cipher: chacha20poly1305\n"
+                    "    esn: true\n"
+                    "    encap: esp\n"
+                    "    replay_window: 4096\n"
+                    "    mss_clamp: false\n"
+                    "    critical: { dscp: [ef, 34, cs1] }\n"
+                    "    allowed: [10.16.1.0/24, \"2001:db8:16::/48\"]\n"
+                    "    paths:\n"
+                    "      - { local: 192.0.2.10, remote: 198.51.100.7 }\n"
+                    "      - { local: \"2001:db8::10\", remote: \"2001:db8:99::7\", port: 4501 }\n"
+                    "    out: { spi: 0x1001, key: \"" + kK36 + "\" }\n"
+                    "    in: [ { spi: 4098, key: \"0x" + kK36 + "\" }, { spi: 0x2001, key: \"" + kK36 + "\" } ]\n"
+                    "    lifetime: { soft_packets: 100, hard_packets: 200 }\n";
+    auto r = parse(y, "t.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    REQUIRE(r.config->manual_sas.size() == 1);
+    auto& t = r.config->manual_sas[0];
+    CHECK(t.cipher == "chacha20poly1305");
+    CHECK(t.esn);
+    CHECK_FALSE(t.udp);
+    CHECK(t.replay_window == 4096);
+    CHECK_FALSE(t.mss_clamp);
+    CHECK(t.critical_dscp == ((1ull << 46) | (1ull << 34) | (1ull << 8)));
+    REQUIRE(t.paths.size() == 2);
+    CHECK(t.paths[1].port == 4501);
+    CHECK(t.out.spi == 0x1001);
+    CHECK(t.out.key.bytes.size() == 36);
+    REQUIRE(t.in.size() == 2);
+    CHECK(t.in[0].spi == 4098);
+    CHECK(t.hard_packets == 200);
+    CHECK(t.vrf == "corp");
+    CHECK(t.underlay_vrf == "default");
+}
+
+TEST_CASE("broken manual_sas are rejected with exact positions, and keys never appear") {
+    struct Case {
+        std::string yaml;
+        const char* error;
+    };
+    std::string two = tunnel("s1", "") ;
+    const Case cases[] = {
+        {tunnel("s1", "", "0.0.0.0/0"),
+         "t.yaml:7:59: manual_sas[0].allowed[0]: 0.0.0.0/0: a site may not claim a default route"},
+        {tunnel("s1", "", "\"::/0\""), "t.yaml:7:59: manual_sas[0].allowed[0]: ::/0: a site may not claim a default route"},
+        {two + tunnel("s2", "", "10.16.1.128/25", "0x1002", "0x2002"),
+         "t.yaml:8:59: manual_sas[1].allowed[0]: 10.16.1.128/25 overlaps 10.16.1.0/24 of tunnel 's1' in VRF 'corp'"},
+        {two + tunnel("s2", "", "10.17.0.0/24", "0x1002", "0x2001"),
+         "t.yaml:8:212: manual_sas[1].in[0].spi: SPI 0x00002001 is already used by tunnel 's1'"},
+        {two + tunnel("s2", "", "10.17.0.0/24", "0x1002", "0x42001"),
+         "t.yaml:8:212: manual_sas[1].in[0].spi: inbound SPI 0x00042001 shares its table slot with 0x00002001 of "
+         "tunnel 's1' (inbound SPIs must differ in their low 18 bits)"},
+        {tunnel("s1", "", "10.16.1.0/24", "255"),
+         "t.yaml:7:142: manual_sas[0].out.spi: SPI 255 is reserved (RFC 4303 §2.1: 1..255); use 256 or more"},
+        {tunnel("s1", "", "10.16.1.0/24", "0x1001", "zz"),
+         "t.yaml:7:212: manual_sas[0].in[0].spi: 'zz' is not an SPI (a 32-bit number, decimal or 0x hex)"},
+        {sub(tunnel("s1", "cipher: aes256gcm16"), std::string("cipher: aes128gcm16, "), ""),
+         "t.yaml:7:134: manual_sas[0].out.key: 20 bytes of key material; aes256gcm16 needs 36 (32-byte key and "
+         "4-byte salt)"},
+        {sub(tunnel("s1", ""), std::string("key: ") + kK20 + " }, in", "key: 00112233445566778899aabbccddeeff001122 }, in"),
+         "t.yaml:7:155: manual_sas[0].out.key: 19 bytes of key material; aes128gcm16 needs 20 (16-byte key and "
+         "4-byte salt)"},
+        {sub(tunnel("s1", ""), std::string("key: ") + kK20 + " }, in", "key: secretsecret }, in"),
+         "t.yaml:7:155: manual_sas[0].out.key: not an even number of hexadecimal digits (the value is not shown)"},
+        {sub(tunnel("s1", ""), "local: 192.0.2.10", "local: 192.0.2.11"),
+         "t.yaml:7:92: manual_sas[0].paths[0].local: 192.0.2.11 is not an address of a port in VRF 'default'"},
+        {sub(tunnel("s1", ""), "remote: 198.51.100.7", "remote: \"2001:db8::7\""),
+         "t.yaml:7:112: manual_sas[0].paths[0].remote: 2001:db8::7 is not of the family of local 192.0.2.10"},
+        {sub(tunnel("s1", "cipher: aes512"), "cipher: aes128gcm16, ", ""),
+         "t.yaml:7:258: manual_sas[0].cipher: 'aes512' is not one of: aes128gcm16, aes256gcm16, chacha20poly1305"},
+        {tunnel("s1", "replay_window: 32"), "t.yaml:7:286: manual_sas[0].replay_window: 32 is out of range 64..4096"},
+        {tunnel("s1", "critical: { dscp: [ef, af51] }"),
+         "t.yaml:7:294: manual_sas[0].critical.dscp[1]: 'af51' is not a DSCP (0..63, ef, afXY, csN, va, be)"},
+        {tunnel("s1", "encap: gre"), "t.yaml:7:278: manual_sas[0].encap: 'gre' is not one of: udp, esp"},
+        {tunnel("s1", "underlay_vrf: wan"),
+         "t.yaml:7:285: manual_sas[0].underlay_vrf: unknown VRF 'wan' (defined: default, corp)"},
+        {tunnel("s1", "lifetime: { soft_bytes: 10, hard_bytes: 5 }"),
+         "t.yaml:7:295: manual_sas[0].lifetime.soft_bytes: must be below hard_bytes"},
+        {tunnel("s1", "keys: 1"), "t.yaml:7:271: manual_sas[0].keys: unknown key"},
+        {"  - { name: s1, cipher: aes128gcm16 }\n",
+         "t.yaml:7:5: manual_sas[0].allowed: required key is missing (the inner prefixes the site may use)"},
+    };
+    int n = 0;
+    for (auto& c : cases) {
+        std::string y = std::string(kEspBase) + c.yaml;
+        INFO("case " << n++ << ": " << y);
+        auto r = parse(y, "t.yaml");
+        CHECK_FALSE(r.ok());
+        bool found = std::find(r.errors.begin(), r.errors.end(), c.error) != r.errors.end();
+        CHECK(found);
+        if (!found)
+            for (auto& e : r.errors) WARN("got: " << e);
+        for (auto& e : r.errors) {
+            CHECK(e.find("0102030405060708") == std::string::npos);
+            CHECK(e.find("secretsecret") == std::string::npos);
+        }
+    }
 }
