@@ -188,7 +188,13 @@ bool Daemon::bring_up(std::string* err) {
     if (!rib_.commit(err)) return false;
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
 
-    ike_sink_ = std::make_unique<ike::LoggingSink>();
+    // IKE drives the ESP dataplane: tunnels, SAs and their routes.
+    ike_sink_ = std::make_unique<ike::DataplaneSink>(rib_, [this](const IpAddr& a) {
+        for (auto& p : cfg_.ports)
+            for (auto& pa : p.addresses)
+                if (pa.addr == a) return cfg_.vrf_index(p.vrf);
+        return 0;
+    });
     ike_ = std::make_unique<ike::Service>(loop_, *ike_sink_);
     if (!ike_->start(cfg_, err)) return false;
 
@@ -400,7 +406,10 @@ void Daemon::tear_down() {
     api_.reset();
     if (cli_) cli_->close();
     cli_.reset();
+    // The engine first (it takes its SAs out of the sink), then the sink
+    // (dataplane tunnels and their routes), while the dataplane still runs.
     ike_.reset();
+    ike_sink_.reset();
     for (auto& [k, h] : held_)
         for (auto& p : h.pkts) dp::release(p);
     held_.clear();
@@ -640,7 +649,19 @@ void Daemon::poll_links() {
 void Daemon::register_commands() {
     show::register_all(reg_, *this);
     tunnels_.register_commands(reg_, cfg_);
-    if (ike_) ike_->register_commands(reg_);
+    if (ike_) {
+        ike_->register_commands(reg_);
+        tunnels_.set_dynamic([this] {
+            std::vector<esp::DynamicTunnel> v;
+            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
+            if (!e) return v;
+            auto* sink = static_cast<ike::DataplaneSink*>(ike_sink_.get());
+            for (auto& t : e->tunnels())
+                v.push_back(esp::DynamicTunnel{t.id, t.cloud, t.name, t.state, t.uptime_s, t.rtt_ms, t.child_rekeys,
+                                               t.ike_rekeys, t.paths, t.prefixes, sink->dp_id(t.id)});
+            return v;
+        });
+    }
 }
 
 }  // namespace nimbus

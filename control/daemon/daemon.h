@@ -15,7 +15,7 @@
 #include "control/hostif/icmp.h"
 #include "control/hostif/netlink.h"
 #include "control/hostif/tap.h"
-#include "control/ike/logging_sink.h"
+#include "control/ike/dataplane_sink.h"
 #include "control/ike/service.h"
 #include "control/loop/loop.h"
 #include "control/mgmt/cli_server.h"
@@ -118,8 +118,8 @@ private:
     size_t held_total_ = 0;
     std::map<std::pair<int, IpAddr>, uint64_t> resolving_;  // last NTF_USE per neighbour
     HostIfStats hstats_;
-    // IKE: the engine's dataplane binding (a logging sink until the ESP
-    // tables land) and the service that owns the engine and its sockets.
+    // IKE: the engine's dataplane binding and the service that owns the
+    // engine and its sockets.
     std::unique_ptr<ike::ChildSaSink> ike_sink_;
     std::unique_ptr<ike::Service> ike_;
     std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;

@@ -146,7 +146,9 @@ void Service::register_commands(mgmt::Registry& reg) {
             [this](const Args& a) { return show_sa(engine_.get(), a); });
     reg.add("show ike counters", "IKE engine counters (malformed, cookies, rekeys, DPD, ...)",
             [this](const Args& a) { return show_counters(engine_.get(), a); });
-    reg.add("show tunnels", "tunnels to sites: state, uptime, last RTT, rekeys, paths, prefixes",
+    // `show tunnels` (control/esp) lists these with the dataplane's counters;
+    // this is the IKE view alone.
+    reg.add("show ike tunnels", "IKE tunnels: state, uptime, last RTT, rekeys, paths, prefixes",
             [this](const Args& a) { return show_tunnels(engine_.get(), a); });
     reg.add("clear tunnel ID", "close a tunnel's IKE SA (DELETE to the peer); an edge reconnects",
             [this](const Args& a) {
