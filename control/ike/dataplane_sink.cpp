@@ -233,11 +233,17 @@ ChildStats DataplaneSink::child_stats(TunnelId, uint32_t spi_in) const {
     st.in_bytes = si.counters[int(dp::SaCounter::bytes)];
     // The dataplane counts; when its count moved since we last looked,
     // authenticated ESP arrived in between: that is life (DPD, RFC 7296 §2.4).
+    // We only know it came after the previous look, so that is the time we
+    // report: never later than the truth, so a dead peer is still found
+    // within interval x retries of its last packet.
     Seen& s = seen_[spi_in];
+    uint64_t now = mono_ns();
+    // The first look at an SA proves nothing about when its packets came.
     if (st.in_packets != s.packets) {
         s.packets = st.in_packets;
-        s.at_ns = mono_ns();
+        s.at_ns = s.looked_ns;
     }
+    s.looked_ns = now;
     st.last_in_ns = s.at_ns;
     return st;
 }

@@ -55,7 +55,8 @@ private:
     std::map<TunnelId, Tun> tuns_;
     struct Seen {
         uint64_t packets = 0;
-        uint64_t at_ns = 0;
+        uint64_t at_ns = 0;      // lower bound of the last packet's arrival
+        uint64_t looked_ns = 0;  // when we last read the counter
     };
     mutable std::map<uint32_t, Seen> seen_;  // inbound SPI -> last packet count change
     uint64_t errors_ = 0;
