@@ -143,13 +143,18 @@ json sa_json(const dp::SaInfo& s, const std::string& tunnel) {
 void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) {
     auto sas = [this](const Args& a) {
         std::vector<std::pair<dp::SaInfo, std::string>> list;
-        for (auto& t : tunnels_) {
+        std::vector<std::pair<dp::TunnelId, std::string>> ids;
+        for (auto& t : tunnels_) ids.emplace_back(t.id, t.name);
+        if (dynamic_)
+            for (auto& d : dynamic_())
+                if (d.dp != dp::kNoTunnel) ids.emplace_back(d.dp, d.name);
+        for (auto& [id, name] : ids) {
             dp::TunnelInfo ti;
-            if (!dp::tunnel_info(t.id, &ti)) continue;
+            if (!dp::tunnel_info(id, &ti)) continue;
             dp::SaInfo s;
-            if (dp::sa_info(ti.out_spi, false, &s)) list.emplace_back(s, t.name);
+            if (dp::sa_info(ti.out_spi, false, &s)) list.emplace_back(s, name);
             for (uint32_t spi : ti.in_spis)
-                if (dp::sa_info(spi, true, &s)) list.emplace_back(s, t.name);
+                if (dp::sa_info(spi, true, &s)) list.emplace_back(s, name);
         }
         bool one = a.has("SPI");
         uint32_t want = 0;

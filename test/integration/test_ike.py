@@ -410,17 +410,23 @@ def test_key_file_readable_by_others_is_refused(lab, pki):
 
 def test_nimbus_edge_to_nimbus_concentrator_with_certificates_and_esn(lab, pki):
     """Two nimbusd: an edge (initiate:) and a concentrator, certificates on
-    both sides, ESN negotiated between them."""
+    both sides, ESN negotiated between them, traffic between their LANs."""
     c = lab.ns("c")
     e = lab.ns("e")
     lab.veth(e, "wan", c, "wan")
+    h = lan_host(lab, c)
+    eh = lab.ns("eh")
+    lab.veth(eh, "eth0", e, "lan")
+    eh.addr("eth0", "10.20.1.2/24")
+    eh.no_offload("eth0")
+    eh.route("default", "via", "10.20.1.1")
     conc_clouds = f"""
 clouds:
   - name: corp
     vrf: corp
     pki: {{ ca: {pki}/ca.crt, crl: {pki}/ca.crl, cert: {pki}/conc.crt, key: {pki}/conc.key }}
     proposals: {{ ike: [aes256gcm16-prfsha384-x25519], esp: [aes256gcm16-esn-x25519] }}
-    advertise: [10.0.0.0/8]
+    advertise: [10.0.0.0/24]
     dpd: {{ interval: 2, retries: 3 }}
     sites:
       - {{ id: "CN=edge-0001", prefixes: [10.20.1.0/24] }}
@@ -432,6 +438,7 @@ mgmt: {{ socket: "@SOCK@" }}
 vrfs: [ {{ name: corp }} ]
 ports:
   - {{ name: wan0, device: "net_af_packet0,iface=wan,framecnt=4096", addresses: [192.0.2.21/24] }}
+  - {{ name: lan0, device: "net_af_packet1,iface=lan,framecnt=4096", vrf: corp, addresses: [10.20.1.1/24] }}
 clouds:
   - name: corp
     vrf: corp
@@ -440,9 +447,9 @@ clouds:
     dpd: {{ interval: 2, retries: 3 }}
 initiate:
   - {{ peer: 192.0.2.10, cloud: corp, remote_id: "CN=conc.lab", local_prefixes: [10.20.1.0/24],
-      remote_prefixes: [10.0.0.0/8] }}
+      remote_prefixes: [10.0.0.0/24] }}
 """
-    dc = start_conc(lab, c, conc_clouds)
+    dc = lab.nimbusd(c, "conc", conc_config_lan(conc_clouds)).start()
     de = lab.nimbusd(e, "edge", edge_cfg).start()
     wait_until(lambda: tunnel(dc) and tunnel(dc)["state"] == "up", 20, "the edge's tunnel on the concentrator")
     wait_until(lambda: tunnel(de)["state"] == "up", 10, "the tunnel on the edge")
@@ -456,10 +463,19 @@ initiate:
     assert sc["children"][0]["proposal"] == "aes256gcm16-esn"
     assert sc["children"][0]["spi_in"] == se["children"][0]["spi_out"]
     assert sc["children"][0]["spi_out"] == se["children"][0]["spi_in"]
-    assert tunnel(dc)["prefixes"] == ["10.20.1.0/24"] and tunnel(de)["prefixes"] == ["10.0.0.0/8"]
-    # Rekeys from the edge (child with PFS, then IKE), checked on both.
+    assert tunnel(dc)["prefixes"] == ["10.20.1.0/24"] and tunnel(de)["prefixes"] == ["10.0.0.0/24"]
+    # No NAT between two nimbus boxes: plain ESP (IP protocol 50), ESN on.
+    assert tunnel(dc)["encap"] == "esp"
+    sa_tbl = dc.cli("show", "ipsec", "sa")
+    assert sa_tbl and all(x["esn"] for x in sa_tbl), sa_tbl
+    # Traffic between the two LANs.
+    assert h.ping_ok("10.0.0.1", 1) and eh.ping_ok("10.20.1.1", 1)   # neighbours known first
+    assert eh.ping_ok("10.0.0.2", 5), "edge LAN -> concentrator LAN"
+    assert h.ping_ok("10.20.1.2", 5), "concentrator LAN -> edge LAN"
+    # Rekeys from the edge (child with PFS, then IKE), traffic after each.
     de.cli("test", "ike", "rekey", "child", "1")
     wait_until(lambda: tunnel(dc)["child_rekeys"] == 1 and tunnel(de)["child_rekeys"] == 1, 10, "child rekey")
+    assert eh.ping_ok("10.0.0.2", 3)
     de.cli("test", "ike", "rekey", "ike", "1")
     wait_until(lambda: tunnel(dc)["ike_rekeys"] == 1 and len(sas(dc)) == 1 and len(sas(de)) == 1, 10, "IKE rekey")
     # The old child SA's inbound half lingers briefly after the rekey.
@@ -469,11 +485,13 @@ initiate:
     [se] = established(de)
     assert sc["children"][0]["spi_in"] == se["children"][0]["spi_out"]
     assert sc["children"][0]["proposal"] == "aes256gcm16-x25519-esn"
+    assert h.ping_ok("10.20.1.2", 3)
     # The concentrator clears the tunnel; the edge comes back by itself.
     old = sc["spi_r"]
     dc.cli("clear", "tunnel", "1")
     wait_until(lambda: established(dc) and established(dc)[0]["spi_r"] != old, 15, "the edge to reconnect")
     assert tunnel(dc)["state"] == "up"
+    wait_until(lambda: eh.ping_ok("10.0.0.2", 1), 10, "traffic after the reconnection")
 
 
 # ---- traffic through the tunnels (the ESP dataplane bound to the engine)
