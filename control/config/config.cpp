@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "control/config/clouds.h"
 #include "control/config/ha.h"
 #include "control/config/schema.h"
 #include "src/common/bytes.h"
@@ -32,6 +33,12 @@ std::string Port::device_arg(const std::string& key) const {
         if (eq != std::string::npos && part.substr(0, eq) == key) return part.substr(eq + 1);
     }
     return "";
+}
+
+const Cloud* Config::cloud(const std::string& name) const {
+    for (auto& c : clouds)
+        if (c.name == name) return &c;
+    return nullptr;
 }
 
 const Port* Config::port(const std::string& name) const {
@@ -686,6 +693,9 @@ Result parse(const std::string& text, const std::string& name) {
     read_vrfs(top, c);
     read_ports(top, c);
     read_routes(top, c);
+    read_clouds(top, c);
+    read_ike(top, c);
+    read_initiate(top, c);
     read_manual_sas(top, c);
     read_ha(top, c);
     top.finish();

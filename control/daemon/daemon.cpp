@@ -188,6 +188,16 @@ bool Daemon::bring_up(std::string* err) {
     if (!rib_.commit(err)) return false;
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
 
+    // IKE drives the ESP dataplane: tunnels, SAs and their routes.
+    ike_sink_ = std::make_unique<ike::DataplaneSink>(rib_, [this](const IpAddr& a) {
+        for (auto& p : cfg_.ports)
+            for (auto& pa : p.addresses)
+                if (pa.addr == a) return cfg_.vrf_index(p.vrf);
+        return 0;
+    });
+    ike_ = std::make_unique<ike::Service>(loop_, *ike_sink_);
+    if (!ike_->start(cfg_, err)) return false;
+
     if (!read_file(cfg_.file, &running_text_)) running_text_.clear();
     register_commands();
     cli_ = std::make_unique<mgmt::CliServer>(loop_, reg_);
@@ -282,15 +292,27 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     std::vector<std::string> changes = config::diff(running_text_, text);
     config::Config probe = next;
     probe.routes = cfg_.routes;
+    probe.clouds = cfg_.clouds;
+    probe.ike = cfg_.ike;
+    probe.initiate = cfg_.initiate;
     if (!(probe == cfg_)) {
         std::vector<std::string> secs;
         for (auto& sct : config::changed_sections(running_text_, text))
-            if (sct != "routes") secs.push_back(sct);
-        std::string why = fmt::format("changes to {} need a restart; only 'routes' apply live",
+            if (sct != "routes" && sct != "clouds" && sct != "ike" && sct != "initiate") secs.push_back(sct);
+        std::string why = fmt::format("changes to {} need a restart; 'routes', 'clouds', 'ike' and 'initiate' apply live",
                                       secs.empty() ? std::string("settings") : fmt::format("{}", fmt::join(secs, ", ")));
         LOG_WARN("config", "event=apply_refused source={} reason=\"{}\"", who, why);
         audit(who, "refused", version, changes);
         return {{"http", 409}, {"applied", false}, {"error", why}, {"diff", changes}};
+    }
+    // IKE: the new clouds must load (certificates, keys and CRLs are read
+    // again even when their file names did not change) before anything is
+    // applied.
+    std::vector<std::string> ike_errors;
+    if (ike_ && !ike_->check(next, &ike_errors)) {
+        for (auto& e : ike_errors) LOG_ERROR("config", "event=apply_rejected source={} error=\"{}\"", who, e);
+        audit(who, "rejected", version, changes);
+        return {{"http", 422}, {"applied", false}, {"errors", ike_errors}};
     }
     if (dry_run) return {{"http", 200}, {"applied", false}, {"diff", changes}, {"version", version}};
     std::vector<config::Route> gone, added;
@@ -312,6 +334,12 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
         return {{"http", 500}, {"applied", false}, {"error", err}, {"rolled_back", true}};
     }
     cfg_.routes = next.routes;
+    std::vector<std::string> ike_errors2;
+    if (ike_ && !ike_->reload(next, &ike_errors2))  // checked above; only a file changing in between fails here
+        for (auto& e : ike_errors2) LOG_ERROR("config", "event=ike_reload_failed source={} error=\"{}\"", who, e);
+    cfg_.clouds = next.clouds;
+    cfg_.ike = next.ike;
+    cfg_.initiate = next.initiate;
     running_text_ = text;
     // The file given with -c follows what was applied, so a restart comes up
     // with it (written atomically; SIGHUP read it from there already).
@@ -378,6 +406,10 @@ void Daemon::tear_down() {
     api_.reset();
     if (cli_) cli_->close();
     cli_.reset();
+    // The engine first (it takes its SAs out of the sink), then the sink
+    // (dataplane tunnels and their routes), while the dataplane still runs.
+    ike_.reset();
+    ike_sink_.reset();
     for (auto& [k, h] : held_)
         for (auto& p : h.pkts) dp::release(p);
     held_.clear();
@@ -617,6 +649,19 @@ void Daemon::poll_links() {
 void Daemon::register_commands() {
     show::register_all(reg_, *this);
     tunnels_.register_commands(reg_, cfg_);
+    if (ike_) {
+        ike_->register_commands(reg_);
+        tunnels_.set_dynamic([this] {
+            std::vector<esp::DynamicTunnel> v;
+            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
+            if (!e) return v;
+            auto* sink = static_cast<ike::DataplaneSink*>(ike_sink_.get());
+            for (auto& t : e->tunnels())
+                v.push_back(esp::DynamicTunnel{t.id, t.cloud, t.name, t.state, t.uptime_s, t.rtt_ms, t.child_rekeys,
+                                               t.ike_rekeys, t.paths, t.prefixes, sink->dp_id(t.id)});
+            return v;
+        });
+    }
 }
 
 }  // namespace nimbus

@@ -15,6 +15,8 @@
 #include "control/hostif/icmp.h"
 #include "control/hostif/netlink.h"
 #include "control/hostif/tap.h"
+#include "control/ike/dataplane_sink.h"
+#include "control/ike/service.h"
 #include "control/loop/loop.h"
 #include "control/mgmt/cli_server.h"
 #include "control/mgmt/commands.h"
@@ -116,6 +118,10 @@ private:
     size_t held_total_ = 0;
     std::map<std::pair<int, IpAddr>, uint64_t> resolving_;  // last NTF_USE per neighbour
     HostIfStats hstats_;
+    // IKE: the engine's dataplane binding and the service that owns the
+    // engine and its sockets.
+    std::unique_ptr<ike::ChildSaSink> ike_sink_;
+    std::unique_ptr<ike::Service> ike_;
     std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;
     std::string running_text_;  // the applied config, as text
     mgmt::Metrics metrics_;

@@ -6,6 +6,7 @@
 // IKE will drive the same dataplane calls with negotiated SAs.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,8 +25,21 @@ struct TunnelState {
     const config::ManualTunnel* cfg = nullptr;  // into the daemon's config
 };
 
+// A tunnel another feature manages (IKE): `show tunnels` lists it next to
+// the static ones, with its state.
+struct DynamicTunnel {
+    uint64_t id = 0;                  // the feature's id (`clear tunnel ID`)
+    std::string cloud, name, state;   // state: up, connecting, down
+    uint64_t uptime_s = 0;
+    double rtt_ms = -1;               // last liveness round trip, -1: none yet
+    uint32_t child_rekeys = 0, ike_rekeys = 0;
+    std::vector<std::string> paths, prefixes;
+    dp::TunnelId dp = dp::kNoTunnel;  // while it has SAs in the dataplane
+};
+
 class Tunnels {
 public:
+    void set_dynamic(std::function<std::vector<DynamicTunnel>()> f) { dynamic_ = std::move(f); }
     // Installs every tunnel of cfg.manual_sas and their routes (the caller
     // commits the RIB). On failure: *err names the config line; what was
     // installed stays (the daemon exits anyway).
@@ -41,6 +55,7 @@ public:
 
 private:
     std::vector<TunnelState> tunnels_;
+    std::function<std::vector<DynamicTunnel>()> dynamic_;
 };
 
 dp::Cipher cipher_of(const std::string& name);
