@@ -331,6 +331,7 @@ Result parse(const std::string& text, const std::string& name) {
     read_vrfs(top, c);
     read_ports(top, c);
     read_routes(top, c);
+    read_routing(top, c);
     top.finish();
     res.errors = std::move(errs.list());
     if (res.errors.empty()) res.config = std::move(c);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "control/config/routing.h"
 #include "src/common/addr.h"
 
 namespace nimbus::config {
@@ -99,6 +100,7 @@ struct Config {
     std::vector<Vrf> vrfs;  // always starts with "default"
     std::vector<Port> ports;
     std::vector<Route> routes;
+    std::optional<Routing> routing;  // FRR integration (routing.h); absent = none
 
     const Port* port(const std::string& name) const;
     const Vrf* vrf(const std::string& name) const;
