@@ -172,6 +172,13 @@ bool Daemon::bring_up(std::string* err) {
     install_routes();
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
 
+    if (cfg_.routing) {
+        frr_ = std::make_unique<routing::Frr>(
+            cfg_, loop_, rib_,
+            routing::FrrPorts{[this](int port) { return tap_ifindex(port); },
+                              [](int port) { return dp::port_info(port).mac; }});
+        if (!frr_->start(err)) return false;
+    }
     register_commands();
     cli_ = std::make_unique<mgmt::CliServer>(loop_, reg_);
     if (!cli_->listen(cfg_.mgmt.socket, err)) return false;
@@ -268,6 +275,7 @@ void Daemon::static_route(const config::Route& r, bool add) {
 void Daemon::tear_down() {
     if (cli_) cli_->close();
     cli_.reset();
+    frr_.reset();  // zebra flushes our routes when the session closes
     for (auto& [k, h] : held_)
         for (auto& p : h.pkts) dp::release(p);
     held_.clear();
@@ -487,6 +495,9 @@ void Daemon::poll_links() {
     }
 }
 
-void Daemon::register_commands() { show::register_all(reg_, *this); }
+void Daemon::register_commands() {
+    show::register_all(reg_, *this);
+    if (frr_) frr_->register_commands(reg_);
+}
 
 }  // namespace nimbus

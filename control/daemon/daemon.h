@@ -16,6 +16,7 @@
 #include "control/loop/loop.h"
 #include "control/mgmt/cli_server.h"
 #include "control/mgmt/commands.h"
+#include "control/routing/frr.h"
 #include "control/routing/rib.h"
 #include "dataplane/api.h"
 
@@ -43,6 +44,7 @@ public:
     const std::string& port_name(int i) const { return cfg_.ports[size_t(i)].name; }
     int tap_ifindex(int port) const;
     uint64_t started_at() const { return started_; }
+    routing::Frr* frr() { return frr_.get(); }
 
 private:
     struct Held {
@@ -81,6 +83,7 @@ private:
     std::map<int, int> ifindex_port_;  // TAP ifindex -> port
     std::vector<bool> link_up_;
     routing::Rib rib_;
+    std::unique_ptr<routing::Frr> frr_;  // the `routing:` section (FRR), when configured
     std::map<std::pair<int, IpAddr>, Held> held_;
     size_t held_total_ = 0;
     std::map<std::pair<int, IpAddr>, uint64_t> resolving_;  // last NTF_USE per neighbour
