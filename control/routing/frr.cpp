@@ -135,8 +135,11 @@ bool Frr::setup_host_routes(std::string* err) {
 
 bool Frr::start(std::string* err) {
     if (!setup_host_routes(err)) return false;
-    // The observers see tunnel routes from here on; the RIB holds none yet
-    // (tunnels come up after the routing section starts).
+    // Tunnel routes already in the RIB (tunnels installed before us), then
+    // every change from here on.
+    for (size_t vrf = 0; vrf < cfg_.vrfs.size(); vrf++)
+        for (auto& v : rib_.view(int(vrf), std::nullopt))
+            if (v.route.source == Source::Tunnel) on_rib(int(vrf), v.route, true);
     rib_.add_observer([this, token = std::weak_ptr<Frr*>(self_)](int vrf, const Route& r, bool added) {
         if (!token.expired()) on_rib(vrf, r, added);
     });
