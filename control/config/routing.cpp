@@ -209,6 +209,7 @@ void read_routing(MapReader& top, Config& c) {
     if (auto v = m.integer("graceful_restart", 0, 3600)) r.graceful_restart = uint32_t(*v);
     if (auto v = m.integer("zapi_batch", 1, 10000)) r.zapi_batch = uint32_t(*v);
     if (auto v = m.integer("fpm_replay_quiet_ms", 100, 60000)) r.fpm_replay_quiet_ms = uint32_t(*v);
+    if (auto v = m.integer("fpm_replay_hold_ms", 0, 600000)) r.fpm_replay_hold_ms = uint32_t(*v);
     if (m.has("host_routes")) {
         MapReader h(m.get("host_routes"), "routing.host_routes", e);
         if (auto b = h.boolean("enabled")) r.host_routes.enabled = *b;

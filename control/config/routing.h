@@ -72,6 +72,9 @@ struct Routing {
     uint32_t graceful_restart = 0;      // seconds zebra keeps our routes when we go; 0 = off
     uint32_t zapi_batch = 256;          // route messages per control-loop turn
     uint32_t fpm_replay_quiet_ms = 3000;
+    // After zebra (re)connects, learned routes it has not replayed stay at
+    // least this long (FRR re-learning BGP after a restart), then are swept.
+    uint32_t fpm_replay_hold_ms = 10000;
     HostRoutes host_routes;
     std::vector<RoutingCloud> clouds;
     std::vector<RoutingSite> sites;

@@ -86,6 +86,7 @@ Frr::Frr(const config::Config& cfg, control::Loop& loop, Rib& rib, FrrPorts port
         uint8_t own = zapi::rtprot_for(*zapi::parse_route_type(rc_.route_type));
         fc.drop_protocols = {own, KernelTable::kProto, 2 /* RTPROT_KERNEL */};
         fc.replay_quiet_ms = rc_.fpm_replay_quiet_ms;
+        fc.replay_min_ms = rc_.fpm_replay_hold_ms;
         fpm_ = std::make_unique<FpmServer>(fc);
         FpmRibMap map;
         map.table_vrf = table_vrf_;

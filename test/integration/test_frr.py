@@ -9,16 +9,13 @@ restarts or is not there yet.
 The site stands behind a tunnel route (Source::Tunnel, owner "site1"); the
 FRR work cares only that tunnel routes appear in and leave the RIB.
 """
-import json
-import os
-import re
-import signal
+import threading
 import time
 
 import pytest
 
 import frrlab
-from nimbuslab import run, wait_until
+from nimbuslab import wait_until
 
 pytestmark = pytest.mark.skipif(not frrlab.available(), reason="FRR (Debian package frr) is not installed")
 
@@ -164,7 +161,6 @@ def test_inject_learn_and_forward(net):
     d = net.start_nimbus()
     net.start_frr()
     wait_until(lambda: net.routing()["zapi"]["state"] == "synced", 15, "the ZAPI session to sync")
-    wait_until(lambda: net.routing()["fpm"]["state"] == "synced", 15, "the FPM replay to complete")
 
     # Learn: the core's 198.51.100.0/24 arrives over FPM into nimbus's FIB,
     # next hop the core on core0.
@@ -224,3 +220,146 @@ def test_inject_learn_and_forward(net):
     wait_until(lambda: "10.16.1.0/24" not in net.conc.run(["ip", "route", "show", "table", "250"]).stdout, 5,
                "the host route to go")
     assert d.proc.poll() is None
+
+
+def test_frr_restart_replays_and_leaves_nothing_stale(net):
+    """zebra and bgpd die together and come back (as watchfrr restarts all
+    daemons when zebra dies): nimbus reconnects, replays its routes, learns
+    the new FIB, and nothing that changed while FRR was away survives."""
+    net.site_hosts(2)
+    core_bgpd = CORE_BGPD.replace(" no bgp ebgp-requires-policy\n",
+                                  " no bgp ebgp-requires-policy\n no bgp network import-check\n")
+    core_bgpd = core_bgpd.replace("  network 198.51.100.0/24\n", "  network 198.51.100.0/24\n  network 203.0.113.0/24\n")
+    net.core_frr.write("bgpd.conf", core_bgpd)
+    d = net.start_nimbus()
+    net.start_frr()
+    tunnel_up(d, "site1", "10.16.1.0/24")
+    tunnel_up(d, "site2", "10.16.2.0/24")
+    wait_until(lambda: net.core_kernel_has("10.16.1.0/24") and net.core_kernel_has("10.16.2.0/24"), 15,
+               "both site prefixes at the core")
+    wait_until(lambda: net.fib_route("203.0.113.0/24", "fpm"), 15, "203.0.113.0/24 learned")
+    assert net.srv.ping_ok("10.16.1.10", 2)
+
+    # Watch the core's route in nimbus's FIB from the crash to the end.
+    gaps = []
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            try:
+                if not net.fib_route("198.51.100.0/24", "fpm"):
+                    gaps.append(time.monotonic())
+            except Exception:
+                pass
+            time.sleep(0.1)
+
+    th = threading.Thread(target=watch)
+    th.start()
+    # zebra crashes first (killing bgpd first would make a live zebra
+    # withdraw bgpd's routes over FPM, which is right but not this case).
+    net.conc_frr.kill("zebra")
+    net.conc_frr.kill("bgpd")
+    wait_until(lambda: net.routing()["zapi"]["state"] == "disconnected" and not net.routing()["fpm"]["connected"], 10,
+               "nimbus to notice")
+    # While FRR is away: site2's tunnel goes, the core stops announcing
+    # 203.0.113.0/24. Learned routes stay in the FIB meanwhile.
+    tunnel_down(d, "site2")
+    net.core_frr.vtysh("configure terminal", "router bgp 65000", "address-family ipv4 unicast",
+                       "no network 203.0.113.0/24")
+    assert net.fib_route("198.51.100.0/24", "fpm")["selected"]
+    assert net.fib_route("203.0.113.0/24", "fpm")
+    wait_until(lambda: not net.core_kernel_has("10.16.1.0/24"), 15, "the core to drop the dead session's routes")
+
+    t0 = time.monotonic()
+    net.conc_frr.start()
+    t_zapi = timed(lambda: net.routing()["zapi"]["state"] == "synced", 40, "ZAPI to reconnect and replay")
+    wait_until(net.conc_frr.bgp_established, 40, "eBGP again")
+    wait_until(lambda: net.core_kernel_has("10.16.1.0/24"), 20, "site1's prefix at the core again")
+    t_core = time.monotonic() - t0
+    # No stale state: site2 never comes back; the FPM sweep removes what
+    # zebra no longer has once the replay is complete.
+    # (the replay is complete after fpm_replay_hold_ms, 10 s, since the connect)
+    wait_until(lambda: net.routing()["fpm"]["state"] == "synced", 30, "the FPM replay to complete")
+    wait_until(lambda: net.fib_route("203.0.113.0/24", "fpm") is None, 5, "203.0.113.0/24 to be swept")
+    assert not net.core_kernel_has("10.16.2.0/24")
+    assert "10.16.2.0/24" not in net.conc_frr.vtysh("show ip route nhrp")
+    wait_until(lambda: net.fib_route("198.51.100.0/24", "fpm"), 20, "198.51.100.0/24 learned again")
+    rt = net.routing()
+    assert rt["zapi"]["reconnects"] >= 1 and rt["zapi"]["routes"]["desired"] == 1
+    assert rt["fpm"]["swept"] >= 1
+    stop.set()
+    th.join()
+    # The core's route never left the FIB: held while FRR was away and while
+    # BGP re-formed, then refreshed by the replay.
+    assert not gaps, f"198.51.100.0/24 missing from the FIB for {len(gaps)} samples"
+    print(f"\nMEASURE frr_restart: zapi_synced_after_s={t_zapi:.2f} core_has_site_after_s={t_core:.2f} "
+          f"fib_gap_samples={len(gaps)}")
+    # Traffic resumes; nimbusd never went away.
+    wait_until(lambda: net.srv.ping_ok("10.16.1.10", 1), 20, "traffic between the core and the site")
+    assert net.site.ping_ok("198.51.100.10", 2, extra=("-I", "10.16.1.10"))
+    assert d.proc.poll() is None
+
+
+def test_frr_started_after_nimbusd(net):
+    """FRR not there yet: nimbusd starts anyway, retries with backoff, and
+    injects once zebra appears."""
+    net.site_hosts(1)
+    d = net.start_nimbus()
+    tunnel_up(d, "site1", "10.16.1.0/24")
+    rt = wait_until(lambda: (lambda r: r if r["zapi"]["connect_attempts"] >= 3 else None)(net.routing()), 10,
+                    "a few connection attempts")
+    assert rt["zapi"]["state"] == "disconnected" and "No such file" in rt["zapi"]["last_error"]
+    assert rt["zapi"]["routes"]["desired"] == 1
+    t0 = time.monotonic()
+    net.start_frr()
+    wait_until(lambda: net.routing()["zapi"]["state"] == "synced", 40, "ZAPI to connect")
+    wait_until(lambda: net.core_kernel_has("10.16.1.0/24"), 20, "the site prefix at the core")
+    print(f"\nMEASURE late_frr: core_has_site_after_frr_start_s={time.monotonic() - t0:.2f}")
+    wait_until(lambda: net.fib_route("198.51.100.0/24", "fpm"), 20, "the core's route learned over FPM")
+    assert net.srv.ping_ok("10.16.1.10", 2)
+    assert d.proc.poll() is None
+
+
+def test_thousand_sites_at_once(net):
+    d = net.start_nimbus()
+    net.start_frr()
+    wait_until(lambda: net.routing()["zapi"]["state"] == "synced", 15, "ZAPI")
+
+    def core_count():
+        out = net.core.run(["ip", "route", "show", "proto", "bgp"]).stdout
+        return sum(1 for line in out.splitlines() if line.startswith("10.128.") or line.startswith("10.129.")
+                   or line.startswith("10.130.") or line.startswith("10.131."))
+
+    t0 = time.monotonic()
+    d.cli_raw(["debug", "tunnel-for-test", "bulk", "1000", "10.128.0.0/24"])
+    t_cli = time.monotonic() - t0
+    wait_until(lambda: core_count() == 1000, 60, "1,000 prefixes at the core", interval=0.05)
+    t_all = time.monotonic() - t0
+    rt = net.routing()
+    assert rt["inject"]["prefixes"] == 1000
+    wait_until(lambda: net.routing()["zapi"]["routes"]["installed"] == 1000, 20, "zebra to confirm all")
+    print(f"\nMEASURE bulk_1000: cli_s={t_cli:.3f} all_at_core_kernel_s={t_all:.2f}")
+    assert t_all < 30
+    # And all withdrawn again.
+    t0 = time.monotonic()
+    d.cli_raw(["debug", "tunnel-for-test", "down", "all"])
+    wait_until(lambda: core_count() == 0, 60, "the 1,000 prefixes withdrawn", interval=0.05)
+    print(f"MEASURE bulk_1000_withdraw_s={time.monotonic() - t0:.2f}")
+    assert d.proc.poll() is None
+
+
+def test_version_guard_disables_injection(net):
+    """frr_version names a release whose ZAPI numbers differ: nimbus sends
+    nothing, says which FRR it expects, and keeps forwarding."""
+    d = net.start_nimbus(extra_routing="  frr_version: 10.0.1\n")
+    net.start_frr()
+    tunnel_up(d, "site1", "10.16.1.0/24")
+    rt = wait_until(lambda: (lambda r: r if r["zapi"]["connected"] else None)(net.routing()), 15, "the ZAPI socket")
+    assert rt["zapi"]["state"] == "version-mismatch"
+    assert rt["zapi"]["version"]["configured_verdict"] == "incompatible"
+    assert "FRR 8.4.x" in rt["zapi"]["last_error"] and "10.0" in rt["zapi"]["last_error"]
+    assert rt["zapi"]["adds_sent"] == 0
+    assert "FRR 8.4.x" in d.log()
+    # zebra never got a route from us; FPM learning is independent of it.
+    assert "10.16.1.0/24" not in net.conc_frr.vtysh("show ip route")
+    wait_until(lambda: net.fib_route("198.51.100.0/24", "fpm"), 20, "FPM learning still works")

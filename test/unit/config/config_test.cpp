@@ -124,6 +124,8 @@ TEST_CASE("broken configs are rejected with exact positions and key paths") {
          "t.yaml:2:25: routing.frr_version: 'latest' is not an FRR version (8.4.4, 8.4.4-1.1~deb12u2)"},
         {"node: { name: a }\nrouting: { zebr: /x }\n",
          "t.yaml:2:12: routing.zebr: unknown key (did you mean 'zebra'?)"},
+        {"node: { name: a }\nrouting: { fpm_replay_hold_ms: -1 }\n",
+         "t.yaml:2:32: routing.fpm_replay_hold_ms: -1 is out of range 0..600000"},
         {"node: { name: a }\nrouting: { host_routes: { table: 254 } }\n",
          "t.yaml:2:34: routing.host_routes.table: table 254 is a kernel table zebra selects from or reserved; use "
          "another"},
@@ -211,6 +213,8 @@ TEST_CASE("the routing section parses with its defaults and overrides") {
     CHECK(rt.metric == 100);
     CHECK(rt.distance == 0);
     CHECK(rt.max_prefixes_per_site == 50);
+    CHECK(rt.fpm_replay_quiet_ms == 3000);
+    CHECK(rt.fpm_replay_hold_ms == 10000);
     CHECK(rt.frr_version == "8.4.4-1.1~deb12u2");
     CHECK(rt.host_routes.enabled);
     CHECK(rt.host_routes.table == 250);
