@@ -9,6 +9,7 @@ restarts or is not there yet.
 The site stands behind a tunnel route (Source::Tunnel, owner "site1"); the
 FRR work cares only that tunnel routes appear in and leave the RIB.
 """
+import os
 import threading
 import time
 
@@ -19,36 +20,23 @@ from nimbuslab import wait_until
 
 pytestmark = pytest.mark.skipif(not frrlab.available(), reason="FRR (Debian package frr) is not installed")
 
-CONC_ZEBRA = """hostname conc
-! nimbus learns FRR's routes over FPM (zebra -M dplane_fpm_nl); next hops
-! must come inline, not as next-hop-group ids.
-fpm address 127.0.0.1 port 2620
-no fpm use-next-hop-groups
-! Transit never bypasses the dataplane through the kernel.
-no ip forwarding
-no ipv6 forwarding
-"""
+CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf", "frr")
 
-CONC_BGPD = """hostname conc
-route-map NIMBUS-SITES permit 10
- match tag 142
- set community 65001:142
- set as-path prepend 65001 65001
-route-map NIMBUS-SITES permit 20
- match tag 100
- set community 65001:100
-route-map NIMBUS-SITES permit 30
-!
-router bgp 65001
- bgp router-id 192.0.2.1
- no bgp ebgp-requires-policy
- neighbor 192.0.2.2 remote-as 65000
- neighbor 192.0.2.2 timers 3 9
- neighbor 192.0.2.2 timers connect 1
- address-family ipv4 unicast
-  redistribute nhrp route-map NIMBUS-SITES
- exit-address-family
-"""
+
+def shipped(fn, replace=()):
+    """A file of conf/frr/ as shipped, with lab-only changes."""
+    with open(os.path.join(CONF, fn)) as f:
+        text = f.read()
+    for a, b in replace:
+        assert a in text, f"{a!r} not in conf/frr/{fn}"
+        text = text.replace(a, b)
+    return text
+
+
+# The shipped snippets, with faster BGP timers for the lab.
+CONC_ZEBRA = shipped("zebra.conf")
+CONC_BGPD = shipped("bgpd.conf", [(" neighbor 192.0.2.2 timers connect 5\n",
+                                   " neighbor 192.0.2.2 timers 3 9\n neighbor 192.0.2.2 timers connect 1\n")])
 
 CORE_BGPD = """hostname core
 router bgp 65000
@@ -84,6 +72,7 @@ routing:
     - {{ name: internet, tag: 100, advertise_bgp: true }}
   sites:
     - {{ name: site1, tag: 142, metric: 50 }}
+    - {{ name: site2, tag: 143 }}
 {extra_routing}
 """
 
@@ -176,10 +165,10 @@ def test_inject_learn_and_forward(net):
     bgp = net.core_frr.bgp_prefixes()["10.16.1.0/24"][0]
     assert bgp["nexthops"][0]["ip"] == "192.0.2.1"
     core_route = net.core_frr.vtysh_json("show bgp ipv4 unicast 10.16.1.0/24 json")["paths"][0]
-    # The per-site tag became a community and an AS-path prepend (route-map),
-    # the site metric the MED.
+    # conf/frr/bgpd.conf's route-map: site1's tag 142 became community
+    # 65001:142, its metric the MED.
     assert core_route["community"]["string"] == "65001:142"
-    assert core_route["aspath"]["string"] == "65001 65001 65001"
+    assert core_route["aspath"]["string"] == "65001"
     assert core_route["metric"] == 50
     print(f"\nMEASURE inject_to_core_kernel_ms={add_delay * 1000:.0f}")
     # FRR's own pipeline is ~120 ms here (frr-zapi.md §8.1); the CLI call,
@@ -205,6 +194,15 @@ def test_inject_learn_and_forward(net):
     assert "blackhole" in main and "proto nhrp" in main, main
     assert "10.16.1.0/24" in net.conc.run(["ip", "route", "show", "table", "250"]).stdout
     assert net.conc.ping_ok("10.16.1.10", 3), "the concentrator's kernel reaches a host behind the site"
+
+    # A backup site (tag 143): prepended twice, MED raised by 100.
+    tunnel_up(d, "site2", "10.16.2.0/24")
+    wait_until(lambda: "10.16.2.0/24" in net.core_frr.bgp_prefixes(), 10, "site2 at the core")
+    p2 = net.core_frr.vtysh_json("show bgp ipv4 unicast 10.16.2.0/24 json")["paths"][0]
+    assert p2["community"]["string"] == "65001:143"
+    assert p2["aspath"]["string"] == "65001 65001 65001"
+    assert p2["metric"] == 100
+    tunnel_down(d, "site2")
 
     # What the cloud offers to its sites includes the BGP-learned route.
     assert {"cloud": "internet", "vrf": "default", "prefix": "198.51.100.0/24"} in d.cli("show", "routing", "offered")
