@@ -29,7 +29,7 @@ Result interfaces(Daemon& d, const Args& a) {
              {"Punted", "punted", true},
              {"Drops", "drops", true}});
     for (int i = 0; i < dp::port_count(); i++) {
-        if (a.has("NAME") && d.port_name(i) != a.get("NAME")) continue;
+        if (a.has("PORT") && d.port_name(i) != a.get("PORT")) continue;
         dp::PortInfo pi = dp::port_info(i);
         dp::PortCounters c = dp::port_counters(i, -1);
         uint64_t drops = 0;
@@ -40,7 +40,7 @@ Result interfaces(Daemon& d, const Args& a) {
                pi.link_up ? "up" : "down", pi.mtu, d.config().vrfs[size_t(pi.vrf)].name, addrs, c.rx_packets,
                c.tx_packets, c.punted, drops});
     }
-    if (a.has("NAME") && t.size() == 0) return Result::error("% No such interface: " + a.get("NAME"));
+    if (a.has("PORT") && t.size() == 0) return Result::error("% No such interface: " + a.get("PORT"));
     return Result{0, t.text(), t.json()};
 }
 
@@ -129,7 +129,7 @@ Result version(Daemon& d, const Args&) {
 }  // namespace
 
 void register_all(mgmt::Registry& reg, Daemon& d) {
-    reg.add("show interfaces [NAME]", "ports and their host interfaces",
+    reg.add("show interfaces [PORT]", "ports and their host interfaces",
             [&d](const Args& a) { return interfaces(d, a); });
     reg.add("show counters", "packet counters per port and worker, drops by reason, punt path",
             [&d](const Args& a) { return counters(d, a); });
@@ -138,6 +138,16 @@ void register_all(mgmt::Registry& reg, Daemon& d) {
         Table t({{"Command", "command"}, {"Description", "help"}});
         for (auto& [p, h] : reg.list()) t.row({p, h});
         return Result{0, t.text(), t.json()};
+    });
+    reg.values("PORT", [&d] {
+        std::vector<std::string> v;
+        for (auto& p : d.config().ports) v.push_back(p.name);
+        return v;
+    });
+    reg.values("VRF", [&d] {
+        std::vector<std::string> v;
+        for (auto& x : d.config().vrfs) v.push_back(x.name);
+        return v;
     });
     routing::RibCliContext ctx;
     ctx.rib = &d.rib();

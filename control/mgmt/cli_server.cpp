@@ -104,18 +104,21 @@ Result CliServer::dispatch(const std::vector<std::string>& argv_in, bool json) c
     for (auto& f : filters)
         if (f.size() == 1 && f[0] == "json") json = true;
     Result r = reg_.run(argv, json);
+    r.json = json;
     for (auto& f : filters) {
         if (f.size() == 1 && f[0] == "json") continue;
-        if (f.size() != 2 || (f[0] != "include" && f[0] != "exclude"))
-            return Result::error("% Unknown filter; use '| include WORD', '| exclude WORD' or '| json'");
+        if (f.size() < 2 || (f[0] != "include" && f[0] != "exclude"))
+            return Result::error("% Unknown filter; use '| include TEXT', '| exclude TEXT' or '| json'");
         bool inc = f[0] == "include";
+        std::string pat = f[1];
+        for (size_t k = 2; k < f.size(); k++) pat += " " + f[k];
         std::string out;
         size_t s = 0;
         while (s < r.text.size()) {
             size_t e = r.text.find('\n', s);
             if (e == std::string::npos) e = r.text.size();
             std::string line = r.text.substr(s, e - s);
-            if ((line.find(f[1]) != std::string::npos) == inc) out += line + "\n";
+            if ((line.find(pat) != std::string::npos) == inc) out += line + "\n";
             s = e + 1;
         }
         r.text = out;
@@ -144,10 +147,18 @@ void CliServer::on_conn(int fd, uint32_t ev) {
             nlohmann::json reply;
             try {
                 auto req = nlohmann::json::parse(c.in.substr(0, nl));
-                auto argv = req.at("argv").get<std::vector<std::string>>();
-                bool json = req.value("json", false);
-                Result r = dispatch(argv, json);
-                reply = {{"status", r.status}, {"text", r.text}, {"data", r.data}};
+                if (req.contains("complete")) {
+                    // {"complete": [words typed so far]} -> what may follow, with help.
+                    auto words = req.at("complete").get<std::vector<std::string>>();
+                    nlohmann::json cands = nlohmann::json::array();
+                    for (auto& [w, h] : reg_.next_words(words)) cands.push_back({{"word", w}, {"help", h}});
+                    reply = {{"status", 0}, {"text", ""}, {"data", cands}};
+                } else {
+                    auto argv = req.at("argv").get<std::vector<std::string>>();
+                    bool json = req.value("json", false);
+                    Result r = dispatch(argv, json);
+                    reply = {{"status", r.status}, {"text", r.text}, {"data", r.data}, {"json", r.json}};
+                }
             } catch (const std::exception& e) {
                 reply = {{"status", 1}, {"text", std::string("% bad request: ") + e.what()}, {"data", nullptr}};
             }

@@ -150,8 +150,15 @@ std::vector<std::pair<std::string, std::string>> Registry::next_words(
         std::vector<size_t> st;
         states(c, words, &st);
         for (size_t ti : st) {
-            if (ti == c.toks.size()) out.emplace("<cr>", c.help);
-            else out.emplace(c.toks[ti].word, c.toks[ti].var ? "value" : c.help);
+            if (ti == c.toks.size()) {
+                out.emplace("<cr>", c.help);
+                continue;
+            }
+            const Tok& t = c.toks[ti];
+            out.emplace(t.word, t.var ? "a value" : c.help);
+            auto v = t.var ? values_.find(t.word) : values_.end();
+            if (v != values_.end())
+                for (auto& val : v->second()) out.emplace(val, t.word);
         }
     }
     return {out.begin(), out.end()};

@@ -32,7 +32,8 @@ struct Result {
     int status = 0;  // 0 ok, 1 error (message in text)
     std::string text;
     nlohmann::json data;
-    static Result error(std::string msg) { return Result{1, std::move(msg), nullptr}; }
+    bool json = false;  // the caller asked for JSON (-j or "| json")
+    static Result error(std::string msg) { return Result{1, std::move(msg), nullptr, false}; }
 };
 
 using Handler = std::function<Result(const Args&)>;
@@ -40,6 +41,11 @@ using Handler = std::function<Result(const Args&)>;
 class Registry {
 public:
     void add(const std::string& pattern, const std::string& help, Handler h);
+    // Values a placeholder can take (ports for PORT, VRFs for VRF ...), for
+    // completion in the interactive shell.
+    void values(const std::string& placeholder, std::function<std::vector<std::string>()> f) {
+        values_[placeholder] = std::move(f);
+    }
     Result run(const std::vector<std::string>& words, bool json) const;
     // What may follow `words` (for completion and `?`).
     std::vector<std::pair<std::string, std::string>> next_words(const std::vector<std::string>& words) const;
@@ -64,6 +70,7 @@ private:
     // Token positions of c reachable after consuming all of words.
     void states(const Cmd& c, const std::vector<std::string>& words, std::vector<size_t>* out) const;
     std::vector<Cmd> cmds_;
+    std::map<std::string, std::function<std::vector<std::string>()>> values_;
 };
 
 }  // namespace nimbus::mgmt

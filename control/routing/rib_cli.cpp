@@ -12,10 +12,10 @@ using nlohmann::json;
 
 Result show_routes(const RibCliContext& c, const Args& a, Family fam) {
     std::vector<int> vrfs;
-    if (a.has("NAME")) {
+    if (a.has("VRF")) {
         for (size_t i = 0; i < c.vrf_names.size(); i++)
-            if (c.vrf_names[i] == a.get("NAME")) vrfs.push_back(int(i));
-        if (vrfs.empty()) return Result::error("% No such VRF: " + a.get("NAME"));
+            if (c.vrf_names[i] == a.get("VRF")) vrfs.push_back(int(i));
+        if (vrfs.empty()) return Result::error("% No such VRF: " + a.get("VRF"));
     } else {
         vrfs.push_back(0);
     }
@@ -61,13 +61,13 @@ Result show_routes(const RibCliContext& c, const Args& a, Family fam) {
 }  // namespace
 
 void register_commands(mgmt::Registry& reg, RibCliContext ctx) {
-    reg.add("show ip route [vrf NAME]", "IPv4 routes (add 'all' for neighbour host routes)",
+    reg.add("show ip route [vrf VRF]", "IPv4 routes (add 'all' for neighbour host routes)",
             [ctx](const Args& a) { return show_routes(ctx, a, Family::V4); });
-    reg.add("show ip route [vrf NAME] all", "IPv4 routes including neighbour host routes",
+    reg.add("show ip route [vrf VRF] all", "IPv4 routes including neighbour host routes",
             [ctx](const Args& a) { return show_routes(ctx, a, Family::V4); });
-    reg.add("show ipv6 route [vrf NAME]", "IPv6 routes",
+    reg.add("show ipv6 route [vrf VRF]", "IPv6 routes",
             [ctx](const Args& a) { return show_routes(ctx, a, Family::V6); });
-    reg.add("show ipv6 route [vrf NAME] all", "IPv6 routes including neighbour host routes",
+    reg.add("show ipv6 route [vrf VRF] all", "IPv6 routes including neighbour host routes",
             [ctx](const Args& a) { return show_routes(ctx, a, Family::V6); });
 }
 

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 OUT=${1:-${BUILD_DIR:-build}/fuzz}
 SECS=${FUZZ_SECONDS:-30}
 mkdir -p "$OUT"
+OUT=$(realpath "$OUT")
 [ -n "${NIMBUS_RESULTS:-}" ] && mkdir -p "$NIMBUS_RESULTS"
 CXX=clang++-14
 COMMON_SRC="src/common/bytes.cpp src/common/addr.cpp src/common/log.cpp"

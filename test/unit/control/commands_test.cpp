@@ -63,6 +63,11 @@ TEST_CASE("completion lists what may follow") {
     std::vector<std::string> words;
     for (auto& [w, h] : next) words.push_back(w);
     CHECK(words == std::vector<std::string>{"interfaces", "ip", "ipsec", "ipv6"});
+    r.values("NAME", [] { return std::vector<std::string>{"lan0", "wan0"}; });
+    auto ifs = r.next_words({"show", "interfaces"});
+    std::vector<std::string> w1;
+    for (auto& [w, h] : ifs) w1.push_back(w);
+    CHECK(w1 == std::vector<std::string>{"<cr>", "NAME", "lan0", "wan0"});
     auto after = r.next_words({"show", "ip", "route"});
     std::vector<std::string> w2;
     for (auto& [w, h] : after) w2.push_back(w);
