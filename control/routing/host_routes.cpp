@@ -200,8 +200,12 @@ bool KernelTable::open(uint32_t table, uint32_t priority, std::string* err) {
         std::string e;
         while (rule(false, v6, &e)) {
         }  // rules an earlier run left behind
-        if (!rule(true, v6, err)) {
-            *err = fmt::format("ip rule pref {} lookup {} ({}): {}", priority_, table_, v6 ? "IPv6" : "IPv4", *err);
+        if (!rule(true, v6, &e)) {
+            if (v6) {  // a kernel without IPv6: IPv4 host routes still work
+                LOG_WARN("hostroutes", "event=no_ipv6_rule error=\"{}\"", e);
+                continue;
+            }
+            *err = fmt::format("ip rule pref {} lookup {}: {}", priority_, table_, e);
             return false;
         }
     }

@@ -204,6 +204,13 @@ def test_inject_learn_and_forward(net):
     assert p2["metric"] == 100
     tunnel_down(d, "site2")
 
+    # IPv6: a site's v6 prefix goes to zebra too (blackhole, proto nhrp),
+    # with a host route in the same table.
+    tunnel_up(d, "site1", "10.16.1.0/24,2001:db8:16::/48")
+    wait_until(lambda: "2001:db8:16::/48" in net.conc_frr.vtysh("show ipv6 route nhrp"), 10, "the IPv6 prefix in zebra")
+    assert "2001:db8:16::/48" in net.conc.run(["ip", "-6", "route", "show", "table", "250"]).stdout
+    assert net.routing()["zapi"]["routes"]["desired"] == 2
+
     # What the cloud offers to its sites includes the BGP-learned route.
     assert {"cloud": "internet", "vrf": "default", "prefix": "198.51.100.0/24"} in d.cli("show", "routing", "offered")
 
