@@ -195,6 +195,7 @@ std::optional<std::vector<Prefix>> Frr::allowed(int vrf, const std::string& site
 
 std::vector<Prefix> Frr::offered(int vrf) const {
     std::vector<Prefix> out;
+    if (vrf < 0 || size_t(vrf) >= cfg_.vrfs.size()) return out;
     const std::string& vname = cfg_.vrfs[size_t(vrf)].name;
     const config::RoutingCloud* cl = rc_.cloud_for_vrf(vname);
     if (!cl) return out;

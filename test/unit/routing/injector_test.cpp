@@ -3,6 +3,7 @@
 // and per-site attributes, and prefixes shared by two sites.
 #include <catch2/catch.hpp>
 
+#include "control/config/routing.h"
 #include "control/routing/injector.h"
 #include "control/routing/rib.h"
 #include "control/routing/zapi_session.h"
@@ -216,4 +217,18 @@ TEST_CASE("injected routes reach zebra once it answers HELLO, and again after a 
         f.zapi.consume_output(f.zapi.pending_output().size());
         f.zapi.on_disconnected(2000);
     }
+}
+
+TEST_CASE("every route type the config accepts is one the pinned codec knows and zebra owns in HELLO") {
+    for (const char* name : nimbus::config::kInjectRouteTypes) {
+        INFO(name);
+        auto t = zapi::parse_route_type(name);
+        REQUIRE(t);
+        // zebra records the HELLO's type only if CONNECT < type < ROUTE_MAX
+        // (frr-zapi.md §4.5), and BGP's own types are never ours.
+        CHECK(uint8_t(*t) > uint8_t(zapi::RouteType::Connect));
+        CHECK(uint8_t(*t) < zapi::kRouteTypeMax - 1);
+        CHECK(*t != zapi::RouteType::Bgp);
+    }
+    CHECK(zapi::rtprot_for(*zapi::parse_route_type("nhrp")) == 191);
 }
