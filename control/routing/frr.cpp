@@ -326,6 +326,7 @@ mgmt::Result Frr::show(const mgmt::Args&) const {
                      {"reconnects", c.reconnects},
                      {"disconnects", c.disconnects},
                      {"connect_attempts", zebra_->stats().connect_attempts},
+                     {"socket_appeared", zebra_->stats().socket_appeared},
                      {"next_attempt_ms", zebra_->next_attempt_in_ms()},
                      {"routes",
                       {{"desired", zapi_->route_count()},

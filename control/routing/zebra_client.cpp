@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ ZebraClient::~ZebraClient() { stop(); }
 
 void ZebraClient::start() {
     stopped_ = false;
+    watch_path();
     tick_timer_ = loop_.every_ms(500, [this] {
         s_.on_tick(now_ms());
         if (s_.want_disconnect()) drop(s_.last_error());
@@ -42,6 +44,11 @@ void ZebraClient::stop() {
     for (auto* t : {&reconnect_timer_, &tick_timer_, &service_timer_})
         if (*t) loop_.cancel(*t), *t = 0;
     service_scheduled_ = false;
+    if (ino_ >= 0) {
+        loop_.del_fd(ino_);
+        ::close(ino_);
+        ino_ = -1;
+    }
     if (fd_ >= 0) {
         loop_.del_fd(fd_);
         ::close(fd_);
@@ -83,6 +90,7 @@ void ZebraClient::attempt() {
         return schedule_reconnect();
     }
     fd_ = fd;
+    quick_retries_ = 0;
     last_error_.clear();
     want_out_ = false;
     loop_.add_fd(fd_, EPOLLIN, [this](uint32_t ev) { on_event(ev); });
@@ -91,9 +99,45 @@ void ZebraClient::attempt() {
     service();
 }
 
+void ZebraClient::watch_path() {
+    auto slash = path_.rfind('/');
+    if (slash == std::string::npos) return;
+    std::string dir = slash == 0 ? "/" : path_.substr(0, slash);
+    ino_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ino_ < 0) return;
+    if (inotify_add_watch(ino_, dir.c_str(), IN_CREATE | IN_MOVED_TO | IN_ATTRIB) < 0) {
+        // The folder may not exist yet (zebra creates its run dir): backoff only.
+        LOG_DEBUG("zapi", "event=no_inotify dir={} error=\"{}\"", dir, strerror(errno));
+        ::close(ino_);
+        ino_ = -1;
+        return;
+    }
+    loop_.add_fd(ino_, EPOLLIN, [this](uint32_t) { on_inotify(); });
+}
+
+void ZebraClient::on_inotify() {
+    alignas(inotify_event) char buf[4096];
+    std::string base = path_.substr(path_.rfind('/') + 1);
+    bool ours = false;
+    for (;;) {
+        ssize_t n = ::read(ino_, buf, sizeof buf);
+        if (n <= 0) break;
+        for (ssize_t off = 0; off + ssize_t(sizeof(inotify_event)) <= n;) {
+            auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+            if (ev->len && base == ev->name) ours = true;
+            off += ssize_t(sizeof(inotify_event)) + ev->len;
+        }
+    }
+    if (!ours || fd_ >= 0 || stopped_ || !reconnect_timer_) return;
+    stats_.socket_appeared++;
+    loop_.cancel(reconnect_timer_);
+    quick_retries_ = 10;
+    attempt();
+}
+
 void ZebraClient::schedule_reconnect() {
     if (stopped_ || reconnect_timer_) return;
-    uint64_t d = s_.next_reconnect_delay_ms();
+    uint64_t d = quick_retries_ > 0 ? (quick_retries_--, 50) : s_.next_reconnect_delay_ms();
     reconnect_at_ns_ = control::Loop::now() + d * 1000000ull;
     reconnect_timer_ = loop_.after_ms(d, [this] { attempt(); });
 }

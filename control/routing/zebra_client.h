@@ -1,6 +1,8 @@
 // The ZAPI session's socket on the control loop: a non-blocking unix-socket
 // connection to zebra's zserv.api, reconnected with exponential backoff when
-// zebra is not there yet, restarts, or breaks the stream. Route messages are
+// zebra is not there yet, restarts, or breaks the stream. The socket's folder
+// is also watched (inotify): when zebra creates zserv.api, the next attempt
+// is made at once instead of at the end of a long backoff. Route messages are
 // pumped in batches (ZapiSession::pump) one batch per loop turn, and written
 // only as fast as the socket takes them (EPOLLOUT), so thousands of prefixes
 // never block the loop.
@@ -18,6 +20,7 @@ namespace nimbus::routing {
 struct ZebraClientStats {
     uint64_t connect_attempts = 0;
     uint64_t connect_failures = 0;
+    uint64_t socket_appeared = 0;  // inotify saw zserv.api created: attempted at once
     uint64_t write_errors = 0;
     uint64_t bytes_tx = 0, bytes_rx = 0;
 };
@@ -48,11 +51,15 @@ private:
     void drop(const std::string& why);
     void schedule_reconnect();
     void update_interest();
+    void watch_path();
+    void on_inotify();
 
     control::Loop& loop_;
     ZapiSession& s_;
     std::string path_;
     int fd_ = -1;
+    int ino_ = -1;  // inotify on the socket's folder
+    int quick_retries_ = 0;  // after the socket appeared: zebra may not listen() yet
     bool want_out_ = false;
     bool stopped_ = true;
     bool service_scheduled_ = false;
