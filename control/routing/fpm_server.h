@@ -42,8 +42,9 @@ struct FpmServerConfig {
     // Not complete before this long after the connect either: when zebra
     // restarted (with bgpd, as watchfrr does), its first replay holds only
     // connected routes and BGP routes come back as the sessions re-form;
-    // routes learned before stay in the FIB meanwhile (like BGP graceful
-    // restart's stale routes) instead of leaving a gap until re-learned.
+    // routes learned before stay in the FIB meanwhile, as a graceful-restart
+    // helper keeps a restarting speaker's routes as stale (RFC 4724 §4.2),
+    // instead of leaving a gap until they are re-learned.
     // 0: the quiet period alone decides.
     uint64_t replay_min_ms = 0;
     uint64_t replay_max_ms = 300000;
