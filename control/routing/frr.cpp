@@ -389,7 +389,7 @@ mgmt::Result Frr::show(const mgmt::Args&) const {
         t += fmt::format("FPM from zebra (listening {}): {}{}, generation {}\n", fpm_listener_->listen_str(),
                          fpm_phase_name(fpm_->phase()),
                          fpm_listener_->connected() ? ", peer " + fpm_listener_->peer() : "", fpm_->generation());
-        t += fmt::format("  learned {} routes; connects {}, replays {}, swept {}, filtered (own) {}, malformed {}\n",
+        t += fmt::format("  learned {} routes; connects {}, replays {}, swept {}, filtered (ours, connected) {}, malformed {}\n",
                          fpm_->route_count(), c.connects, c.replays, c.swept, c.filtered, c.malformed);
         t += fmt::format("  into the RIB: {} upserts, {} removes; left out: unmapped table {}, foreign interface {}\n",
                          rc.upserts, rc.removes, rc.unmapped_table, rc.foreign_interface);

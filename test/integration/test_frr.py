@@ -183,6 +183,12 @@ def test_inject_learn_and_forward(net):
     assert rt["fpm"]["filtered"] >= 1
     assert net.fib_route("10.16.1.0/24", "fpm") is None
     assert net.fib_route("10.16.1.0/24", "tunnel")["selected"]
+    text = d.text("show", "routing")
+    print(text)
+    assert "ZAPI to zebra (" in text and "): synced" in text and "1 installed" in text
+    inj = d.cli("show", "routing", "injected")
+    assert inj == [{"vrf": "default", "site": "site1", "prefix": "10.16.1.0/24", "verdict": "injected", "tag": 142,
+                    "metric": 50, "zebra": "installed"}]
 
     # Traffic both ways through the concentrator.
     assert net.srv.ping_ok("10.16.1.10", 3), "a host behind the core reaches a host behind the site"
