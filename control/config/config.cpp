@@ -109,6 +109,49 @@ void read_mgmt(MapReader& top, Config& c) {
         else c.mgmt.socket = *s;
     }
     if (auto s = m.choice("log_level", {"debug", "info", "warn", "error"})) c.mgmt.log_level = *s;
+    if (auto s = m.str("state_dir")) {
+        if (s->empty() || (*s)[0] != '/')
+            m.errors().add(m.get("state_dir").Mark(), "mgmt.state_dir", "must be an absolute path");
+        else c.mgmt.state_dir = *s;
+    }
+    auto hostport = [&](MapReader& r, const std::string& key, std::string* out) {
+        auto s = r.str(key);
+        if (!s) return;
+        auto colon = s->rfind(':');
+        std::string host = colon == std::string::npos ? "" : s->substr(0, colon);
+        if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+        std::string port = colon == std::string::npos ? "" : s->substr(colon + 1);
+        bool ok = IpAddr::parse(host).has_value() && !port.empty() && port.size() <= 5 &&
+                  port.find_first_not_of("0123456789") == std::string::npos && std::stoi(port) <= 65535;
+        if (!ok)
+            r.errors().add(r.get(key).Mark(), r.path(key),
+                           fmt::format("'{}' is not ADDRESS:PORT (e.g. 192.0.2.10:8443 or [2001:db8::1]:8443)", *s));
+        else *out = *s;
+    };
+    if (m.has("api")) {
+        MapReader a(m.get("api"), "mgmt.api", m.errors());
+        hostport(a, "listen", &c.mgmt.api.listen);
+        for (const char* k : {"cert", "key", "client_ca"}) {
+            auto v = a.str(k, true);
+            if (v && (v->empty() || (*v)[0] != '/'))
+                a.errors().add(a.get(k).Mark(), a.path(k), "must be an absolute path");
+            else if (v) (std::string(k) == "cert" ? c.mgmt.api.cert : std::string(k) == "key" ? c.mgmt.api.key
+                                                                                               : c.mgmt.api.client_ca) = *v;
+        }
+        if (auto v = a.str_list("admins")) c.mgmt.api.admins = *v;
+        if (auto v = a.str_list("readers")) c.mgmt.api.readers = *v;
+        if (!a.has("listen")) a.errors().add(a.node().Mark(), "mgmt.api.listen", "required key is missing");
+        a.finish();
+    } else {
+        m.get("api");
+    }
+    if (m.has("metrics")) {
+        MapReader mt(m.get("metrics"), "mgmt.metrics", m.errors());
+        hostport(mt, "listen", &c.mgmt.metrics_listen);
+        mt.finish();
+    } else {
+        m.get("metrics");
+    }
     m.finish();
 }
 

@@ -56,9 +56,19 @@ struct Dataplane {
     bool operator==(const Dataplane&) const = default;
 };
 
+struct Api {
+    std::string listen;  // "ADDR:PORT"; empty: no HTTPS API
+    std::string cert, key, client_ca;
+    std::vector<std::string> admins, readers;  // client certificate CNs
+    bool operator==(const Api&) const = default;
+};
+
 struct Mgmt {
     std::string socket = "/run/nimbus/nimbusd.sock";
     std::string log_level = "info";
+    std::string state_dir;       // audit log, config history; default /var/lib/nimbus/<node>
+    Api api;
+    std::string metrics_listen;  // plain-HTTP /metrics on "ADDR:PORT"
     bool operator==(const Mgmt&) const = default;
 };
 

@@ -3,6 +3,7 @@
 #include <net/if.h>  // before linux/if_tun.h (libc-compat)
 #include <linux/if_tun.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
@@ -10,11 +11,15 @@
 
 #include <cctype>
 #include <cerrno>
+#include <filesystem>
 #include <cstring>
 
 #include <fmt/format.h>
 
+#include "control/config/diff.h"
+#include "control/daemon/sdnotify.h"
 #include "control/daemon/show.h"
+#include "src/common/files.h"
 #include "control/hostif/guard.h"
 #include "src/common/clock.h"
 #include "src/common/log.h"
@@ -179,9 +184,23 @@ bool Daemon::bring_up(std::string* err) {
                               [](int port) { return dp::port_info(port).mac; }});
         if (!frr_->start(err)) return false;
     }
+    if (!read_file(cfg_.file, &running_text_)) running_text_.clear();
     register_commands();
     cli_ = std::make_unique<mgmt::CliServer>(loop_, reg_);
     if (!cli_->listen(cfg_.mgmt.socket, err)) return false;
+    if (!cfg_.mgmt.api.listen.empty() || !cfg_.mgmt.metrics_listen.empty()) {
+        mgmt::ApiHooks hooks;
+        hooks.status = [this] { return show::status_json(*this, reg_); };
+        hooks.running_config = [this] { return config::redact(running_text_); };
+        hooks.apply = [this](const std::string& text, const std::string& who) {
+            return apply_text(text, "api:PUT /v1/config", "api:" + who, false);
+        };
+        api_ = std::make_unique<mgmt::HttpApi>(loop_, reg_, metrics_, hooks);
+        mgmt::ApiConfig ac{cfg_.mgmt.api.listen,    cfg_.mgmt.api.cert,   cfg_.mgmt.api.key,
+                           cfg_.mgmt.api.client_ca, cfg_.mgmt.api.admins, cfg_.mgmt.api.readers,
+                           cfg_.mgmt.metrics_listen};
+        if (!api_->start(ac, err)) return false;
+    }
 
     // Events: netlink, punted packets, signals, housekeeping.
     loop_.add_fd(nl_.event_fd(), EPOLLIN, [this](uint32_t) { on_netlink(); });
@@ -210,25 +229,64 @@ bool Daemon::bring_up(std::string* err) {
 
     if (!dp::start(err)) return false;
     started_ = wall_s();
+    // Under systemd: ready now, and a watchdog ping only while every worker
+    // is still making progress, so a wedged dataplane gets restarted too.
+    if (uint64_t wd = sd_watchdog_usec()) {
+        loop_.every_ms(std::max<uint64_t>(wd / 2000, 100), [this] {
+            bool alive = true;
+            for (int w = 0; w < dp::worker_count(); w++) {
+                uint64_t loops = dp::worker_info(w).loops;
+                if (size_t(w) >= worker_loops_.size()) worker_loops_.push_back(0);
+                alive = alive && loops != worker_loops_[size_t(w)];
+                worker_loops_[size_t(w)] = loops;
+            }
+            if (alive) sd_notify_msg("WATCHDOG=1");
+            else LOG_ERROR("daemon", "event=watchdog_withheld reason=\"a worker made no progress\"");
+        });
+    }
+    sd_notify_msg("READY=1");
     return true;
 }
 
-// SIGHUP: re-read the config file. Invalid files never replace the running
-// config. Static routes apply live; other changes need a restart until the
-// transactional apply of [ops] lands, and are refused with a log line.
+// SIGHUP: re-read the config file, with the same rules as an apply.
 void Daemon::reload() {
-    auto res = config::load(cfg_.file);
-    if (!res.ok()) {
-        for (auto& e : res.errors) LOG_ERROR("config", "event=reload_rejected error=\"{}\"", e);
+    std::string text;
+    if (!read_file(cfg_.file, &text)) {
+        LOG_ERROR("config", "event=reload_rejected error=\"cannot read {}\"", cfg_.file);
         return;
     }
+    apply_text(text, cfg_.file, "sighup", false);
+}
+
+// Validates a config text and applies what changed. Invalid configs never
+// replace the running one. Static routes apply live; other changes are
+// refused (restart needed) until every feature can apply its section as a
+// transaction. Used by SIGHUP, `nimbus config apply` and PUT /v1/config.
+nlohmann::json Daemon::apply_text(const std::string& text, const std::string& name, const std::string& who,
+                                  bool dry_run) {
+    std::string version = config::hash(text);
+    auto res = config::parse(text, name);
+    if (!res.ok()) {
+        for (auto& e : res.errors) LOG_ERROR("config", "event=apply_rejected source={} error=\"{}\"", who, e);
+        audit(who, "rejected", version, {});
+        return {{"http", 422}, {"applied", false}, {"errors", res.errors}};
+    }
     config::Config next = std::move(*res.config);
+    next.file = cfg_.file;
+    std::vector<std::string> changes = config::diff(running_text_, text);
     config::Config probe = next;
     probe.routes = cfg_.routes;
     if (!(probe == cfg_)) {
-        LOG_WARN("config", "event=reload_refused reason=\"only 'routes' can change without a restart\"");
-        return;
+        std::vector<std::string> secs;
+        for (auto& sct : config::changed_sections(running_text_, text))
+            if (sct != "routes") secs.push_back(sct);
+        std::string why = fmt::format("changes to {} need a restart; only 'routes' apply live",
+                                      secs.empty() ? std::string("settings") : fmt::format("{}", fmt::join(secs, ", ")));
+        LOG_WARN("config", "event=apply_refused source={} reason=\"{}\"", who, why);
+        audit(who, "refused", version, changes);
+        return {{"http", 409}, {"applied", false}, {"error", why}, {"diff", changes}};
     }
+    if (dry_run) return {{"http", 200}, {"applied", false}, {"diff", changes}, {"version", version}};
     std::vector<config::Route> gone, added;
     for (auto& r : cfg_.routes)
         if (std::find(next.routes.begin(), next.routes.end(), r) == next.routes.end()) gone.push_back(r);
@@ -237,9 +295,45 @@ void Daemon::reload() {
     for (auto& r : gone) static_route(r, false);
     for (auto& r : added) static_route(r, true);
     std::string err;
-    if (!rib_.commit(&err)) LOG_ERROR("rib", "event=commit_failed error=\"{}\"", err);
+    if (!rib_.commit(&err)) {
+        // Put the old routes back: the running config stays what it was.
+        for (auto& r : added) static_route(r, false);
+        for (auto& r : gone) static_route(r, true);
+        std::string e2;
+        rib_.commit(&e2);
+        LOG_ERROR("config", "event=apply_failed source={} error=\"{}\" action=rolled_back", who, err);
+        audit(who, "failed", version, changes);
+        return {{"http", 500}, {"applied", false}, {"error", err}, {"rolled_back", true}};
+    }
     cfg_.routes = next.routes;
-    LOG_INFO("config", "event=reloaded routes_added={} routes_removed={}", added.size(), gone.size());
+    running_text_ = text;
+    // The file given with -c follows what was applied, so a restart comes up
+    // with it (written atomically; SIGHUP read it from there already).
+    if (who != "sighup" && !write_file_atomic(cfg_.file, text, &err))
+        LOG_ERROR("config", "event=save_failed file={} error=\"{}\"", cfg_.file, err);
+    LOG_INFO("config", "event=applied source={} version={} routes_added={} routes_removed={}", who,
+             version.substr(0, 12), added.size(), gone.size());
+    audit(who, "applied", version, changes);
+    return {{"http", 200}, {"applied", true}, {"diff", changes}, {"version", version}};
+}
+
+// One JSON line per attempted change: who, when, what, the outcome.
+void Daemon::audit(const std::string& who, const std::string& result, const std::string& version,
+                   const std::vector<std::string>& changes) {
+    std::error_code ec;
+    std::filesystem::create_directories(state_dir(), ec);
+    std::string path = state_dir() + "/audit.log";
+    nlohmann::json j = {{"time", iso_time()}, {"who", who},         {"result", result},
+                        {"version", version}, {"diff", changes}};
+    std::string line = j.dump() + "\n";
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || ::write(fd, line.data(), line.size()) != ssize_t(line.size()))
+        LOG_ERROR("config", "event=audit_write_failed file={} error=\"{}\"", path, strerror(errno));
+    if (fd >= 0) ::close(fd);
+}
+
+std::string Daemon::state_dir() const {
+    return cfg_.mgmt.state_dir.empty() ? "/var/lib/nimbus/" + cfg_.node.name : cfg_.mgmt.state_dir;
 }
 
 routing::NextHop Daemon::route_nexthop(const config::Route& r) const {
@@ -273,6 +367,8 @@ void Daemon::static_route(const config::Route& r, bool add) {
 }
 
 void Daemon::tear_down() {
+    if (api_) api_->stop();
+    api_.reset();
     if (cli_) cli_->close();
     cli_.reset();
     frr_.reset();  // zebra flushes our routes when the session closes
@@ -320,6 +416,7 @@ int Daemon::run() {
     LOG_INFO("daemon", "event=started node={} ports={} workers={} socket={}", cfg_.node.name, cfg_.ports.size(),
              cfg_.dataplane.workers, cfg_.mgmt.socket);
     loop_.run();
+    sd_notify_msg("STOPPING=1");
     tear_down();
     LOG_INFO("daemon", "event=stopped node={}", cfg_.node.name);
     return 0;

@@ -16,6 +16,8 @@
 #include "control/loop/loop.h"
 #include "control/mgmt/cli_server.h"
 #include "control/mgmt/commands.h"
+#include "control/mgmt/http_api.h"
+#include "control/mgmt/metrics.h"
 #include "control/routing/frr.h"
 #include "control/routing/rib.h"
 #include "dataplane/api.h"
@@ -45,6 +47,12 @@ public:
     int tap_ifindex(int port) const;
     uint64_t started_at() const { return started_; }
     routing::Frr* frr() { return frr_.get(); }
+    // Validate and apply a config text (SIGHUP, CLI, API); {"http": code, ...}.
+    nlohmann::json apply_text(const std::string& text, const std::string& name, const std::string& who,
+                              bool dry_run);
+    const std::string& running_text() const { return running_text_; }
+    std::string state_dir() const;
+    mgmt::Metrics& metrics() { return metrics_; }
 
 private:
     struct Held {
@@ -59,6 +67,8 @@ private:
     bool create_host_interfaces(std::string* err);
     void install_routes();
     void reload();
+    void audit(const std::string& who, const std::string& result, const std::string& version,
+               const std::vector<std::string>& changes);
     void static_route(const config::Route& r, bool add);
     routing::NextHop route_nexthop(const config::Route& r) const;
     void register_commands();
@@ -89,6 +99,10 @@ private:
     std::map<std::pair<int, IpAddr>, uint64_t> resolving_;  // last NTF_USE per neighbour
     HostIfStats hstats_;
     std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;
+    std::string running_text_;  // the applied config, as text
+    mgmt::Metrics metrics_;
+    std::unique_ptr<mgmt::HttpApi> api_;
+    std::vector<uint64_t> worker_loops_;  // watchdog: progress since the last ping
     int sigfd_ = -1;
     bool guarded_ = false;
     uint64_t started_ = 0;

@@ -154,6 +154,7 @@ void register_all(mgmt::Registry& reg, Daemon& d) {
     for (auto& v : d.config().vrfs) ctx.vrf_names.push_back(v.name);
     for (auto& p : d.config().ports) ctx.port_names.push_back(p.name);
     routing::register_commands(reg, ctx);
+    register_ops(reg, d);
 }
 
 }  // namespace nimbus::show

@@ -65,9 +65,10 @@ def main():
                     e = json.loads(line)
                 except ValueError:
                     continue
-                suites = [s.split(":")[-1] for s in e.get("suite", [])]
-                suite = next((s for s in suites if s in ("unit", "integration", "fuzz")), "other")
-                runs[(suite, e["name"].split("/")[-1].strip())] = e.get("result", "?")
+                # "name": "nimbus:unit / common"
+                proj_suite, _, name = e["name"].partition(" / ")
+                suite = proj_suite.split(":")[-1]
+                runs[(suite, name.strip())] = e.get("result", "?")
     cases = []
     seen_files = set()
     for fn in sorted(os.listdir(res_dir)):

@@ -62,14 +62,14 @@ def test_broken_reload_keeps_running_config(lab):
     before = d.cli("show", "ip", "route")
     assert any(x["prefix"] == "10.50.0.0/16" for x in before)
     d.reload(GOOD.replace("10.50.0.0/16", "10.50.0.1/16"))
-    wait_until(lambda: "reload_rejected" in d.log(), 10, "the reload to be rejected")
+    wait_until(lambda: "event=apply_rejected source=sighup" in d.log(), 10, "the reload to be rejected")
     assert "has host bits set (did you mean 10.50.0.0/16?)" in d.log()
     assert ":12:15: routes[0].prefix" in d.log()
     assert d.cli("show", "ip", "route") == before
     assert d.proc.poll() is None
     # A change outside 'routes' is refused, not half-applied.
     d.reload(GOOD.replace("10.1.0.1/24", "10.1.0.2/24").replace("10.50.0.0/16", "10.51.0.0/16"))
-    wait_until(lambda: "reload_refused" in d.log(), 10, "the reload to be refused")
+    wait_until(lambda: "event=apply_refused source=sighup" in d.log(), 10, "the reload to be refused")
     assert d.cli("show", "ip", "route") == before
     # A routes-only change applies.
     d.reload(GOOD.replace("10.50.0.0/16", "10.51.0.0/16"))

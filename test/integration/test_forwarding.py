@@ -63,11 +63,12 @@ def test_ping_both_ways(lab, pmd):
     a, r, b, _ = topology(lab)
     d = lab.nimbusd(r, "r", config(pmd)).start()
     # The first packet to each host waits while the kernel resolves the
-    # neighbour and is then re-injected: no loss even on the first ping.
-    assert a.ping_ok("10.2.0.2", 3), "IPv4 A->B"
-    assert b.ping_ok("10.1.0.2", 3), "IPv4 B->A"
-    assert a.ping_ok("2001:db8:2::2", 3), "IPv6 A->B"
-    assert b.ping_ok("2001:db8:1::2", 3), "IPv6 B->A"
+    # neighbour and is then re-injected: no loss even on the first ping
+    # (each reply may take a while on a loaded machine: -W 5).
+    assert a.ping_ok("10.2.0.2", 3, wait=5), "IPv4 A->B"
+    assert b.ping_ok("10.1.0.2", 3, wait=5), "IPv4 B->A"
+    assert a.ping_ok("2001:db8:2::2", 3, wait=5), "IPv6 A->B"
+    assert b.ping_ok("2001:db8:1::2", 3, wait=5), "IPv6 B->A"
     c0 = d.port_counters("lan0")
     c1 = d.port_counters("lan1")
     # 12 echo requests and 12 replies crossed the dataplane each way.
@@ -172,8 +173,8 @@ def test_routes_change_under_traffic(lab):
 def test_icmp_errors(lab):
     a, r, b, _ = topology(lab)
     d = lab.nimbusd(r, "r", config("af_packet")).start()
-    assert a.ping_ok("10.2.0.2", 1)
-    assert a.ping_ok("2001:db8:2::2", 1)
+    wait_until(lambda: a.ping_ok("10.2.0.2", 1), 15, "IPv4 A->B")
+    wait_until(lambda: a.ping_ok("2001:db8:2::2", 1), 15, "IPv6 A->B")
     out = a.ping("10.2.0.2", 1, extra=["-t", "1"]).stdout
     assert re.search(r"From 10\.1\.0\.1 .*Time to live exceeded", out), out
     out = a.ping("10.77.0.1", 1).stdout

@@ -83,13 +83,14 @@ class Netns:
     def run(self, cmd, check=True, timeout=30, input=None):
         return run(cmd, check=check, timeout=timeout, input=input, ns=self.name)
 
-    def popen(self, cmd, log_name):
+    def popen(self, cmd, log_name, env=None):
         """Starts a background process in the namespace, logging to a file."""
         if isinstance(cmd, str):
             cmd = ["bash", "-c", cmd]
         log = open(os.path.join(self.lab.dir, log_name), "w")
+        full_env = dict(os.environ, **env) if env else None
         p = subprocess.Popen(["ip", "netns", "exec", self.name] + cmd, stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)
+                             stdin=subprocess.DEVNULL, start_new_session=True, env=full_env)
         self.lab.procs.append(p)
         return p
 
@@ -207,8 +208,8 @@ class Nimbusd:
         with open(self.cfg, "w") as f:
             f.write(text)
 
-    def start(self, timeout=30):
-        self.proc = self.ns.popen([NIMBUSD, "-c", self.cfg], f"nimbusd-{self.name}.log")
+    def start(self, timeout=30, env=None):
+        self.proc = self.ns.popen([NIMBUSD, "-c", self.cfg], f"nimbusd-{self.name}.log", env=env)
 
         def ready():
             if self.proc.poll() is not None:

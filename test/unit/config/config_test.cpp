@@ -241,3 +241,38 @@ TEST_CASE("the routing section parses with its defaults and overrides") {
     CHECK(v6.config->routing->fpm_port == 2621);
     CHECK_FALSE(v6.config->routing->fpm_addr->is_v4());
 }
+
+#include "control/config/diff.h"
+
+TEST_CASE("config diff: keyed lists, plain lists, scalars; secrets never shown") {
+    const char* a =
+        "node: { name: a }\n"
+        "ports:\n"
+        "  - { name: lan0, device: net_tap0, mtu: 1500, addresses: [10.0.0.1/24] }\n"
+        "routes:\n"
+        "  - { prefix: 10.1.0.0/16, via: 10.0.0.9 }\n"
+        "secrets: { psk: hunter2 }\n";
+    const char* b =
+        "node: { name: a }\n"
+        "ports:\n"
+        "  - { name: lan0, device: net_tap0, mtu: 9000, addresses: [10.0.0.1/24, 10.9.0.1/24] }\n"
+        "routes:\n"
+        "  - { prefix: 10.2.0.0/16, via: 10.0.0.9 }\n"
+        "secrets: { psk: swordfish }\n";
+    auto d = nimbus::config::diff(a, b);
+    std::vector<std::string> want = {
+        "+ ports[lan0].addresses: 10.9.0.1/24",
+        "~ ports[lan0].mtu: 1500 -> 9000",
+        "- routes[10.1.0.0/16]: {prefix: 10.1.0.0/16, via: 10.0.0.9}",
+        "+ routes[10.2.0.0/16]: {prefix: 10.2.0.0/16, via: 10.0.0.9}",
+    };
+    CHECK(d == want);  // the psk changed, but a redacted value never differs
+    // ... but the section did change: an apply must see it.
+    CHECK(nimbus::config::changed_sections(a, b) == std::vector<std::string>{"ports", "routes", "secrets"});
+    CHECK(nimbus::config::diff(a, a).empty());
+    std::string r = nimbus::config::redact(a);
+    CHECK(r.find("hunter2") == std::string::npos);
+    CHECK(r.find("psk: <redacted>") != std::string::npos);
+    CHECK(nimbus::config::redact("a: [").find("not shown") != std::string::npos);
+    CHECK(nimbus::config::hash("x") == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+}

@@ -1,0 +1,170 @@
+#include "control/config/diff.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+namespace nimbus::config {
+
+namespace {
+
+const char* const kRedacted = "<redacted>";
+
+std::string lower(std::string s) {
+    for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+YAML::Node redacted(const YAML::Node& n) {
+    if (n.IsMap()) {
+        YAML::Node out(YAML::NodeType::Map);
+        for (auto it = n.begin(); it != n.end(); ++it) {
+            std::string k = it->first.IsScalar() ? it->first.Scalar() : "";
+            YAML::Node key = YAML::Clone(it->first);
+            YAML::Node val = is_secret_key(k) && !it->second.IsMap() && !it->second.IsSequence()
+                                 ? YAML::Node(kRedacted)
+                                 : redacted(it->second);
+            out.force_insert(key, val);
+        }
+        return out;
+    }
+    if (n.IsSequence()) {
+        YAML::Node out(YAML::NodeType::Sequence);
+        for (auto& e : n) out.push_back(redacted(e));
+        return out;
+    }
+    return YAML::Clone(n);
+}
+
+std::string flow(const YAML::Node& n) {
+    YAML::Emitter e;
+    e.SetMapFormat(YAML::Flow);
+    e.SetSeqFormat(YAML::Flow);
+    e << n;
+    return e.c_str();
+}
+
+// The key a list element is known by, if it has one.
+std::string element_key(const YAML::Node& n) {
+    if (!n.IsMap()) return "";
+    for (const char* k : {"name", "id", "prefix", "spi"})
+        if (n[k] && n[k].IsScalar()) return n[k].Scalar();
+    return "";
+}
+
+void walk(const YAML::Node& a, const YAML::Node& b, const std::string& path, std::vector<std::string>& out) {
+    bool ad = a.IsDefined() && !a.IsNull(), bd = b.IsDefined() && !b.IsNull();
+    if (!ad && !bd) return;
+    if (!ad) {
+        out.push_back(fmt::format("+ {}: {}", path, flow(b)));
+        return;
+    }
+    if (!bd) {
+        out.push_back(fmt::format("- {}: {}", path, flow(a)));
+        return;
+    }
+    if (a.IsMap() && b.IsMap()) {
+        std::set<std::string> keys;
+        for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it->first.Scalar());
+        for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it->first.Scalar());
+        for (auto& k : keys) walk(a[k], b[k], path.empty() ? k : path + "." + k, out);
+        return;
+    }
+    if (a.IsSequence() && b.IsSequence()) {
+        bool keyed = true;
+        for (auto& e : a) keyed = keyed && !element_key(e).empty();
+        for (auto& e : b) keyed = keyed && !element_key(e).empty();
+        if (keyed) {
+            std::vector<std::string> order;
+            std::map<std::string, YAML::Node> am, bm;
+            for (auto& e : a) {
+                am.emplace(element_key(e), static_cast<const YAML::Node&>(e));
+                order.push_back(element_key(e));
+            }
+            for (auto& e : b) {
+                bm.emplace(element_key(e), static_cast<const YAML::Node&>(e));
+                if (!am.count(element_key(e))) order.push_back(element_key(e));
+            }
+            for (auto& k : order) {
+                auto ai = am.find(k), bi = bm.find(k);
+                walk(ai != am.end() ? ai->second : YAML::Node(), bi != bm.end() ? bi->second : YAML::Node(),
+                     fmt::format("{}[{}]", path, k), out);
+            }
+            return;
+        }
+        // Plain lists (addresses, prefixes): as sets of elements.
+        std::vector<std::string> as, bs;
+        for (auto& e : a) as.push_back(flow(e));
+        for (auto& e : b) bs.push_back(flow(e));
+        for (auto& e : as)
+            if (std::find(bs.begin(), bs.end(), e) == bs.end()) out.push_back(fmt::format("- {}: {}", path, e));
+        for (auto& e : bs)
+            if (std::find(as.begin(), as.end(), e) == as.end()) out.push_back(fmt::format("+ {}: {}", path, e));
+        return;
+    }
+    std::string fa = flow(a), fb = flow(b);
+    if (fa != fb) out.push_back(fmt::format("~ {}: {} -> {}", path, fa, fb));
+}
+
+bool load(const std::string& text, YAML::Node* out) {
+    try {
+        *out = YAML::Load(text);
+        return true;
+    } catch (const YAML::Exception&) {
+        return false;
+    }
+}
+
+}  // namespace
+
+bool is_secret_key(const std::string& key) {
+    static const std::set<std::string> k = {"psk", "key", "secret", "password", "passphrase", "private_key"};
+    return k.count(lower(key)) > 0;
+}
+
+std::string redact(const std::string& text) {
+    YAML::Node n;
+    if (!load(text, &n)) return "# (config text could not be parsed; not shown)\n";
+    YAML::Emitter e;
+    e << redacted(n);
+    return std::string(e.c_str()) + "\n";
+}
+
+std::vector<std::string> diff(const std::string& old_yaml, const std::string& new_yaml) {
+    YAML::Node a, b;
+    std::vector<std::string> out;
+    if (!load(old_yaml, &a) || !load(new_yaml, &b)) return {"! one of the configs could not be parsed"};
+    walk(redacted(a), redacted(b), "", out);
+    return out;
+}
+
+std::vector<std::string> changed_sections(const std::string& old_yaml, const std::string& new_yaml) {
+    YAML::Node a, b;
+    std::vector<std::string> out;
+    if (!load(old_yaml, &a) || !load(new_yaml, &b)) return {"(unparsable)"};
+    std::set<std::string> keys;
+    if (a.IsMap())
+        for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it->first.Scalar());
+    if (b.IsMap())
+        for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it->first.Scalar());
+    for (auto& k : keys) {
+        std::vector<std::string> d;
+        walk(a.IsMap() ? a[k] : YAML::Node(), b.IsMap() ? b[k] : YAML::Node(), k, d);
+        if (!d.empty()) out.push_back(k);
+    }
+    return out;
+}
+
+std::string hash(const std::string& text) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
+    std::string s;
+    for (unsigned i = 0; i < len; i++) s += fmt::format("{:02x}", md[i]);
+    return s;
+}
+
+}  // namespace nimbus::config

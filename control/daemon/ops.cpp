@@ -1,0 +1,145 @@
+// Operating the box: config commands (show, check, diff, apply), the HTTPS
+// API hooks and the Prometheus collectors of the core (ports, drops, punt
+// path, workers, routes). Features register their own next to their code.
+#include <fmt/format.h>
+
+#include "control/config/diff.h"
+#include "control/daemon/daemon.h"
+#include "control/daemon/show.h"
+#include "src/common/clock.h"
+#include "src/common/files.h"
+
+namespace nimbus::show {
+
+namespace {
+
+using mgmt::Args;
+using mgmt::Result;
+using nlohmann::json;
+
+Result config_file_op(Daemon& d, const Args& a, const std::string& op) {
+    std::string path = a.get("FILE"), text;
+    if (!read_file(path, &text)) return Result::error(fmt::format("% cannot read {}", path));
+    if (op == "check") {
+        auto r = config::parse(text, path);
+        if (!r.ok()) {
+            std::string s;
+            for (auto& e : r.errors) s += e + "\n";
+            return Result{1, s + fmt::format("% {} error{}", r.errors.size(), r.errors.size() == 1 ? "" : "s"),
+                          json{{"valid", false}, {"errors", r.errors}}};
+        }
+        return Result{0, fmt::format("{}: configuration is valid\n", path), json{{"valid", true}}};
+    }
+    json j = d.apply_text(text, path, "cli", op == "diff");
+    int code = j.value("http", 500);
+    std::string s;
+    if (j.contains("errors"))
+        for (auto& e : j["errors"]) s += e.get<std::string>() + "\n";
+    if (j.contains("diff"))
+        for (auto& l : j["diff"]) s += l.get<std::string>() + "\n";
+    if (j.contains("error")) s += "% " + j["error"].get<std::string>() + "\n";
+    if (op == "apply" && code == 200)
+        s += j.value("applied", false) ? fmt::format("applied, version {}\n", j.value("version", "").substr(0, 12))
+                                       : "no change\n";
+    j.erase("http");
+    return Result{code == 200 ? 0 : 1, s, j};
+}
+
+}  // namespace
+
+void register_ops(mgmt::Registry& reg, Daemon& d) {
+    reg.add("config show [running]", "the running config (secrets redacted)", [&d](const Args&) {
+        return Result{0, config::redact(d.running_text()),
+                      json{{"version", config::hash(d.running_text())}, {"text", config::redact(d.running_text())}}};
+    });
+    reg.add("config show candidate", "the config file as it is now on disk (secrets redacted)", [&d](const Args&) {
+        std::string t;
+        if (!read_file(d.config().file, &t)) return Result::error("% cannot read " + d.config().file);
+        return Result{0, config::redact(t), json{{"version", config::hash(t)}, {"text", config::redact(t)}}};
+    });
+    reg.add("config check FILE", "validate a config file", [&d](const Args& a) { return config_file_op(d, a, "check"); });
+    reg.add("config diff FILE", "what applying a config file would change",
+            [&d](const Args& a) { return config_file_op(d, a, "diff"); });
+    reg.add("config apply FILE", "validate a config file and apply what changed",
+            [&d](const Args& a) { return config_file_op(d, a, "apply"); });
+
+    // ---- Prometheus collectors of the core
+    d.metrics().add([&d](mgmt::MetricsWriter& w) {
+        const auto& c = d.config();
+        w.family("nimbus_info", "gauge", "Build and node information");
+        w.sample("nimbus_info", {{"version", NIMBUS_VERSION}, {"node", c.node.name},
+                                 {"role", c.node.role == config::Role::Edge ? "edge" : "concentrator"},
+                                 {"config_version", config::hash(d.running_text()).substr(0, 12)}}, 1);
+        w.family("nimbus_uptime_seconds", "gauge", "Seconds since nimbusd started");
+        w.sample("nimbus_uptime_seconds", double(wall_s() - d.started_at()));
+        w.family("nimbus_port_up", "gauge", "Link state of each port (1 up)");
+        for (int i = 0; i < dp::port_count(); i++)
+            w.sample("nimbus_port_up", {{"port", d.port_name(i)}}, dp::port_info(i).link_up ? 1 : 0);
+        struct F {
+            const char* name;
+            const char* help;
+            uint64_t dp::PortCounters::*field;
+        };
+        const F fields[] = {{"nimbus_port_rx_packets_total", "Packets received", &dp::PortCounters::rx_packets},
+                            {"nimbus_port_rx_bytes_total", "Bytes received", &dp::PortCounters::rx_bytes},
+                            {"nimbus_port_tx_packets_total", "Packets sent", &dp::PortCounters::tx_packets},
+                            {"nimbus_port_tx_bytes_total", "Bytes sent", &dp::PortCounters::tx_bytes},
+                            {"nimbus_port_punted_total", "Packets handed to the control plane",
+                             &dp::PortCounters::punted},
+                            {"nimbus_port_injected_total", "Frames from the host interface",
+                             &dp::PortCounters::injected}};
+        std::vector<dp::PortCounters> pcs;
+        for (int i = 0; i < dp::port_count(); i++) pcs.push_back(dp::port_counters(i, -1));
+        for (auto& f : fields) {
+            w.family(f.name, "counter", f.help);
+            for (int i = 0; i < dp::port_count(); i++)
+                w.sample(f.name, {{"port", d.port_name(i)}}, double(pcs[size_t(i)].*f.field));
+        }
+        w.family("nimbus_dataplane_drops_total", "counter", "Packets dropped by the dataplane, by reason");
+        for (int i = 0; i < dp::port_count(); i++)
+            for (int k = 0; k < dp::kDropCount; k++)
+                w.sample("nimbus_dataplane_drops_total", {{"port", d.port_name(i)}, {"reason", dp::drop_name(k)}},
+                         double(pcs[size_t(i)].drops[k]));
+        w.family("nimbus_port_rx_missed_total", "counter", "Packets the device could not deliver (PMD imissed)");
+        for (int i = 0; i < dp::port_count(); i++)
+            w.sample("nimbus_port_rx_missed_total", {{"port", d.port_name(i)}}, double(dp::port_info(i).hw_rx_missed));
+        dp::PuntCounters pc = dp::punt_counters(-1);
+        w.family("nimbus_punt_packets_total", "counter", "Exception-path packets by class and outcome");
+        for (int k = 0; k < dp::kPuntClassCount; k++) {
+            w.sample("nimbus_punt_packets_total", {{"class", dp::punt_class_name(k)}, {"result", "punted"}},
+                     double(pc.punted[k]));
+            w.sample("nimbus_punt_packets_total", {{"class", dp::punt_class_name(k)}, {"result", "policed"}},
+                     double(pc.policed[k]));
+            w.sample("nimbus_punt_packets_total", {{"class", dp::punt_class_name(k)}, {"result", "queue_full"}},
+                     double(pc.ring_full[k]));
+        }
+        w.family("nimbus_worker_loops_total", "counter", "Poll loop iterations per worker, by kind");
+        for (int i = 0; i < dp::worker_count(); i++) {
+            auto wi = dp::worker_info(i);
+            std::string id = std::to_string(i);
+            w.sample("nimbus_worker_loops_total", {{"worker", id}, {"kind", "busy"}}, double(wi.busy_loops));
+            w.sample("nimbus_worker_loops_total", {{"worker", id}, {"kind", "idle"}},
+                     double(wi.loops - wi.busy_loops));
+            w.sample("nimbus_worker_loops_total", {{"worker", id}, {"kind", "slept"}}, double(wi.sleeps));
+        }
+        w.family("nimbus_routes", "gauge", "Prefixes in the RIB per VRF");
+        for (size_t v = 0; v < c.vrfs.size(); v++)
+            w.sample("nimbus_routes", {{"vrf", c.vrfs[v].name}}, double(d.rib().size(int(v))));
+        const HostIfStats& h = d.hostif_stats();
+        w.family("nimbus_host_frames_total", "counter", "Frames between the dataplane and the host interfaces");
+        w.sample("nimbus_host_frames_total", {{"direction", "to_kernel"}}, double(h.to_kernel));
+        w.sample("nimbus_host_frames_total", {{"direction", "from_kernel"}}, double(h.from_kernel));
+        w.family("nimbus_icmp_errors_sent_total", "counter", "ICMP errors the box originated");
+        w.sample("nimbus_icmp_errors_sent_total", double(h.icmp_sent));
+    });
+}
+
+json status_json(Daemon& d, const mgmt::Registry& reg) {
+    json j;
+    j["version"] = reg.run({"show", "version"}, true).data;
+    j["interfaces"] = reg.run({"show", "interfaces"}, true).data;
+    j["config_version"] = config::hash(d.running_text());
+    return j;
+}
+
+}  // namespace nimbus::show
