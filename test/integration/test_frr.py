@@ -173,7 +173,7 @@ def test_inject_learn_and_forward(net):
     print(f"\nMEASURE inject_to_core_kernel_ms={add_delay * 1000:.0f}")
     # FRR's own pipeline is ~120 ms here (frr-zapi.md §8.1); the CLI call,
     # polling and a loaded 2-core box add to it.
-    assert add_delay < 2.0
+    assert add_delay < 1.5
 
     # nimbus's view: injected, installed by zebra; our own echo over FPM is
     # filtered, not learned.
@@ -226,7 +226,7 @@ def test_inject_learn_and_forward(net):
     wait_until(lambda: not net.core_kernel_has("10.16.1.0/24"), 10, "the withdrawal at the core", interval=0.005)
     del_delay = time.monotonic() - t_del
     print(f"MEASURE withdraw_to_core_kernel_ms={del_delay * 1000:.0f}")
-    assert del_delay < 2.0
+    assert del_delay < 1.5
     assert "10.16.1.0/24" not in net.core_frr.bgp_prefixes()
     wait_until(lambda: "10.16.1.0/24" not in net.conc.run(["ip", "route", "show", "table", "250"]).stdout, 5,
                "the host route to go")
@@ -358,7 +358,9 @@ def test_thousand_sites_at_once(net):
     assert rt["inject"]["prefixes"] == 1000
     wait_until(lambda: net.routing()["zapi"]["routes"]["installed"] == 1000, 20, "zebra to confirm all")
     print(f"\nMEASURE bulk_1000: cli_s={t_cli:.3f} all_at_core_kernel_s={t_all:.2f}")
-    assert t_all < 30
+    # FRR alone took ~250 ms for 1,000 in the research lab (frr-zapi.md §8.2);
+    # here ~1.2 s end to end on a loaded 2-core box.
+    assert t_all < 10
     # And all withdrawn again.
     t0 = time.monotonic()
     d.cli_raw(["debug", "tunnel-for-test", "down", "all"])
