@@ -594,7 +594,10 @@ void Daemon::poll_links() {
 
 void Daemon::register_commands() {
     show::register_all(reg_, *this);
-    if (frr_) frr_->register_commands(reg_);
+    if (frr_) {
+        frr_->register_commands(reg_);
+        frr_->register_metrics(metrics_);
+    }
 }
 
 }  // namespace nimbus

@@ -490,4 +490,46 @@ void Frr::register_commands(mgmt::Registry& reg) {
             [this](const mgmt::Args& a) { return test_bulk(a); });
 }
 
+void Frr::register_metrics(mgmt::Metrics& m) {
+    m.add([this, token = std::weak_ptr<Frr*>(self_)](mgmt::MetricsWriter& w) {
+        if (token.expired()) return;
+        if (zapi_) {
+            w.family("nimbus_routing_zapi_synced", "gauge", "1 when the ZAPI session to zebra is synced");
+            w.sample("nimbus_routing_zapi_synced", zapi_->phase() == ZapiPhase::Synced ? 1 : 0);
+            w.family("nimbus_routing_zapi_version_mismatch", "gauge", "1 when injection is off: zebra is not FRR 8.4");
+            w.sample("nimbus_routing_zapi_version_mismatch", zapi_->phase() == ZapiPhase::VersionMismatch ? 1 : 0);
+            w.family("nimbus_routing_zapi_connects_total", "counter", "ZAPI sessions to zebra established");
+            w.sample("nimbus_routing_zapi_connects_total", double(zapi_->counters().connects));
+            auto st = zapi_->state_counts();
+            w.family("nimbus_routing_zapi_routes", "gauge", "Routes in zebra's desired set, by state");
+            for (int i = 0; i < kRouteStates; i++)
+                w.sample("nimbus_routing_zapi_routes", {{"state", route_state_name(RouteState(i))}}, double(st[size_t(i)]));
+        }
+        const auto& ic = inj_->counters();
+        w.family("nimbus_routing_injected_prefixes", "gauge", "Site prefixes injected into FRR");
+        w.sample("nimbus_routing_injected_prefixes", double(inj_->injected_prefixes()));
+        w.family("nimbus_routing_injection_refused_total", "counter", "Tunnel prefixes the safety net refused");
+        w.sample("nimbus_routing_injection_refused_total", {{"reason", "default_route"}}, double(ic.refused_default));
+        w.sample("nimbus_routing_injection_refused_total", {{"reason", "not_allowed"}}, double(ic.refused_not_allowed));
+        w.sample("nimbus_routing_injection_refused_total", {{"reason", "over_limit"}}, double(ic.refused_over_limit));
+        w.sample("nimbus_routing_injection_refused_total", {{"reason", "unknown_site"}},
+                 double(ic.refused_unknown_site));
+        w.sample("nimbus_routing_injection_refused_total", {{"reason", "no_owner"}}, double(ic.refused_no_owner));
+        if (fpm_) {
+            w.family("nimbus_routing_fpm_connected", "gauge", "1 while zebra's FPM connection is up");
+            w.sample("nimbus_routing_fpm_connected", fpm_listener_->connected() ? 1 : 0);
+            w.family("nimbus_routing_fpm_routes", "gauge", "Routes learned from zebra over FPM");
+            w.sample("nimbus_routing_fpm_routes", double(fpm_->route_count()));
+            w.family("nimbus_routing_fpm_malformed_total", "counter", "Malformed FPM data from zebra (dropped)");
+            w.sample("nimbus_routing_fpm_malformed_total", double(fpm_->counters().malformed));
+            w.family("nimbus_routing_fpm_swept_total", "counter", "Learned routes removed because a replay lacked them");
+            w.sample("nimbus_routing_fpm_swept_total", double(fpm_->counters().swept));
+        }
+        if (host_) {
+            w.family("nimbus_routing_host_routes", "gauge", "Kernel routes for tunnel prefixes (the box's own traffic)");
+            w.sample("nimbus_routing_host_routes", double(host_->installed()));
+        }
+    });
+}
+
 }  // namespace nimbus::routing

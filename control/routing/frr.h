@@ -20,6 +20,7 @@
 #include "control/config/config.h"
 #include "control/loop/loop.h"
 #include "control/mgmt/commands.h"
+#include "control/mgmt/metrics.h"
 #include "control/routing/fpm_listener.h"
 #include "control/routing/fpm_server.h"
 #include "control/routing/host_routes.h"
@@ -48,6 +49,8 @@ public:
     bool start(std::string* err);
     void stop();
     void register_commands(mgmt::Registry& reg);
+    // Prometheus: session states, prefixes injected and learned, refusals.
+    void register_metrics(mgmt::Metrics& m);
 
     // Who owns tunnels tells which prefixes a site may hold (the safety net
     // of the injector). Sites created with the test hook are known too.

@@ -61,6 +61,7 @@ dataplane:
   eal: [--no-huge, -m, "512"]
 mgmt:
   socket: "@SOCK@"
+  metrics: {{ listen: "127.0.0.1:9108" }}
 ports:
   - {{ name: core0, device: "net_af_packet0,iface=pc,framecnt=4096", addresses: [192.0.2.1/24] }}
   - {{ name: lan0, device: "net_af_packet1,iface=pl,framecnt=4096", addresses: [10.9.0.1/24] }}
@@ -186,6 +187,11 @@ def test_inject_learn_and_forward(net):
     text = d.text("show", "routing")
     print(text)
     assert "ZAPI to zebra (" in text and "): synced" in text and "1 installed" in text
+    metrics = net.conc.run(["/usr/bin/python3", "-c", "import urllib.request;print(urllib.request.urlopen("
+                            "'http://127.0.0.1:9108/metrics',timeout=5).read().decode())"]).stdout
+    for line in ("nimbus_routing_zapi_synced 1", "nimbus_routing_injected_prefixes 1", "nimbus_routing_fpm_connected 1",
+                 'nimbus_routing_zapi_routes{state="installed"} 1', "nimbus_routing_host_routes 1"):
+        assert line in metrics, line
     inj = d.cli("show", "routing", "injected")
     assert inj == [{"vrf": "default", "site": "site1", "prefix": "10.16.1.0/24", "verdict": "injected", "tag": 142,
                     "metric": 50, "zebra": "installed"}]
