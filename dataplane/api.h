@@ -36,7 +36,26 @@ inline constexpr int kMaxVrfs = 256;
     X(punt_ring_full, "exception path queue to the control thread full")              \
     X(inject_no_mbuf, "no buffer for a frame from the host interface")                \
     X(tx_full, "transmit queue full")                                                 \
-    X(no_mbuf, "buffer pool empty")
+    X(no_mbuf, "buffer pool empty")                                                   \
+    X(nat_keepalive, "NAT-T keepalive (RFC 3948 §2.3): counted and consumed")        \
+    X(esp_malformed, "ESP packet too short or truncated")                             \
+    X(bad_spi, "ESP with an SPI we have no inbound SA for (in this underlay VRF)")    \
+    X(handoff_full, "queue to the worker that owns the SA full")                      \
+    X(duplicate, "ESP sequence number already seen inside the window (second copy)")  \
+    X(replay_too_old, "ESP sequence number left of the anti-replay window, or zero")  \
+    X(auth_fail, "ESP integrity check (AEAD tag) failed")                             \
+    X(bad_padding, "ESP padding or pad length wrong (RFC 4303 §2.4)")                 \
+    X(bad_next_header, "ESP next header not IPv4/IPv6, or inner header malformed")   \
+    X(esp_dummy, "ESP dummy packet (next header 59, RFC 4303 §2.6): consumed")        \
+    X(inner_src_not_allowed, "decrypted inner source outside the tunnel's allowed prefixes") \
+    X(ecn_ce_not_ect, "outer ECN CE over a not-ECT inner packet (RFC 6040 §4.2)")      \
+    X(no_tunnel, "route points to a tunnel that is gone or has no usable SA")         \
+    X(sa_expired, "SA reached its hard lifetime: no longer used")                     \
+    X(seq_exhausted, "outbound sequence number space exhausted (never wraps)")        \
+    X(esp_no_room, "no buffer room to encapsulate (multi-segment or headroom)")       \
+    X(encrypt_fail, "AEAD encryption reported failure")                               \
+    X(underlay_no_route, "no usable underlay route to the tunnel's peer")             \
+    X(reassembly_too_big, "reassembled ESP packet larger than one buffer")
 
 enum class Drop : uint16_t {
 #define NIMBUS_X(n, d) n,
@@ -90,6 +109,9 @@ struct InitSpec {
     int ipv6_tbl8 = 8192;
     PuntRate punt[kPuntClassCount];
     std::vector<PortSpec> ports;
+    int handoff_ring = 4096;  // per worker: packets for SAs another worker owns
+    int frag_flows = 1024;        // outer reassembly: packets in flight per worker
+    int frag_timeout_ms = 1000;   // ... and how long a partial packet is kept
 };
 
 // EAL, memory, ports (configured, not started), tables. On failure returns
@@ -121,6 +143,7 @@ PortInfo port_info(int port);
 struct PortCounters {
     uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
     uint64_t punted = 0, injected = 0;
+    uint64_t reassembled = 0;  // outer packets put together from fragments
     uint64_t drops[kDropCount] = {};
     void add(const PortCounters& o);
 };
@@ -149,6 +172,7 @@ struct HostPkt {
     bool from_host = false;  // it came from a host interface, not a wire
     uint16_t mtu = 0;        // TooBig: the MTU to report
     IpAddr aux;              // NeighMiss: the address to resolve
+    uint8_t* owned = nullptr;  // a copy of a chained packet (freed by release())
 };
 // Drains punted packets, higher priority classes first. Never blocks.
 int punt_poll(HostPkt* out, int max);
@@ -171,10 +195,11 @@ inline constexpr NhId kNhLocal = 1;    // for the box: punt to the host
 inline constexpr NhId kNhDrop = 2;     // blackhole
 inline constexpr NhId kNhFirstDynamic = 3;
 
-enum class NhType : uint8_t { NoRoute, Local, Drop, Glean, Adjacency };
+enum class NhType : uint8_t { NoRoute, Local, Drop, Glean, Adjacency, Tunnel };
 struct NhSpec {
     NhType type = NhType::Drop;
     int port = -1;
+    uint32_t tunnel = 0;    // Tunnel: the tunnel id (see tunnel_install)
     bool resolved = false;  // Adjacency: dst_mac is valid
     MacAddr dst_mac;
     IpAddr gateway;         // Adjacency: what to resolve while unresolved
@@ -203,5 +228,143 @@ void synchronize();
 // calls it periodically.
 void maintenance();
 std::string dpdk_version();
+
+// ---- ESP tunnels and SAs (dataplane/esp/)
+//
+// A tunnel is one peer site: one outbound SA, 1..4 inbound SAs, 1..4 paths
+// (outer address pairs; the first is the primary). Tunnels are pinned to
+// worker (id % workers); their SAs' sequence numbers, replay windows and
+// counters are written by that worker only. The control thread builds
+// immutable objects and publishes them by pointer swap (RCU).
+enum class Cipher : uint8_t { AesGcm128, AesGcm256, Chacha20Poly1305 };
+const char* cipher_name(Cipher c);  // strongSwan names: aes128gcm16 ...
+size_t cipher_keymat_len(Cipher c);  // key || salt: 20 or 36 bytes
+
+using TunnelId = uint32_t;
+inline constexpr TunnelId kNoTunnel = 0xffffffffu;
+inline constexpr uint32_t kMaxTunnels = 1u << 18;
+inline constexpr uint32_t kSpiSlotBits = 18;  // SPI -> slot = low 18 bits
+inline constexpr int kMaxPaths = 4;
+inline constexpr int kMaxInSas = 4;
+
+struct Lifetime {  // 0 = no limit
+    uint64_t soft_bytes = 0, hard_bytes = 0, soft_packets = 0, hard_packets = 0;
+};
+
+struct SaSpec {
+    uint32_t spi = 0;
+    Cipher cipher = Cipher::AesGcm256;
+    bool esn = false;
+    uint32_t replay_window = 1024;  // inbound
+    std::vector<uint8_t> keymat;    // key || salt (the caller wipes its copy)
+    Lifetime lifetime;
+};
+
+struct PathSpec {
+    IpAddr local, remote;
+    uint16_t local_port = 4500, remote_port = 4500;  // UDP encapsulation only
+    bool up = true;  // administratively
+};
+
+struct TunnelSpec {
+    std::string name;
+    int vrf = 0;           // inner VRF: decrypted traffic is routed here
+    int underlay_vrf = 0;  // where the outer packets are routed
+    bool udp = true;       // RFC 3948 UDP encapsulation, else IP protocol 50
+    int mtu = 0;           // inner MTU; 0: from the path MTU minus the ESP overhead
+    bool mss_clamp = true;
+    uint64_t critical_dscp = 0;  // bit d set: DSCP d is critical (sent on every path)
+    std::vector<PathSpec> paths;
+    SaSpec out;
+    std::vector<SaSpec> in;
+};
+
+// Validates and installs a tunnel with its SAs (keys expanded here, once).
+// Returns kNoTunnel with *err on failure (nothing installed). Inbound SPIs
+// must be free: slot spi & (2^18 - 1) unused.
+TunnelId tunnel_install(const TunnelSpec& spec, std::string* err);
+void tunnel_remove(TunnelId id);
+// Replaces a tunnel's paths and options (not its SAs), keeping counters.
+bool tunnel_update_paths(TunnelId id, const std::vector<PathSpec>& paths, std::string* err);
+// True when an inbound SPI's slot is free (manual SPIs) ...
+bool spi_slot_free(uint32_t spi);
+// ... and an SPI we allocate ourselves: slot + generation, never < 2^18.
+uint32_t spi_alloc();
+int tunnel_mtu(TunnelId id);  // the inner MTU in force
+
+// Counters for `show`. Read while workers run: monotonic, not a snapshot.
+#define NIMBUS_SA_COUNTERS(X)                                            \
+    X(packets, "packets encrypted (out) or decrypted and accepted (in)") \
+    X(bytes, "inner bytes")                                              \
+    X(auth_fail, "integrity check failed")                               \
+    X(duplicate, "second copies: already seen inside the window")        \
+    X(replay_too_old, "left of the window")                              \
+    X(bad_padding, "padding or pad length wrong")                        \
+    X(bad_next_header, "next header or inner header wrong")              \
+    X(inner_src_not_allowed, "inner source outside the allowed prefixes") \
+    X(expired, "dropped after the hard lifetime")                         \
+    X(seq_exhausted, "dropped: sequence numbers exhausted")              \
+    X(handoff, "handed to the owning worker")
+
+enum class SaCounter : uint8_t {
+#define NIMBUS_X(n, d) n,
+    NIMBUS_SA_COUNTERS(NIMBUS_X)
+#undef NIMBUS_X
+        Count
+};
+inline constexpr int kSaCounterCount = int(SaCounter::Count);
+const char* sa_counter_name(int i);
+
+struct SaInfo {
+    uint32_t spi = 0;
+    bool inbound = false;
+    TunnelId tunnel = kNoTunnel;
+    Cipher cipher = Cipher::AesGcm256;
+    bool esn = false;
+    int worker = 0;
+    uint64_t seq = 0;         // out: last sequence number sent
+    uint64_t window_top = 0;  // in: highest authenticated sequence number
+    uint32_t window_size = 0;
+    bool soft_expired = false, hard_expired = false;
+    Lifetime lifetime;
+    uint64_t counters[kSaCounterCount] = {};
+};
+struct PathInfo {
+    PathSpec spec;
+    uint64_t rx = 0;     // ESP packets for this tunnel's SAs received on this path
+    uint64_t first = 0;  // ... of which first copies delivered
+    uint64_t tx = 0;     // sent on this path
+};
+struct TunnelInfo {
+    TunnelId id = kNoTunnel;
+    std::string name;
+    int vrf = 0, underlay_vrf = 0, worker = 0, mtu = 0;
+    bool udp = true, mss_clamp = true;
+    uint64_t critical_dscp = 0;
+    uint32_t out_spi = 0;
+    std::vector<uint32_t> in_spis;
+    std::vector<PathInfo> paths;
+    uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+    uint64_t rx_other_path = 0;  // from an outer address pair not in `paths`
+    uint64_t critical_copies = 0;
+};
+std::vector<TunnelId> tunnel_ids();
+bool tunnel_info(TunnelId id, TunnelInfo* out);
+bool sa_info(uint32_t spi, bool inbound, SaInfo* out);
+
+// Lifetime events from the workers (soft limit crossed, hard limit reached,
+// sequence numbers exhausted). The control thread polls; never blocks.
+enum class SaEventKind : uint8_t { Soft, Hard, SeqExhausted };
+struct SaEvent {
+    uint32_t spi = 0;
+    bool inbound = false;
+    SaEventKind kind = SaEventKind::Soft;
+};
+int sa_event_poll(SaEvent* out, int max);
+
+// The crypto path the workers use, e.g. "AVX512 (VAES, ...) IPsec-MB 1.3.0".
+std::string crypto_describe();
+// Test-only: sets an outbound SA's next sequence number (ESN wrap, exhaustion).
+bool set_seq_for_test(uint32_t out_spi, uint64_t seq);
 
 }  // namespace nimbus::dp

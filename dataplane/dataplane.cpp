@@ -15,6 +15,7 @@
 #include <rte_malloc.h>
 
 #include "dataplane/dp.h"
+#include "dataplane/esp/sa.h"
 
 namespace nimbus::dp {
 
@@ -115,6 +116,7 @@ void PortCounters::add(const PortCounters& o) {
     tx_bytes += o.tx_bytes;
     punted += o.punted;
     injected += o.injected;
+    reassembled += o.reassembled;
     for (int i = 0; i < kDropCount; i++) drops[i] += o.drops[i];
 }
 
@@ -217,6 +219,12 @@ bool init(const InitSpec& spec, std::string* err) {
         rte_rcu_qsbr_thread_register(g->qsbr, unsigned(w));
     }
 
+    // ---- ESP: SA tables, one crypto engine per worker (self-tested)
+    if (!esp::init(err)) {
+        shutdown();
+        return false;
+    }
+
     // ---- ports
     for (auto& ps : spec.ports) {
         PortState& p = g->ports[g->nports++];
@@ -293,6 +301,7 @@ void shutdown() {
             for (int p = 0; p < kMaxPorts; p++)
                 for (int k = 0; k < c.txn[p]; k++) rte_pktmbuf_free(c.txb[p][k]);
         }
+        esp::fini();
         fib_fini();
         rte_free(g->workers);
         rte_free(g->qsbr);

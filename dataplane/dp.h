@@ -16,11 +16,22 @@
 
 #include "dataplane/api.h"
 
+namespace nimbus::crypto {
+class Engine;
+}
+
 namespace nimbus::dp {
+
+namespace esp {
+struct EspState;
+struct Batch;
+}  // namespace esp
 
 // Per-packet metadata in the mbuf private area (set by whoever hands the
 // packet over: a worker punting it, the control thread injecting it).
 enum class Origin : uint8_t { Wire, Host };
+// What a packet on a handoff ring is waiting for.
+enum class Handoff : uint8_t { None, EspIn, EspOut };
 struct MbufMeta {
     uint16_t in_port;
     Origin origin;
@@ -29,6 +40,11 @@ struct MbufMeta {
     PuntReason reason;
     uint16_t mtu;
     IpAddr aux;
+    Handoff handoff;
+    uint8_t esp_path;   // EspIn: index of the tunnel path it came on (0xff: other)
+    uint16_t esp_off;   // EspIn: offset of the ESP header in the frame
+    uint32_t tunnel;    // EspOut: tunnel id; EspIn: SPI
+    uint16_t tunnel_gen;  // EspOut: the tunnel's generation when routed (ids are reused)
 };
 inline constexpr uint16_t kMbufPrivSize = 64;
 static_assert(sizeof(MbufMeta) <= kMbufPrivSize);
@@ -44,6 +60,7 @@ struct alignas(64) Nh {
     rte_ether_addr dst;  // L2 rewrite: destination ...
     rte_ether_addr src;  // ... and source (the egress port's MAC)
     IpAddr gateway;
+    uint32_t tunnel;     // Tunnel: tunnel id
 };
 static_assert(sizeof(Nh) == 64);
 
@@ -76,6 +93,10 @@ struct alignas(64) WorkerCtx {
     rte_ring* punt_hi = nullptr;  // VRRP, BGP, ARP/ND
     rte_ring* punt_lo = nullptr;  // the rest
     rte_ring* inject = nullptr;   // from the control thread
+    rte_ring* handoff = nullptr;  // from other workers: packets for SAs we own (MP/SC)
+    crypto::Engine* engine = nullptr;  // IPsec-MB manager of this lcore
+    esp::Batch* esp = nullptr;         // ESP in/out batches being built this burst
+    uint16_t ip_id = 0;                // outer IPv4 identification
     rte_mbuf* txb[kMaxPorts][kTxBuf];
     uint16_t txn[kMaxPorts];
     Policer policer[kPuntClassCount];
@@ -111,6 +132,7 @@ struct Dataplane {
     int efd = -1;
     bool started = false;
     uint64_t tsc_hz = 0;
+    esp::EspState* esp = nullptr;
 };
 
 extern Dataplane* g;
@@ -123,6 +145,19 @@ void process_rx(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n);
 void process_inject(WorkerCtx& w, rte_mbuf** pkts, uint16_t n);
 void flush_tx(WorkerCtx& w);
 void signal_control(WorkerCtx& w);
+
+// Routes packets of one VRF (decapsulated ESP) as a worker does; used by
+// esp_in after the cryptokey check.
+void process_decap(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int vrf);
+// Handoff ring contents (ESP for SAs this worker owns).
+void process_handoff(WorkerCtx& w, rte_mbuf** pkts, uint16_t n);
+// Punts a packet (policed). `counted`: the caller already counted the drop.
+bool punt_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m, PuntClass cls, PuntReason why, bool counted);
+void tx_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m);
+inline void drop_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m, Drop why) {
+    w.pc[port].drops[int(why)]++;
+    rte_pktmbuf_free(m);
+}
 
 // fib.cpp
 bool fib_init(std::string* err);

@@ -196,6 +196,7 @@ void nh_set(NhId id, const NhSpec& s) {
     }
     std::memcpy(n->dst.addr_bytes, s.dst_mac.b.data(), 6);
     n->gateway = s.gateway;
+    n->tunnel = s.tunnel;
     retire(g->nh[id].exchange(n, std::memory_order_acq_rel));
 }
 

@@ -28,6 +28,7 @@ namespace {
 
 void to_host_pkt(rte_mbuf* m, HostPkt& h) {
     MbufMeta* md = meta(m);
+    h.owned = nullptr;
     h.handle = m;
     h.data = rte_pktmbuf_mtod(m, const uint8_t*);
     h.len = rte_pktmbuf_data_len(m) == m->pkt_len ? m->pkt_len : 0;
@@ -54,7 +55,13 @@ int punt_poll(HostPkt* out, int max) {
             for (unsigned i = 0; i < got; i++) {
                 rte_mbuf* m = static_cast<rte_mbuf*>(objs[i]);
                 if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
-                    rte_pktmbuf_free(m);  // too big to linearise: cannot hand it on
+                    // Too big for one buffer (a reassembled IKE message):
+                    // hand on a copy (control thread: allocation is fine).
+                    HostPkt& h = out[n++];
+                    to_host_pkt(m, h);
+                    h.owned = new uint8_t[m->pkt_len];
+                    h.data = static_cast<const uint8_t*>(rte_pktmbuf_read(m, 0, m->pkt_len, h.owned));
+                    h.len = m->pkt_len;
                     continue;
                 }
                 to_host_pkt(m, out[n++]);
@@ -67,11 +74,15 @@ int punt_poll(HostPkt* out, int max) {
 void release(HostPkt& p) {
     if (p.handle) rte_pktmbuf_free(static_cast<rte_mbuf*>(p.handle));
     p.handle = nullptr;
+    delete[] p.owned;
+    p.owned = nullptr;
 }
 
 void reinject(HostPkt& p) {
     auto* m = static_cast<rte_mbuf*>(p.handle);
     p.handle = nullptr;
+    delete[] p.owned;
+    p.owned = nullptr;
     if (!m) return;
     meta(m)->reinjected = 1;
     if (rte_ring_sp_enqueue(g->workers[0].inject, m) != 0) rte_pktmbuf_free(m);

@@ -15,6 +15,7 @@
 #include <rte_udp.h>
 
 #include "dataplane/dp.h"
+#include "dataplane/esp/sa.h"
 
 namespace nimbus::dp {
 
@@ -168,8 +169,10 @@ inline void set_aux_v4(MbufMeta* md, uint32_t be_addr) {
 inline void set_aux(MbufMeta* md, const IpAddr& a) { md->aux = a; }
 
 // A routed packet whose next hop is `nh`. `from_host`: the kernel sent it,
-// so no TTL decrement and no ICMP errors for it.
-inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v4, bool from_host) {
+// so no TTL decrement and no ICMP errors for it. `esp_local`: packets for the
+// box may be ESP (not for decapsulated packets: no ESP in ESP).
+inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v4, bool from_host,
+                    bool esp_local) {
     Nh* nh = nh_get(id);
     MbufMeta* md = meta(m);
     uint8_t* l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, sizeof(rte_ether_hdr));
@@ -179,6 +182,10 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
         return;
     }
     if (from_host) {
+        if (nh->type == NhType::Tunnel) {  // the box's own traffic to a site
+            esp::out_push(w, in_port, m, nh->tunnel);
+            return;
+        }
         // The kernel already chose the interface and did ARP/ND: when the
         // dataplane agrees on the port, send the frame as it is.
         if (nh->type == NhType::Local || nh->type == NhType::NoRoute || nh->type == NhType::Drop ||
@@ -207,6 +214,14 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
 
     switch (nh->type) {
         case NhType::Local: {
+            if (esp_local && unlikely(esp::is_outer_fragment(l3, l3len, v4))) {
+                // ESP or UDP (ESP in UDP, IKE) in fragments: put together here.
+                m = esp::reassemble(w, in_port, m, v4);
+                if (!m) return;
+                l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, sizeof(rte_ether_hdr));
+                l3len = m->pkt_len - uint32_t(sizeof(rte_ether_hdr));
+            }
+            if (esp_local && esp::classify_local(w, in_port, m, v4, l3, l3len)) return;
             PuntClass c = v4 ? classify_v4(reinterpret_cast<rte_ipv4_hdr*>(l3), l3len)
                              : classify_v6(reinterpret_cast<rte_ipv6_hdr*>(l3), l3len);
             punt(w, in_port, m, c, PuntReason::Host);
@@ -225,6 +240,12 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
     if (unlikely(ttl <= 1)) {
         w.pc[in_port].drops[int(Drop::ttl_exceeded)]++;
         punt(w, in_port, m, PuntClass::Icmp, PuntReason::TtlExceeded, true);
+        return;
+    }
+    if (nh->type == NhType::Tunnel) {
+        if (v4) ttl_dec(reinterpret_cast<rte_ipv4_hdr*>(l3));
+        else reinterpret_cast<rte_ipv6_hdr*>(l3)->hop_limits--;
+        esp::out_push(w, in_port, m, nh->tunnel);
         return;
     }
     if (nh->type == NhType::Glean || !nh->resolved) {
@@ -302,7 +323,8 @@ inline bool v6_link_local(const uint8_t* a) { return a[0] == 0xfe && (a[1] & 0xc
 
 // One burst of packets that all belong to `port`'s VRF. Two passes: parse
 // and classify, then bulk FIB lookups per family, then act.
-enum class Mode { Wire, Host, Reinject };
+// Decap: inner packets of ESP, already validated and stripped.
+enum class Mode { Wire, Host, Reinject, Decap };
 
 template <Mode kMode>
 void process_burst(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int vrf) {
@@ -314,6 +336,7 @@ void process_burst(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int
     PortState& ps = g->ports[port];
     PortCounters& pc = w.pc[port];
     constexpr bool kFromHost = kMode == Mode::Host;
+    constexpr bool kEspLocal = kMode == Mode::Wire || kMode == Mode::Reinject;
 
     for (uint16_t i = 0; i < n && i < kPrefetchAhead; i++) rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void*));
     for (uint16_t i = 0; i < n; i++) {
@@ -393,7 +416,7 @@ void process_burst(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int
         } else {
             for (uint16_t i = 0; i < n4; i++) hops[i] = kNhNoRoute;
         }
-        for (uint16_t i = 0; i < n4; i++) forward(w, port, v4_m[i], hops[i], true, kFromHost);
+        for (uint16_t i = 0; i < n4; i++) forward(w, port, v4_m[i], hops[i], true, kFromHost, kEspLocal);
     }
     if (n6) {
         uint64_t hops[kMaxBurst];
@@ -401,7 +424,7 @@ void process_burst(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int
         if (f) rte_fib6_lookup_bulk(f, v6_dst, hops, n6);
         else
             for (uint16_t i = 0; i < n6; i++) hops[i] = kNhNoRoute;
-        for (uint16_t i = 0; i < n6; i++) forward(w, port, v6_m[i], NhId(hops[i]), false, kFromHost);
+        for (uint16_t i = 0; i < n6; i++) forward(w, port, v6_m[i], NhId(hops[i]), false, kFromHost, kEspLocal);
     }
 }
 
@@ -409,7 +432,18 @@ void process_burst(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int
 
 void process_rx(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n) {
     process_burst<Mode::Wire>(w, port, pkts, n, g->ports[port].spec.vrf);
+    esp::flush(w);
 }
+
+void process_decap(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int vrf) {
+    process_burst<Mode::Decap>(w, port, pkts, n, vrf);
+}
+
+bool punt_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m, PuntClass cls, PuntReason why, bool counted) {
+    return punt(w, port, m, cls, why, counted);
+}
+
+void tx_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m) { tx(w, port, m); }
 
 void process_inject(WorkerCtx& w, rte_mbuf** pkts, uint16_t n) {
     // Injected packets may come from several ports and origins: run them one
@@ -430,6 +464,7 @@ void process_inject(WorkerCtx& w, rte_mbuf** pkts, uint16_t n) {
             process_burst<Mode::Reinject>(w, port, &m, 1, g->ports[port].spec.vrf);
         }
     }
+    esp::flush(w);
 }
 
 void flush_tx(WorkerCtx& w) {
@@ -484,7 +519,13 @@ int worker_main(void* arg) {
             process_inject(w, pkts, uint16_t(n));
             got += n;
         }
+        n = rte_ring_sc_dequeue_burst(w.handoff, reinterpret_cast<void**>(pkts), burst, nullptr);
+        if (n) {
+            process_handoff(w, pkts, uint16_t(n));
+            got += n;
+        }
         flush_tx(w);
+        esp::frag_housekeeping(w);
         if (w.punted) signal_control(w);
         rte_rcu_qsbr_quiescent(g->qsbr, unsigned(w.index));
         w.info.loops++;

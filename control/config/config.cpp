@@ -1,5 +1,8 @@
 #include "control/config/config.h"
 
+#include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <fstream>
 #include <map>
 #include <regex>
@@ -8,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "control/config/schema.h"
+#include "src/common/bytes.h"
 
 namespace nimbus::config {
 
@@ -47,6 +51,16 @@ int Config::vrf_index(const std::string& name) const {
     return -1;
 }
 
+Secret::~Secret() {
+    if (!bytes.empty()) wipe(bytes.data(), bytes.size());
+}
+
+size_t cipher_keymat_len(const std::string& c) {
+    if (c == "aes128gcm16") return 20;
+    if (c == "aes256gcm16" || c == "chacha20poly1305") return 36;
+    return 0;
+}
+
 namespace {
 
 const std::regex kNameRe("^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$");
@@ -82,6 +96,8 @@ void read_dataplane(MapReader& top, Config& c) {
     if (auto v = m.integer("ipv4_tbl8", 256, 1 << 24)) d.ipv4_tbl8 = int(*v);
     if (auto v = m.integer("ipv6_routes", 1024, 1 << 24)) d.ipv6_routes = int(*v);
     if (auto v = m.integer("ipv6_tbl8", 256, 1 << 24)) d.ipv6_tbl8 = int(*v);
+    if (auto v = m.integer("reassembly_flows", 16, 1 << 20)) d.reassembly_flows = int(*v);
+    if (auto v = m.integer("reassembly_timeout_ms", 10, 60000)) d.reassembly_timeout_ms = int(*v);
     if (m.has("punt")) {
         MapReader p(m.get("punt"), "dataplane.punt", m.errors());
         for (int i = 0; i < kPuntClasses; i++) {
@@ -348,6 +364,312 @@ void read_routes(MapReader& top, Config& c) {
     });
 }
 
+// DSCP by name (RFC 2474, 2597, 3246, 5865) or number.
+std::optional<int> dscp_value(const std::string& s) {
+    static const std::regex af("^af([1-4])([1-3])$"), cs("^cs([0-7])$"), num("^[0-9]{1,2}$");
+    std::smatch m;
+    if (s == "ef") return 46;
+    if (s == "va" || s == "voice-admit") return 44;
+    if (s == "be" || s == "default") return 0;
+    if (std::regex_match(s, m, af)) return 8 * (m[1].str()[0] - '0') + 2 * (m[2].str()[0] - '0');
+    if (std::regex_match(s, m, cs)) return 8 * (m[1].str()[0] - '0');
+    if (std::regex_match(s, num)) {
+        int v = std::stoi(s);
+        if (v <= 63) return v;
+    }
+    return std::nullopt;
+}
+
+std::optional<uint32_t> as_spi(const YAML::Node& n, const std::string& path, Errors& e) {
+    auto s = as_str(n, path, e);
+    if (!s) return std::nullopt;
+    std::string t = *s;
+    int base = 10;
+    if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+        t = t.substr(2);
+        base = 16;
+    }
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v, base);
+    if (t.empty() || ec != std::errc() || p != t.data() + t.size() || v > 0xffffffffull) {
+        e.add(n.Mark(), path, fmt::format("'{}' is not an SPI (a 32-bit number, decimal or 0x hex)", *s));
+        return std::nullopt;
+    }
+    if (v < 256) {
+        e.add(n.Mark(), path, fmt::format("SPI {} is reserved (RFC 4303 §2.1: 1..255); use 256 or more", v));
+        return std::nullopt;
+    }
+    return uint32_t(v);
+}
+
+// The key itself never appears in a message.
+std::optional<Secret> as_key(const YAML::Node& n, const std::string& path, Errors& e, const std::string& cipher) {
+    if (!n.IsDefined() || n.IsNull()) return std::nullopt;
+    if (!n.IsScalar()) {
+        e.add(n.Mark(), path, "expected a hexadecimal string (key || salt)");
+        return std::nullopt;
+    }
+    std::string t = n.Scalar();
+    if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) t = t.substr(2);
+    bool hex = !t.empty() && t.size() % 2 == 0 &&
+               std::all_of(t.begin(), t.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+    if (!hex) {
+        wipe(t.data(), t.size());
+        e.add(n.Mark(), path, "not an even number of hexadecimal digits (the value is not shown)");
+        return std::nullopt;
+    }
+    Secret k;
+    k.bytes = from_hex(t);
+    wipe(t.data(), t.size());
+    size_t want = cipher_keymat_len(cipher);
+    if (want && k.bytes.size() != want) {
+        e.add(n.Mark(), path,
+              fmt::format("{} bytes of key material; {} needs {} ({}-byte key and 4-byte salt)", k.bytes.size(),
+                          cipher, want, want - 4));
+        return std::nullopt;
+    }
+    return k;
+}
+
+bool is_our_address(const Config& c, const std::string& vrf, const IpAddr& a) {
+    for (auto& p : c.ports)
+        if (p.vrf == vrf)
+            for (auto& x : p.addresses)
+                if (x.addr == a) return true;
+    return false;
+}
+
+void read_manual_sas(MapReader& top, Config& c) {
+    // (SPI slot -> "tunnel") for inbound SPIs; every SPI in the file.
+    std::map<uint32_t, std::pair<uint32_t, std::string>> slots;
+    std::map<uint32_t, std::string> spis;
+    constexpr uint32_t kSlotMask = (1u << 18) - 1;  // dataplane/api.h kSpiSlotBits
+    each(top.get("manual_sas"), "manual_sas", top.errors(), [&](const YAML::Node& n, const std::string& path) {
+        MapReader m(n, path, top.errors());
+        Errors& e = m.errors();
+        ManualTunnel t;
+        t.where = where_of(n);
+        bool ok = m.valid();
+        if (auto s = m.str("name", true)) {
+            if (!std::regex_match(*s, kNameRe)) {
+                e.add(m.get("name").Mark(), path + ".name", fmt::format("'{}' is not a valid name", *s));
+                ok = false;
+            } else if (std::any_of(c.manual_sas.begin(), c.manual_sas.end(),
+                                   [&](const ManualTunnel& x) { return x.name == *s; })) {
+                e.add(m.get("name").Mark(), path + ".name", fmt::format("duplicate tunnel '{}'", *s));
+                ok = false;
+            } else {
+                t.name = *s;
+            }
+        } else {
+            ok = false;
+        }
+        for (auto [key, field] : {std::pair{"vrf", &t.vrf}, std::pair{"underlay_vrf", &t.underlay_vrf}}) {
+            if (auto s = m.str(key)) {
+                if (!c.vrf(*s)) {
+                    e.add(m.get(key).Mark(), m.path(key),
+                          fmt::format("unknown VRF '{}' (defined: {})", *s, vrf_names(c)));
+                    ok = false;
+                } else {
+                    *field = *s;
+                }
+            }
+        }
+        if (auto s = m.choice("cipher", {"aes128gcm16", "aes256gcm16", "chacha20poly1305"}, true)) t.cipher = *s;
+        else ok = false;
+        if (auto b = m.boolean("esn")) t.esn = *b;
+        if (auto s = m.choice("encap", {"udp", "esp"})) t.udp = *s == "udp";
+        if (auto v = m.integer("replay_window", 64, 4096)) t.replay_window = int(*v);
+        if (auto v = m.integer("mtu", 576, 9000)) t.mtu = int(*v);
+        if (auto b = m.boolean("mss_clamp")) t.mss_clamp = *b;
+        if (m.has("critical")) {
+            MapReader cr(m.get("critical"), path + ".critical", e);
+            each(cr.get("dscp"), path + ".critical.dscp", e, [&](const YAML::Node& dn, const std::string& dp) {
+                auto s = as_str(dn, dp, e);
+                if (!s) return;
+                auto v = dscp_value(*s);
+                if (!v) {
+                    e.add(dn.Mark(), dp, fmt::format("'{}' is not a DSCP (0..63, ef, afXY, csN, va, be)", *s));
+                    ok = false;
+                    return;
+                }
+                t.critical_dscp |= uint64_t(1) << *v;
+            });
+            cr.finish();
+        } else {
+            m.get("critical");
+        }
+        if (!m.has("allowed")) {
+            e.add(n.Mark(), path + ".allowed", "required key is missing (the inner prefixes the site may use)");
+            ok = false;
+        }
+        each(m.get("allowed"), path + ".allowed", e, [&](const YAML::Node& an, const std::string& ap) {
+            auto p = as_prefix(an, ap, e);
+            if (!p) {
+                ok = false;
+                return;
+            }
+            if (p->is_default()) {
+                e.add(an.Mark(), ap, fmt::format("{}: a site may not claim a default route", p->str()));
+                ok = false;
+                return;
+            }
+            for (auto& o : c.manual_sas)
+                if (o.vrf == t.vrf)
+                    for (auto& q : o.allowed)
+                        if (q.contains(*p) || p->contains(q)) {
+                            e.add(an.Mark(), ap,
+                                  fmt::format("{} overlaps {} of tunnel '{}' in VRF '{}'", p->str(), q.str(), o.name,
+                                              t.vrf));
+                            ok = false;
+                            return;
+                        }
+            for (auto& q : t.allowed)
+                if (q.contains(*p) || p->contains(q)) {
+                    e.add(an.Mark(), ap, fmt::format("{} overlaps {} of the same tunnel", p->str(), q.str()));
+                    ok = false;
+                    return;
+                }
+            t.allowed.push_back(*p);
+        });
+        if (!m.has("paths")) {
+            e.add(n.Mark(), path + ".paths", "required key is missing");
+            ok = false;
+        }
+        each(m.get("paths"), path + ".paths", e, [&](const YAML::Node& pn, const std::string& pp) {
+            MapReader pr(pn, pp, e);
+            TunnelPath tp;
+            tp.where = where_of(pn);
+            bool pok = pr.valid();
+            if (!pr.has("local") || !pr.has("remote")) {
+                e.add(pn.Mark(), pp, "a path needs 'local' and 'remote'");
+                pok = false;
+            }
+            if (auto a = pr.has("local") ? as_ip(pr.get("local"), pp + ".local", e) : std::nullopt) {
+                if (!is_our_address(c, t.underlay_vrf, *a)) {
+                    e.add(pr.get("local").Mark(), pp + ".local",
+                          fmt::format("{} is not an address of a port in VRF '{}'", a->str(), t.underlay_vrf));
+                    pok = false;
+                }
+                tp.local = *a;
+            } else {
+                pok = false;
+            }
+            if (auto a = pr.has("remote") ? as_ip(pr.get("remote"), pp + ".remote", e) : std::nullopt) tp.remote = *a;
+            else pok = false;
+            if (pok && tp.local.family != tp.remote.family) {
+                e.add(pr.get("remote").Mark(), pp + ".remote",
+                      fmt::format("{} is not of the family of local {}", tp.remote.str(), tp.local.str()));
+                pok = false;
+            }
+            if (auto v = pr.integer("port", 1, 65535)) tp.port = int(*v);
+            pr.finish();
+            if (t.paths.size() == 4) {
+                e.add(pn.Mark(), pp, "a tunnel has at most 4 paths");
+                pok = false;
+            }
+            if (pok) t.paths.push_back(tp);
+            else ok = false;
+        });
+        if (m.has("paths") && t.paths.empty() && ok) {
+            e.add(m.get("paths").Mark(), path + ".paths", "a tunnel needs at least one path");
+            ok = false;
+        }
+        auto spi_seen = [&](uint32_t spi, const YAML::Node& at, const std::string& p) {
+            auto it = spis.find(spi);
+            if (it != spis.end()) {
+                e.add(at.Mark(), p, fmt::format("SPI {:#010x} is already used by tunnel '{}'", spi, it->second));
+                return true;
+            }
+            spis[spi] = t.name;
+            return false;
+        };
+        if (!m.has("out")) {
+            e.add(n.Mark(), path + ".out", "required key is missing");
+            ok = false;
+        } else {
+            MapReader o(m.get("out"), path + ".out", e);
+            if (!o.has("spi") || !o.has("key")) {
+                e.add(m.get("out").Mark(), path + ".out", "needs 'spi' and 'key'");
+                ok = false;
+            }
+            if (auto v = o.has("spi") ? as_spi(o.get("spi"), path + ".out.spi", e) : std::nullopt) {
+                if (spi_seen(*v, o.get("spi"), path + ".out.spi")) ok = false;
+                t.out.spi = *v;
+            } else {
+                ok = false;
+            }
+            if (auto k = as_key(o.get("key"), path + ".out.key", e, t.cipher)) t.out.key = *k;
+            else ok = false;
+            t.out.where = where_of(m.get("out"));
+            o.finish();
+        }
+        if (!m.has("in")) {
+            e.add(n.Mark(), path + ".in", "required key is missing (1 to 4 inbound SAs)");
+            ok = false;
+        }
+        each(m.get("in"), path + ".in", e, [&](const YAML::Node& in, const std::string& ip) {
+            MapReader r(in, ip, e);
+            ManualSaKey k;
+            k.where = where_of(in);
+            if (!r.has("spi") || !r.has("key")) {
+                e.add(in.Mark(), ip, "needs 'spi' and 'key'");
+                ok = false;
+            }
+            if (auto v = r.has("spi") ? as_spi(r.get("spi"), ip + ".spi", e) : std::nullopt) {
+                k.spi = *v;
+                auto sl = slots.find(*v & kSlotMask);
+                if (spi_seen(*v, r.get("spi"), ip + ".spi")) {
+                    ok = false;
+                } else if (sl != slots.end()) {
+                    e.add(r.get("spi").Mark(), ip + ".spi",
+                          fmt::format("inbound SPI {:#010x} shares its table slot with {:#010x} of tunnel '{}' "
+                                      "(inbound SPIs must differ in their low 18 bits)",
+                                      *v, sl->second.first, sl->second.second));
+                    ok = false;
+                } else {
+                    slots[*v & kSlotMask] = {*v, t.name};
+                }
+            } else {
+                ok = false;
+            }
+            if (auto key = as_key(r.get("key"), ip + ".key", e, t.cipher)) k.key = *key;
+            else ok = false;
+            r.finish();
+            if (t.in.size() == 4) {
+                e.add(in.Mark(), ip, "a tunnel has at most 4 inbound SAs");
+                ok = false;
+            }
+            t.in.push_back(k);
+        });
+        if (m.has("in") && t.in.empty() && ok) {
+            e.add(m.get("in").Mark(), path + ".in", "a tunnel needs at least one inbound SA");
+            ok = false;
+        }
+        if (m.has("lifetime")) {
+            MapReader l(m.get("lifetime"), path + ".lifetime", e);
+            constexpr int64_t kMax = INT64_MAX;
+            if (auto v = l.integer("soft_bytes", 1, kMax)) t.soft_bytes = uint64_t(*v);
+            if (auto v = l.integer("hard_bytes", 1, kMax)) t.hard_bytes = uint64_t(*v);
+            if (auto v = l.integer("soft_packets", 1, kMax)) t.soft_packets = uint64_t(*v);
+            if (auto v = l.integer("hard_packets", 1, kMax)) t.hard_packets = uint64_t(*v);
+            if (t.soft_bytes && t.hard_bytes && t.soft_bytes >= t.hard_bytes) {
+                e.add(l.get("soft_bytes").Mark(), path + ".lifetime.soft_bytes", "must be below hard_bytes");
+                ok = false;
+            }
+            if (t.soft_packets && t.hard_packets && t.soft_packets >= t.hard_packets) {
+                e.add(l.get("soft_packets").Mark(), path + ".lifetime.soft_packets", "must be below hard_packets");
+                ok = false;
+            }
+            l.finish();
+        } else {
+            m.get("lifetime");
+        }
+        m.finish();
+        if (ok) c.manual_sas.push_back(t);
+    });
+}
+
 }  // namespace
 
 Result parse(const std::string& text, const std::string& name) {
@@ -374,6 +696,7 @@ Result parse(const std::string& text, const std::string& name) {
     read_vrfs(top, c);
     read_ports(top, c);
     read_routes(top, c);
+    read_manual_sas(top, c);
     read_routing(top, c);
     top.finish();
     res.errors = std::move(errs.list());

@@ -51,6 +51,8 @@ struct Dataplane {
     int ipv4_tbl8 = 4096;     // rte_lpm tbl8 groups per VRF (each 1 KiB)
     int ipv6_routes = 65536;  // rte_fib6 capacity per VRF
     int ipv6_tbl8 = 8192;     // rte_fib6 tbl8 groups per VRF (each 1 KiB, two copies)
+    int reassembly_flows = 1024;      // outer fragments (ESP, IKE): packets in flight per worker
+    int reassembly_timeout_ms = 1000;  // ... and how long a partial packet is kept
     PuntRate punt[kPuntClasses] = {
         {5000, 500}, {10000, 1000}, {5000, 500}, {5000, 500}, {2000, 200}, {2000, 200}};
     bool operator==(const Dataplane&) const = default;
@@ -102,6 +104,56 @@ struct Route {
     bool operator==(const Route&) const = default;
 };
 
+// A secret byte string (ESP keying material): compared like bytes, wiped
+// when it goes, never printed.
+struct Secret {
+    std::vector<uint8_t> bytes;
+    Secret() = default;
+    Secret(const Secret&) = default;
+    Secret& operator=(const Secret&) = default;
+    ~Secret();
+    bool operator==(const Secret&) const = default;
+};
+
+// One static (manual) SA: the SPI and key || salt.
+struct ManualSaKey {
+    uint32_t spi = 0;
+    Secret key;
+    Where where;
+    bool operator==(const ManualSaKey&) const = default;
+};
+
+struct TunnelPath {
+    IpAddr local, remote;
+    int port = 4500;  // the peer's UDP port (ours is 4500)
+    Where where;
+    bool operator==(const TunnelPath&) const = default;
+};
+
+// `manual_sas:` one entry per tunnel (peer site), static keys, until IKE.
+struct ManualTunnel {
+    std::string name;
+    std::string vrf = "default";           // inner VRF
+    std::string underlay_vrf = "default";  // outer packets
+    std::string cipher;                    // aes128gcm16 | aes256gcm16 | chacha20poly1305
+    bool esn = false;
+    bool udp = true;  // encap: udp (RFC 3948) | esp
+    int replay_window = 1024;
+    int mtu = 0;  // 0: derived from the path MTU
+    bool mss_clamp = true;
+    uint64_t critical_dscp = 0;  // bit per DSCP value
+    std::vector<Prefix> allowed;
+    std::vector<TunnelPath> paths;
+    ManualSaKey out;
+    std::vector<ManualSaKey> in;
+    uint64_t soft_bytes = 0, hard_bytes = 0, soft_packets = 0, hard_packets = 0;
+    Where where;
+    bool operator==(const ManualTunnel&) const = default;
+};
+
+// Cipher name -> keymat length (key || salt), 0 if unknown.
+size_t cipher_keymat_len(const std::string& cipher);
+
 struct Config {
     std::string file;  // where it was read from
     Node node;
@@ -110,6 +162,7 @@ struct Config {
     std::vector<Vrf> vrfs;  // always starts with "default"
     std::vector<Port> ports;
     std::vector<Route> routes;
+    std::vector<ManualTunnel> manual_sas;
     std::optional<Routing> routing;  // FRR integration (routing.h); absent = none
 
     const Port* port(const std::string& name) const;

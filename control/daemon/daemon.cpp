@@ -97,6 +97,10 @@ bool Daemon::create_host_interfaces(std::string* err) {
         hostif::sysctl_set(fmt::format("net/ipv4/conf/{}/forwarding", p.name), "0");
         hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/forwarding", p.name), "0");
         hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/accept_ra", p.name), "0");
+        // The host interface mirrors a port whose addresses the config owns:
+        // no duplicate address detection, so neighbour discovery (from the
+        // link-local address too) works the moment the port is up.
+        hostif::sysctl_set(fmt::format("net/ipv6/conf/{}/accept_dad", p.name), "0");
         if (!nl_.link_set(tap->ifindex(), true, std::nullopt, std::nullopt, &e)) {
             *err = fmt::format("host interface {} up: {}", p.name, e);
             return false;
@@ -168,13 +172,18 @@ bool Daemon::bring_up(std::string* err) {
     s.ipv4_tbl8 = cfg_.dataplane.ipv4_tbl8;
     s.ipv6_routes = cfg_.dataplane.ipv6_routes;
     s.ipv6_tbl8 = cfg_.dataplane.ipv6_tbl8;
+    s.frag_flows = cfg_.dataplane.reassembly_flows;
+    s.frag_timeout_ms = cfg_.dataplane.reassembly_timeout_ms;
     for (int c = 0; c < dp::kPuntClassCount; c++)
         s.punt[c] = dp::PuntRate{cfg_.dataplane.punt[c].pps, cfg_.dataplane.punt[c].burst};
     for (auto& p : cfg_.ports) s.ports.push_back(dp::PortSpec{p.name, p.device, cfg_.vrf_index(p.vrf), p.mtu});
     if (!dp::init(s, err)) return false;
 
+    LOG_INFO("daemon", "event=crypto path=\"{}\" self_test=passed", dp::crypto_describe());
     if (!create_host_interfaces(err)) return false;
     install_routes();
+    if (!tunnels_.install(cfg_, rib_, err)) return false;
+    if (!rib_.commit(err)) return false;
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
 
     if (cfg_.routing) {
@@ -182,6 +191,12 @@ bool Daemon::bring_up(std::string* err) {
             cfg_, loop_, rib_,
             routing::FrrPorts{[this](int port) { return tap_ifindex(port); },
                               [](int port) { return dp::port_info(port).mac; }});
+        // Sites (static tunnels for now) may announce only their allowed prefixes.
+        frr_->set_allowed_lookup([this](int vrf, const std::string& site) -> std::optional<std::vector<Prefix>> {
+            for (auto& t : tunnels_.tunnels())
+                if (t.name == site && t.vrf == vrf) return t.allowed;
+            return std::nullopt;
+        });
         if (!frr_->start(err)) return false;
     }
     if (!read_file(cfg_.file, &running_text_)) running_text_.clear();
@@ -224,6 +239,7 @@ bool Daemon::bring_up(std::string* err) {
         }
     });
     loop_.every_ms(100, [] { dp::maintenance(); });
+    loop_.every_ms(200, [this] { tunnels_.poll_events(); });
     loop_.every_ms(500, [this] { sweep_held(); });
     loop_.every_ms(1000, [this] { poll_links(); });
 
@@ -594,6 +610,7 @@ void Daemon::poll_links() {
 
 void Daemon::register_commands() {
     show::register_all(reg_, *this);
+    tunnels_.register_commands(reg_, cfg_);
     if (frr_) {
         frr_->register_commands(reg_);
         frr_->register_metrics(metrics_);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "control/config/config.h"
+#include "control/esp/tunnels.h"
 #include "control/hostif/icmp.h"
 #include "control/hostif/netlink.h"
 #include "control/hostif/tap.h"
@@ -41,6 +42,7 @@ public:
     // For the command handlers.
     const config::Config& config() const { return cfg_; }
     routing::Rib& rib() { return rib_; }
+    const esp::Tunnels& tunnels() const { return tunnels_; }
     const HostIfStats& hostif_stats() const { return hstats_; }
     int port_index(const std::string& name) const;
     const std::string& port_name(int i) const { return cfg_.ports[size_t(i)].name; }
@@ -93,6 +95,7 @@ private:
     std::map<int, int> ifindex_port_;  // TAP ifindex -> port
     std::vector<bool> link_up_;
     routing::Rib rib_;
+    esp::Tunnels tunnels_;
     std::unique_ptr<routing::Frr> frr_;  // the `routing:` section (FRR), when configured
     std::map<std::pair<int, IpAddr>, Held> held_;
     size_t held_total_ = 0;

@@ -49,6 +49,7 @@ json port_json(const dp::PortCounters& c) {
     for (int k = 0; k < dp::kDropCount; k++) drops[dp::drop_name(k)] = c.drops[k];
     return {{"rx_packets", c.rx_packets}, {"rx_bytes", c.rx_bytes}, {"tx_packets", c.tx_packets},
             {"tx_bytes", c.tx_bytes},     {"punted", c.punted},     {"injected", c.injected},
+            {"reassembled", c.reassembled},
             {"drops", drops}};
 }
 
@@ -101,6 +102,9 @@ Result counters(Daemon& d, const Args&) {
     j["workers"] = wt.json();
     text += '\n';
     text += wt.text();
+    j["esp"] = {{"crypto", dp::crypto_describe()}, {"tunnels", dp::tunnel_ids().size()}};
+    text += fmt::format("\nESP: {} tunnel(s), crypto {} (per-SA counters: show ipsec sa)\n", dp::tunnel_ids().size(),
+                        dp::crypto_describe());
     const HostIfStats& h = d.hostif_stats();
     j["host"] = {{"to_kernel", h.to_kernel},         {"to_kernel_dropped", h.to_kernel_dropped},
                  {"from_kernel", h.from_kernel},     {"from_kernel_dropped", h.from_kernel_dropped},
@@ -153,6 +157,7 @@ void register_all(mgmt::Registry& reg, Daemon& d) {
     ctx.rib = &d.rib();
     for (auto& v : d.config().vrfs) ctx.vrf_names.push_back(v.name);
     for (auto& p : d.config().ports) ctx.port_names.push_back(p.name);
+    ctx.tunnel_name = [&d](uint32_t id) { return d.tunnels().name(id); };
     routing::register_commands(reg, ctx);
     register_ops(reg, d);
 }

@@ -116,6 +116,7 @@ std::optional<Rib::NhKey> Rib::resolve(int vrf, const NextHop& nh, std::string* 
     switch (nh.kind) {
         case NextHop::Kind::Local: return NhKey{nh.kind, -1, {}};
         case NextHop::Kind::Drop: return NhKey{nh.kind, -1, {}};
+        case NextHop::Kind::Tunnel: return NhKey{nh.kind, -1, {}, nh.tunnel};
         case NextHop::Kind::Glean:
             if (nh.port < 0) {
                 *why = "no port";
@@ -143,6 +144,9 @@ void Rib::nh_publish(const NhKey& k, dp::NhId id) {
     s.port = k.port;
     if (k.kind == NextHop::Kind::Glean) {
         s.type = dp::NhType::Glean;
+    } else if (k.kind == NextHop::Kind::Tunnel) {
+        s.type = dp::NhType::Tunnel;
+        s.tunnel = k.tunnel;
     } else {
         s.type = dp::NhType::Adjacency;
         s.gateway = k.gw;

@@ -25,9 +25,10 @@ char source_code(Source s);  // FRR-style letter: L C S T F
 int default_distance(Source s);
 
 struct NextHop {
-    enum class Kind : uint8_t { Local, Drop, Glean, Gateway } kind = Kind::Drop;
+    enum class Kind : uint8_t { Local, Drop, Glean, Gateway, Tunnel } kind = Kind::Drop;
     int port = -1;   // Glean, Gateway (-1: find by connected subnet)
     IpAddr gateway;  // Gateway
+    uint32_t tunnel = 0;  // Tunnel: dataplane tunnel id
     auto operator<=>(const NextHop&) const = default;
 };
 
@@ -87,6 +88,7 @@ private:
         NextHop::Kind kind;
         int port;
         IpAddr gw;
+        uint32_t tunnel = 0;
         auto operator<=>(const NhKey&) const = default;
     };
     struct NhEntry {

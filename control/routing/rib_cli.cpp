@@ -38,6 +38,12 @@ Result show_routes(const RibCliContext& c, const Args& a, Family fam) {
                     nh = "is directly connected, " + port;
                     jnh = {{"type", "connected"}, {"port", port}};
                     break;
+                case NextHop::Kind::Tunnel: {
+                    std::string tn = c.tunnel_name ? c.tunnel_name(r.nh.tunnel) : std::to_string(r.nh.tunnel);
+                    nh = "via tunnel " + tn;
+                    jnh = {{"type", "tunnel"}, {"tunnel", tn}};
+                    break;
+                }
                 case NextHop::Kind::Gateway:
                     nh = "via " + r.nh.gateway.str() + (port.empty() ? "" : ", " + port);
                     jnh = {{"type", "gateway"}, {"via", r.nh.gateway.str()}, {"port", port}};

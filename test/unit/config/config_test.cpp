@@ -276,3 +276,134 @@ TEST_CASE("config diff: keyed lists, plain lists, scalars; secrets never shown")
     CHECK(nimbus::config::redact("a: [").find("not shown") != std::string::npos);
     CHECK(nimbus::config::hash("x") == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
 }
+
+// ---- manual_sas: static ESP tunnels
+namespace {
+
+const char* kEspBase =
+    "node: { name: a }\n"
+    "vrfs: [ { name: corp } ]\n"
+    "ports:\n"
+    "  - { name: wan0, device: net_tap0, addresses: [192.0.2.10/24, \"2001:db8::10/64\"] }\n"
+    "  - { name: lan0, device: net_tap1, vrf: corp, addresses: [10.0.0.1/24] }\n"
+    "manual_sas:\n";
+const char* kK20 = "000102030405060708090a0b0c0d0e0f10111213";
+const char* kK36 = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20212223";
+
+std::string tunnel(const std::string& name, const std::string& extra, const std::string& allowed = "10.16.1.0/24",
+                   const std::string& out_spi = "0x1001", const std::string& in_spi = "0x2001") {
+    return "  - { name: " + name + ", vrf: corp, cipher: aes128gcm16, allowed: [" + allowed +
+           "], paths: [ { local: 192.0.2.10, remote: 198.51.100.7 } ], out: { spi: " + out_spi + ", key: " + kK20 +
+           " }, in: [ { spi: " + in_spi + ", key: " + kK20 + " } ]" + (extra.empty() ? "" : ", " + extra) + " }\n";
+}
+
+std::string sub(std::string s, const std::string& a, const std::string& b) {
+    auto at = s.find(a);
+    if (at != std::string::npos) s.replace(at, a.size(), b);
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("manual_sas parse into tunnels") {
+    std::string y = std::string(kEspBase) +
+                    "  - name: store1\n"
+                    "    vrf: corp\n"
+                    "    cipher: chacha20poly1305\n"
+                    "    esn: true\n"
+                    "    encap: esp\n"
+                    "    replay_window: 4096\n"
+                    "    mss_clamp: false\n"
+                    "    critical: { dscp: [ef, 34, cs1] }\n"
+                    "    allowed: [10.16.1.0/24, \"2001:db8:16::/48\"]\n"
+                    "    paths:\n"
+                    "      - { local: 192.0.2.10, remote: 198.51.100.7 }\n"
+                    "      - { local: \"2001:db8::10\", remote: \"2001:db8:99::7\", port: 4501 }\n"
+                    "    out: { spi: 0x1001, key: \"" + kK36 + "\" }\n"
+                    "    in: [ { spi: 4098, key: \"0x" + kK36 + "\" }, { spi: 0x2001, key: \"" + kK36 + "\" } ]\n"
+                    "    lifetime: { soft_packets: 100, hard_packets: 200 }\n";
+    auto r = parse(y, "t.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    REQUIRE(r.config->manual_sas.size() == 1);
+    auto& t = r.config->manual_sas[0];
+    CHECK(t.cipher == "chacha20poly1305");
+    CHECK(t.esn);
+    CHECK_FALSE(t.udp);
+    CHECK(t.replay_window == 4096);
+    CHECK_FALSE(t.mss_clamp);
+    CHECK(t.critical_dscp == ((1ull << 46) | (1ull << 34) | (1ull << 8)));
+    REQUIRE(t.paths.size() == 2);
+    CHECK(t.paths[1].port == 4501);
+    CHECK(t.out.spi == 0x1001);
+    CHECK(t.out.key.bytes.size() == 36);
+    REQUIRE(t.in.size() == 2);
+    CHECK(t.in[0].spi == 4098);
+    CHECK(t.hard_packets == 200);
+    CHECK(t.vrf == "corp");
+    CHECK(t.underlay_vrf == "default");
+}
+
+TEST_CASE("broken manual_sas are rejected with exact positions, and keys never appear") {
+    struct Case {
+        std::string yaml;
+        const char* error;
+    };
+    std::string two = tunnel("s1", "") ;
+    const Case cases[] = {
+        {tunnel("s1", "", "0.0.0.0/0"),
+         "t.yaml:7:59: manual_sas[0].allowed[0]: 0.0.0.0/0: a site may not claim a default route"},
+        {tunnel("s1", "", "\"::/0\""), "t.yaml:7:59: manual_sas[0].allowed[0]: ::/0: a site may not claim a default route"},
+        {two + tunnel("s2", "", "10.16.1.128/25", "0x1002", "0x2002"),
+         "t.yaml:8:59: manual_sas[1].allowed[0]: 10.16.1.128/25 overlaps 10.16.1.0/24 of tunnel 's1' in VRF 'corp'"},
+        {two + tunnel("s2", "", "10.17.0.0/24", "0x1002", "0x2001"),
+         "t.yaml:8:212: manual_sas[1].in[0].spi: SPI 0x00002001 is already used by tunnel 's1'"},
+        {two + tunnel("s2", "", "10.17.0.0/24", "0x1002", "0x42001"),
+         "t.yaml:8:212: manual_sas[1].in[0].spi: inbound SPI 0x00042001 shares its table slot with 0x00002001 of "
+         "tunnel 's1' (inbound SPIs must differ in their low 18 bits)"},
+        {tunnel("s1", "", "10.16.1.0/24", "255"),
+         "t.yaml:7:142: manual_sas[0].out.spi: SPI 255 is reserved (RFC 4303 §2.1: 1..255); use 256 or more"},
+        {tunnel("s1", "", "10.16.1.0/24", "0x1001", "zz"),
+         "t.yaml:7:212: manual_sas[0].in[0].spi: 'zz' is not an SPI (a 32-bit number, decimal or 0x hex)"},
+        {sub(tunnel("s1", "cipher: aes256gcm16"), std::string("cipher: aes128gcm16, "), ""),
+         "t.yaml:7:134: manual_sas[0].out.key: 20 bytes of key material; aes256gcm16 needs 36 (32-byte key and "
+         "4-byte salt)"},
+        {sub(tunnel("s1", ""), std::string("key: ") + kK20 + " }, in", "key: 00112233445566778899aabbccddeeff001122 }, in"),
+         "t.yaml:7:155: manual_sas[0].out.key: 19 bytes of key material; aes128gcm16 needs 20 (16-byte key and "
+         "4-byte salt)"},
+        {sub(tunnel("s1", ""), std::string("key: ") + kK20 + " }, in", "key: secretsecret }, in"),
+         "t.yaml:7:155: manual_sas[0].out.key: not an even number of hexadecimal digits (the value is not shown)"},
+        {sub(tunnel("s1", ""), "local: 192.0.2.10", "local: 192.0.2.11"),
+         "t.yaml:7:92: manual_sas[0].paths[0].local: 192.0.2.11 is not an address of a port in VRF 'default'"},
+        {sub(tunnel("s1", ""), "remote: 198.51.100.7", "remote: \"2001:db8::7\""),
+         "t.yaml:7:112: manual_sas[0].paths[0].remote: 2001:db8::7 is not of the family of local 192.0.2.10"},
+        {sub(tunnel("s1", "cipher: aes512"), "cipher: aes128gcm16, ", ""),
+         "t.yaml:7:258: manual_sas[0].cipher: 'aes512' is not one of: aes128gcm16, aes256gcm16, chacha20poly1305"},
+        {tunnel("s1", "replay_window: 32"), "t.yaml:7:286: manual_sas[0].replay_window: 32 is out of range 64..4096"},
+        {tunnel("s1", "critical: { dscp: [ef, af51] }"),
+         "t.yaml:7:294: manual_sas[0].critical.dscp[1]: 'af51' is not a DSCP (0..63, ef, afXY, csN, va, be)"},
+        {tunnel("s1", "encap: gre"), "t.yaml:7:278: manual_sas[0].encap: 'gre' is not one of: udp, esp"},
+        {tunnel("s1", "underlay_vrf: wan"),
+         "t.yaml:7:285: manual_sas[0].underlay_vrf: unknown VRF 'wan' (defined: default, corp)"},
+        {tunnel("s1", "lifetime: { soft_bytes: 10, hard_bytes: 5 }"),
+         "t.yaml:7:295: manual_sas[0].lifetime.soft_bytes: must be below hard_bytes"},
+        {tunnel("s1", "keys: 1"), "t.yaml:7:271: manual_sas[0].keys: unknown key"},
+        {"  - { name: s1, cipher: aes128gcm16 }\n",
+         "t.yaml:7:5: manual_sas[0].allowed: required key is missing (the inner prefixes the site may use)"},
+    };
+    int n = 0;
+    for (auto& c : cases) {
+        std::string y = std::string(kEspBase) + c.yaml;
+        INFO("case " << n++ << ": " << y);
+        auto r = parse(y, "t.yaml");
+        CHECK_FALSE(r.ok());
+        bool found = std::find(r.errors.begin(), r.errors.end(), c.error) != r.errors.end();
+        CHECK(found);
+        if (!found)
+            for (auto& e : r.errors) WARN("got: " << e);
+        for (auto& e : r.errors) {
+            CHECK(e.find("0102030405060708") == std::string::npos);
+            CHECK(e.find("secretsecret") == std::string::npos);
+        }
+    }
+}
