@@ -72,6 +72,7 @@ Frr::Frr(const config::Config& cfg, control::Loop& loop, Rib& rib, FrrPorts port
         zc.gr_stale_time_s = rc_.graceful_restart;
         zc.routes_per_pump = rc_.zapi_batch;
         zc.frr_version = rc_.frr_version;
+        zc.purge_unknown = true;  // stale routes of ours in zebra go, whatever left them
         zapi_ = std::make_unique<ZapiSession>(zc);
         zebra_ = std::make_unique<ZebraClient>(loop_, *zapi_, rc_.zebra);
     }
@@ -295,6 +296,36 @@ mgmt::Result Frr::test_bulk(const mgmt::Args& a) {
     return mgmt::Result{0, fmt::format("{} tunnels up\n", count), nullptr};
 }
 
+// A real tunnel's routes out of the RIB and back, as its going down and
+// coming up again would do (static tunnels have no runtime up/down before
+// IKE; DELETE, DPD and `clear` will do exactly this to the RIB).
+mgmt::Result Frr::test_withdraw(const mgmt::Args& a) {
+    std::string name = a.get("NAME");
+    if (withdrawn_.count(name)) return mgmt::Result::error("% Already withdrawn: " + name);
+    std::vector<std::pair<int, Route>> out;
+    for (size_t vrf = 0; vrf < cfg_.vrfs.size(); vrf++)
+        for (auto& v : rib_.view(int(vrf), std::nullopt))
+            if (v.route.source == Source::Tunnel && v.route.owner == name) out.emplace_back(int(vrf), v.route);
+    if (out.empty()) return mgmt::Result::error("% No tunnel routes of " + name);
+    for (auto& [vrf, r] : out) rib_.remove(vrf, r.prefix, Source::Tunnel, r.nh);
+    std::string err;
+    rib_.commit(&err);
+    size_t n = out.size();
+    withdrawn_[name] = std::move(out);
+    return mgmt::Result{0, fmt::format("{} routes of {} withdrawn\n", n, name), nullptr};
+}
+
+mgmt::Result Frr::test_restore(const mgmt::Args& a) {
+    auto it = withdrawn_.find(a.get("NAME"));
+    if (it == withdrawn_.end()) return mgmt::Result::error("% Nothing withdrawn for " + a.get("NAME"));
+    for (auto& [vrf, r] : it->second) rib_.add(vrf, r);
+    size_t n = it->second.size();
+    withdrawn_.erase(it);
+    std::string err;
+    rib_.commit(&err);
+    return mgmt::Result{0, fmt::format("{} routes of {} restored\n", n, a.get("NAME")), nullptr};
+}
+
 // ---- show ---------------------------------------------------------------------------------
 
 mgmt::Result Frr::show(const mgmt::Args&) const {
@@ -337,6 +368,7 @@ mgmt::Result Frr::show(const mgmt::Args&) const {
                      {"adds_sent", c.adds_sent},
                      {"deletes_sent", c.deletes_sent},
                      {"replays", c.replays},
+                     {"purged", c.purged},
                      {"malformed", c.malformed},
                      {"zebra_errors", c.zebra_errors},
                      {"version",
@@ -486,6 +518,11 @@ void Frr::register_commands(mgmt::Registry& reg) {
             [this](const mgmt::Args& a) { return test_up(a); });
     reg.add("debug tunnel-for-test down NAME", "TEST ONLY: remove a test tunnel's routes ('all' for every one)",
             [this](const mgmt::Args& a) { return test_down(a); });
+    reg.add("debug tunnel-for-test withdraw NAME",
+            "TEST ONLY: take a real tunnel's routes out of the RIB, as if it went down",
+            [this](const mgmt::Args& a) { return test_withdraw(a); });
+    reg.add("debug tunnel-for-test restore NAME", "TEST ONLY: put withdrawn tunnel routes back, as if it came up",
+            [this](const mgmt::Args& a) { return test_restore(a); });
     reg.add("debug tunnel-for-test bulk COUNT FIRST", "TEST ONLY: COUNT sites bulk-N, one /24 each from FIRST up",
             [this](const mgmt::Args& a) { return test_bulk(a); });
 }

@@ -80,6 +80,8 @@ private:
     mgmt::Result test_up(const mgmt::Args& a);
     mgmt::Result test_down(const mgmt::Args& a);
     mgmt::Result test_bulk(const mgmt::Args& a);
+    mgmt::Result test_withdraw(const mgmt::Args& a);
+    mgmt::Result test_restore(const mgmt::Args& a);
     void test_remove(const std::string& name);
 
     mgmt::Result show(const mgmt::Args& a) const;
@@ -103,6 +105,7 @@ private:
     std::map<uint32_t, int> table_vrf_;
     AllowedLookup allowed_;
     std::map<std::string, TestTunnel> test_tunnels_;
+    std::map<std::string, std::vector<std::pair<int, Route>>> withdrawn_;  // real tunnels' routes taken out
     bool work_scheduled_ = false;
     control::Loop::TimerId work_timer_ = 0;
     bool started_ = false;

@@ -163,3 +163,28 @@ class Frr:
             p = os.path.join(base, self.pathspace)
             if os.path.isdir(p):
                 shutil.rmtree(p, ignore_errors=True)
+
+
+def zapi_leave_stale_route(zserv, prefix, stale_time=60):
+    """Plays an earlier nimbus that crashed: a ZAPI session of type NHRP with
+    graceful restart adds a blackhole route and goes away, so zebra keeps it
+    as stale for `stale_time` seconds. Byte layouts: frr-zapi.md §4.5-4.11
+    (FRR 8.4, ZSERV_VERSION 6, big-endian)."""
+    import ipaddress
+    import socket
+    import struct
+
+    def frame(cmd, body):
+        return struct.pack(">HBBIH", 10 + len(body), 0xFE, 6, 0, cmd) + body
+
+    net = ipaddress.ip_network(prefix)
+    family = 2 if net.version == 4 else 10
+    psize = (net.prefixlen + 7) // 8
+    hello = frame(18, struct.pack(">BHIBB", 12, 0, 0, 0, 0))
+    gr = frame(119, struct.pack(">III", 1, stale_time, 0))
+    route = frame(8, struct.pack(">BHIIBBB", 12, 0, 0, 0x01, 1, family, net.prefixlen) +
+                  net.network_address.packed[:psize] + struct.pack(">HIBBB", 1, 0, 6, 0, 1))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(zserv)
+    s.sendall(hello + gr + route)
+    return s  # the caller closes it once zebra has the route
