@@ -137,6 +137,13 @@ struct PortInfo {
 };
 int port_count();
 PortInfo port_info(int port);
+// Unicast MACs a port accepts besides its own (HA virtual MACs, RFC 5798
+// §7.3), replacing the previous list. Published RCU-style: when this returns,
+// every worker uses the new list. Ports run promiscuous, so the filter is the
+// worker's (no rte_eth_dev_mac_addr_add needed, and none of its limits).
+inline constexpr int kMaxPortMacs = 8;
+bool port_set_macs(int port, const std::vector<MacAddr>& macs, std::string* err);
+std::vector<MacAddr> port_macs(int port);
 
 // ---- counters (read while workers run; values are monotonic, not atomic
 // snapshots across fields)
@@ -221,6 +228,31 @@ struct FibOp {
 bool fib_apply(const std::vector<FibOp>& ops, std::string* err);
 // Looks a destination up as a worker would (control thread, for `show` and tests).
 NhId fib_lookup(int vrf, const IpAddr& dst);
+
+// ---- fast-path capture (`nimbus debug capture`): a port's rx and tx, or a
+// tunnel's packets before encryption and after. One capture at a time.
+struct CapturedPkt {
+    void* handle = nullptr;
+    const uint8_t* data = nullptr;
+    uint32_t caplen = 0, orig_len = 0;
+    uint64_t tsc = 0;
+    uint8_t dir = 0;  // 0 rx, 1 tx, 2 tunnel out plain, 3 out ESP, 4 in ESP, 5 in plain
+};
+struct CaptureStatus {
+    bool on = false;
+    int port = -1;
+    uint32_t tunnel = UINT32_MAX;
+    int64_t remaining = 0;
+    uint64_t copied = 0, dropped = 0, pending = 0;
+};
+// port >= 0 captures that port; otherwise `tunnel` (a TunnelId).
+bool capture_start(int port, uint32_t tunnel, uint32_t count, std::string* err);
+void capture_stop();
+int capture_poll(CapturedPkt* out, int max);
+void capture_release(CapturedPkt& p);
+CaptureStatus capture_status();
+uint64_t tsc_hz();
+uint64_t tsc_now();
 
 // Waits until every worker has passed a quiescent state (RCU grace period).
 void synchronize();

@@ -280,6 +280,12 @@ void shutdown() {
     std::string prefix = eal_prefix(g->spec.eal_args, g->spec.file_prefix);
     bool eal_up = g->tsc_hz != 0;
     if (g->started) {
+        // Frames handed to inject() just before (an HA priority-0 advert on
+        // the way out) still leave: a worker that dequeued them transmits
+        // them in the same loop iteration, before it looks at `stop`.
+        uint64_t until = rte_get_timer_cycles() + rte_get_timer_hz() / 10;
+        for (int w = 0; w < g->nworkers; w++)
+            while (!rte_ring_empty(g->workers[w].inject) && rte_get_timer_cycles() < until) rte_delay_us_sleep(100);
         g->stop.store(true);
         rte_eal_mp_wait_lcore();
         g->started = false;
@@ -303,8 +309,16 @@ void shutdown() {
         }
         esp::fini();
         fib_fini();
+        for (int i = 0; i < g->nports; i++) delete g->ports[i].extra_macs.exchange(nullptr);
         rte_free(g->workers);
         rte_free(g->qsbr);
+        if (g->cap_ring) {
+            g->cap_on.store(false);
+            void* c;
+            while (rte_ring_dequeue(g->cap_ring, &c) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(c));
+            rte_ring_free(g->cap_ring);
+        }
+        rte_mempool_free(g->cap_pool);
         rte_mempool_free(g->pool);
         rte_eal_cleanup();
         // EAL leaves its runtime folder behind; we are the only process
@@ -347,6 +361,40 @@ PortInfo port_info(int port) {
         i.rx_nombuf = st.rx_nombuf;
     }
     return i;
+}
+
+bool port_set_macs(int port, const std::vector<MacAddr>& macs, std::string* err) {
+    if (!g || port < 0 || port >= g->nports) {
+        *err = fmt::format("no port {}", port);
+        return false;
+    }
+    if (macs.size() > size_t(kMaxPortMacs)) {
+        *err = fmt::format("port {}: at most {} extra MAC addresses", g->ports[port].spec.name, kMaxPortMacs);
+        return false;
+    }
+    MacList* next = nullptr;
+    if (!macs.empty()) {
+        next = new MacList();
+        for (auto& m : macs) std::memcpy(next->mac[next->n++].addr_bytes, m.b.data(), 6);
+    }
+    const MacList* old = g->ports[port].extra_macs.exchange(next, std::memory_order_acq_rel);
+    if (old) {
+        synchronize();  // no worker still reads the old list
+        delete old;
+    }
+    return true;
+}
+
+std::vector<MacAddr> port_macs(int port) {
+    std::vector<MacAddr> out;
+    if (!g || port < 0 || port >= g->nports) return out;
+    const MacList* x = g->ports[port].extra_macs.load(std::memory_order_acquire);
+    for (uint32_t i = 0; x && i < x->n; i++) {
+        MacAddr m;
+        std::memcpy(m.b.data(), x->mac[i].addr_bytes, 6);
+        out.push_back(m);
+    }
+    return out;
 }
 
 int worker_count() { return g ? g->nworkers : 0; }

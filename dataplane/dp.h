@@ -106,6 +106,13 @@ struct alignas(64) WorkerCtx {
     WorkerInfo info;
 };
 
+// Extra unicast destination MACs a port accepts (port_set_macs). Immutable
+// once published; replaced by pointer swap, freed after a grace period.
+struct MacList {
+    uint32_t n = 0;
+    rte_ether_addr mac[kMaxPortMacs];
+};
+
 struct PortState {
     uint16_t id = 0;  // DPDK port id
     PortSpec spec;
@@ -114,9 +121,18 @@ struct PortState {
     uint16_t nrxq = 1, ntxq = 1;
     bool tx_shared = false;  // fewer tx queues than workers: lock per queue
     rte_spinlock_t txlock[kMaxWorkers];
+    std::atomic<const MacList*> extra_macs{nullptr};
 };
 
 struct Dataplane {
+    // Fast-path capture (capture.h): set by the control thread, read by workers.
+    std::atomic<bool> cap_on{false};
+    int cap_port = -1;
+    uint32_t cap_tunnel = UINT32_MAX;
+    std::atomic<int64_t> cap_remaining{0};
+    std::atomic<uint64_t> cap_copied{0}, cap_dropped{0};
+    rte_ring* cap_ring = nullptr;
+    rte_mempool* cap_pool = nullptr;
     InitSpec spec;
     PortState ports[kMaxPorts];
     int nports = 0;

@@ -14,6 +14,7 @@
 #include <rte_tcp.h>
 #include <rte_udp.h>
 
+#include "dataplane/capture.h"
 #include "dataplane/dp.h"
 #include "dataplane/esp/sa.h"
 
@@ -36,6 +37,7 @@ inline void tx(WorkerCtx& w, uint16_t port, rte_mbuf* m) {
         // Flush just this port early: a full buffer would otherwise overflow.
         PortState& p = g->ports[port];
         uint16_t q = w.txq[port];
+        capture_port(port, w.txb[port], kTxBuf, CapDir::Tx);
         if (p.tx_shared) rte_spinlock_lock(&p.txlock[q]);
         uint16_t sent = rte_eth_tx_burst(p.id, q, w.txb[port], kTxBuf);
         if (p.tx_shared) rte_spinlock_unlock(&p.txlock[q]);
@@ -143,7 +145,13 @@ inline bool punt(WorkerCtx& w, uint16_t port, rte_mbuf* m, PuntClass cls, PuntRe
 
 inline bool mac_accepted(const PortState& p, const rte_ether_addr& d) {
     if (d.addr_bytes[0] & 1) return true;  // broadcast and multicast
-    return rte_is_same_ether_addr(&d, &p.mac);
+    if (likely(rte_is_same_ether_addr(&d, &p.mac))) return true;
+    // HA virtual MACs while master (port_set_macs).
+    const MacList* x = p.extra_macs.load(std::memory_order_acquire);
+    if (x)
+        for (uint32_t i = 0; i < x->n; i++)
+            if (rte_is_same_ether_addr(&d, &x->mac[i])) return true;
+    return false;
 }
 
 inline void rewrite_l2(rte_mbuf* m, const Nh* nh) {
@@ -167,6 +175,26 @@ inline void set_aux_v4(MbufMeta* md, uint32_t be_addr) {
 }
 
 inline void set_aux(MbufMeta* md, const IpAddr& a) { md->aux = a; }
+
+// The next hop is not resolved: hand the packet to the control thread, which
+// holds it while the kernel resolves the address (the destination itself on
+// a connected subnet, else the gateway) and re-injects it. A packet that
+// comes back still unresolved is dropped.
+inline void hold_for_neighbour(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, const Nh* nh, const uint8_t* l3,
+                               bool v4) {
+    MbufMeta* md = meta(m);
+    if (md->reinjected) {
+        drop(w, in_port, m, Drop::neigh_miss_again);
+        return;
+    }
+    if (nh->type == NhType::Glean) {
+        if (v4) set_aux_v4(md, reinterpret_cast<const rte_ipv4_hdr*>(l3)->dst_addr);
+        else set_aux(md, IpAddr::v6_net(reinterpret_cast<const rte_ipv6_hdr*>(l3)->dst_addr));
+    } else {
+        set_aux(md, nh->gateway);
+    }
+    punt(w, in_port, m, PuntClass::Other, PuntReason::NeighMiss);
+}
 
 // A routed packet whose next hop is `nh`. `from_host`: the kernel sent it,
 // so no TTL decrement and no ICMP errors for it. `esp_local`: packets for the
@@ -194,17 +222,7 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
             return;
         }
         if (nh->type == NhType::Glean || !nh->resolved) {
-            if (md->reinjected) {
-                drop(w, in_port, m, Drop::neigh_miss_again);
-                return;
-            }
-            if (nh->type == NhType::Glean) {
-                if (v4) set_aux_v4(md, reinterpret_cast<rte_ipv4_hdr*>(l3)->dst_addr);
-                else set_aux(md, IpAddr::v6_net(reinterpret_cast<rte_ipv6_hdr*>(l3)->dst_addr));
-            } else {
-                set_aux(md, nh->gateway);
-            }
-            punt(w, in_port, m, PuntClass::Other, PuntReason::NeighMiss);
+            hold_for_neighbour(w, in_port, m, nh, l3, v4);
             return;
         }
         rewrite_l2(m, nh);
@@ -249,17 +267,7 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
         return;
     }
     if (nh->type == NhType::Glean || !nh->resolved) {
-        if (md->reinjected) {
-            drop(w, in_port, m, Drop::neigh_miss_again);
-            return;
-        }
-        if (nh->type == NhType::Glean) {
-            if (v4) set_aux_v4(md, reinterpret_cast<rte_ipv4_hdr*>(l3)->dst_addr);
-            else set_aux(md, IpAddr::v6_net(reinterpret_cast<rte_ipv6_hdr*>(l3)->dst_addr));
-        } else {
-            set_aux(md, nh->gateway);
-        }
-        punt(w, in_port, m, PuntClass::Other, PuntReason::NeighMiss);
+        hold_for_neighbour(w, in_port, m, nh, l3, v4);
         return;
     }
     if (unlikely(l3len > nh->mtu)) {
@@ -431,6 +439,7 @@ void process_burst(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int
 }  // namespace
 
 void process_rx(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n) {
+    capture_port(port, pkts, n, CapDir::Rx);
     process_burst<Mode::Wire>(w, port, pkts, n, g->ports[port].spec.vrf);
     esp::flush(w);
 }
@@ -473,6 +482,7 @@ void flush_tx(WorkerCtx& w) {
         if (!n) continue;
         PortState& p = g->ports[port];
         uint16_t q = w.txq[port];
+        capture_port(uint16_t(port), w.txb[port], n, CapDir::Tx);
         if (p.tx_shared) rte_spinlock_lock(&p.txlock[q]);
         uint16_t sent = rte_eth_tx_burst(p.id, q, w.txb[port], n);
         if (p.tx_shared) rte_spinlock_unlock(&p.txlock[q]);

@@ -13,7 +13,7 @@ BUILD_PKGS=(meson ninja-build pkg-config g++ libdpdk-dev libipsec-mb-dev libssl-
             libyaml-cpp-dev catch2 libfmt-dev libmnl-dev nlohmann-json3-dev libedit-dev libcpp-httplib-dev)
 RUN_PKGS=(iproute2 nftables ethtool iputils-ping iperf3 procps)
 TEST_PKGS=(python3 python3-pytest python3-pytest-timeout python3-scapy python3-cryptography libpcap0.8
-           python3-prometheus-client openssl tcpdump tmux dpdk-dev clang-14 libclang-rt-14-dev frr)
+           python3-prometheus-client openssl tcpdump tmux dpdk-dev clang-14 libclang-rt-14-dev keepalived frr)
 
 pkgs=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 [ $want_test = 1 ] && pkgs+=("${TEST_PKGS[@]}")

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "control/config/ha.h"
 #include "control/config/schema.h"
 #include "src/common/bytes.h"
 
@@ -197,6 +198,20 @@ std::string vrf_names(const Config& c) {
     return s;
 }
 
+// A key that names a VRF: must be one the config defines. Returns false
+// (with the error recorded) when it names an unknown one.
+bool read_vrf_ref(MapReader& m, const std::string& key, const Config& c, std::string* out) {
+    auto s = m.str(key);
+    if (!s) return true;
+    if (!c.vrf(*s)) {
+        m.errors().add(m.get(key).Mark(), m.path(key),
+                       fmt::format("unknown VRF '{}' (defined: {})", *s, vrf_names(c)));
+        return false;
+    }
+    *out = *s;
+    return true;
+}
+
 void read_ports(MapReader& top, Config& c) {
     std::map<std::string, std::string> devices;  // device name -> port
     each(top.get("ports"), "ports", top.errors(), [&](const YAML::Node& n, const std::string& path) {
@@ -240,15 +255,7 @@ void read_ports(MapReader& top, Config& c) {
         } else {
             ok = false;
         }
-        if (auto s = m.str("vrf")) {
-            if (!c.vrf(*s)) {
-                e.add(m.get("vrf").Mark(), path + ".vrf",
-                      fmt::format("unknown VRF '{}' (defined: {})", *s, vrf_names(c)));
-                ok = false;
-            } else {
-                p.vrf = *s;
-            }
-        }
+        if (!read_vrf_ref(m, "vrf", c, &p.vrf)) ok = false;
         each(m.get("addresses"), path + ".addresses", e, [&](const YAML::Node& an, const std::string& ap) {
             auto a = as_ifaddr(an, ap, e);
             if (!a) {
@@ -296,15 +303,7 @@ void read_routes(MapReader& top, Config& c) {
         Route r;
         r.where = where_of(n);
         bool ok = m.valid();
-        if (auto s = m.str("vrf")) {
-            if (!c.vrf(*s)) {
-                e.add(m.get("vrf").Mark(), path + ".vrf",
-                      fmt::format("unknown VRF '{}' (defined: {})", *s, vrf_names(c)));
-                ok = false;
-            } else {
-                r.vrf = *s;
-            }
-        }
+        if (!read_vrf_ref(m, "vrf", c, &r.vrf)) ok = false;
         if (!m.has("prefix")) {
             e.add(n.Mark(), path + ".prefix", "required key is missing");
             ok = false;
@@ -464,17 +463,8 @@ void read_manual_sas(MapReader& top, Config& c) {
         } else {
             ok = false;
         }
-        for (auto [key, field] : {std::pair{"vrf", &t.vrf}, std::pair{"underlay_vrf", &t.underlay_vrf}}) {
-            if (auto s = m.str(key)) {
-                if (!c.vrf(*s)) {
-                    e.add(m.get(key).Mark(), m.path(key),
-                          fmt::format("unknown VRF '{}' (defined: {})", *s, vrf_names(c)));
-                    ok = false;
-                } else {
-                    *field = *s;
-                }
-            }
-        }
+        if (!read_vrf_ref(m, "vrf", c, &t.vrf)) ok = false;
+        if (!read_vrf_ref(m, "underlay_vrf", c, &t.underlay_vrf)) ok = false;
         if (auto s = m.choice("cipher", {"aes128gcm16", "aes256gcm16", "chacha20poly1305"}, true)) t.cipher = *s;
         else ok = false;
         if (auto b = m.boolean("esn")) t.esn = *b;
@@ -697,6 +687,7 @@ Result parse(const std::string& text, const std::string& name) {
     read_ports(top, c);
     read_routes(top, c);
     read_manual_sas(top, c);
+    read_ha(top, c);
     read_routing(top, c);
     top.finish();
     res.errors = std::move(errs.list());

@@ -154,6 +154,38 @@ struct ManualTunnel {
 // Cipher name -> keymat length (key || salt), 0 if unknown.
 size_t cipher_keymat_len(const std::string& cipher);
 
+// High availability (control/ha): one VRRPv3 sync group with one instance
+// per listed interface (and per address family present among its virtual
+// IPs), all sharing vrid/priority/preempt. Read by control/config/ha.cpp.
+struct HaTrack {
+    std::string port;   // a port whose link is tracked
+    int weight = 0;     // priority drop while down (1..254), or
+    bool fault = false; // down forces backup
+    Where where;
+    bool operator==(const HaTrack&) const = default;
+};
+
+struct HaGarp {
+    int repeat = 3;      // gratuitous ARPs / unsolicited NAs per address at takeover
+    int delay_ms = 1000; // ... and as many again this long after (0: no second burst)
+    int refresh_s = 0;   // then one every refresh_s seconds while master (0: never)
+    bool operator==(const HaGarp&) const = default;
+};
+
+struct Ha {
+    int vrid = 0;
+    int priority = 100;            // 1..255; 255 = address owner (RFC 5798 §5.2.4)
+    bool preempt = true;
+    int preempt_delay_ms = 0;
+    int advert_interval_ms = 100;  // a multiple of 10 (centiseconds on the wire)
+    std::vector<std::string> interfaces;
+    std::vector<IfAddr> virtual_ips;
+    std::vector<HaTrack> track;
+    HaGarp garp;
+    Where where;
+    bool operator==(const Ha&) const = default;
+};
+
 struct Config {
     std::string file;  // where it was read from
     Node node;
@@ -163,6 +195,7 @@ struct Config {
     std::vector<Port> ports;
     std::vector<Route> routes;
     std::vector<ManualTunnel> manual_sas;
+    std::optional<Ha> ha;
     std::optional<Routing> routing;  // FRR integration (routing.h); absent = none
 
     const Port* port(const std::string& name) const;

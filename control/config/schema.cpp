@@ -170,6 +170,8 @@ void MapReader::finish() {
             size_t d = edit_distance(k, c);
             // A key that is the start of a known one ("idle_sleep") counts as close.
             if (k.size() >= 3 && c.compare(0, k.size(), k) == 0) d = std::min<size_t>(d, 1);
+            // A candidate that would be rewritten entirely ("bar" -> "ha") is no suggestion.
+            if (d >= c.size()) continue;
             if (d < bd) bd = d, best = c;
         }
         errs_.add(it->first.Mark(), path(k),

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <cstring>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -54,6 +55,7 @@ bool Daemon::prepare_underlay(std::string* err) {
     std::vector<std::string> guarded;
     for (auto& p : cfg_.ports) {
         std::string iface = p.device_arg("iface");
+        underlay_.push_back(iface);
         if (iface.empty()) continue;
         int idx = hostif::ifindex_of(iface);
         if (!idx) {
@@ -244,6 +246,7 @@ bool Daemon::bring_up(std::string* err) {
     loop_.every_ms(1000, [this] { poll_links(); });
 
     if (!dp::start(err)) return false;
+    if (!ha_start(err)) return false;
     started_ = wall_s();
     // Under systemd: ready now, and a watchdog ping only while every worker
     // is still making progress, so a wedged dataplane gets restarted too.
@@ -383,6 +386,7 @@ void Daemon::static_route(const config::Route& r, bool add) {
 }
 
 void Daemon::tear_down() {
+    ha_stop();
     if (api_) api_->stop();
     api_.reset();
     if (cli_) cli_->close();
@@ -445,6 +449,7 @@ void Daemon::on_tap(int port) {
     for (int i = 0; i < 64; i++) {
         ssize_t n = read(taps_[size_t(port)]->fd(), buf, sizeof buf);
         if (n <= 0) return;
+        ha_from_host(port, buf, uint32_t(n));
         if (dp::inject(port, buf, uint32_t(n))) hstats_.from_kernel++;
         else hstats_.from_kernel_dropped++;
     }
@@ -472,6 +477,7 @@ std::optional<IpAddr> Daemon::source_for(int port, Family f) const {
 void Daemon::handle_punt(dp::HostPkt& p) {
     switch (p.reason) {
         case dp::PuntReason::Host: {
+            if (ha_punt(p)) return;
             if (p.port < taps_.size() && p.len) {
                 ssize_t r = write(taps_[p.port]->fd(), p.data, p.len);
                 if (r == ssize_t(p.len)) hstats_.to_kernel++;
@@ -560,7 +566,7 @@ void Daemon::sweep_held() {
 }
 
 void Daemon::on_netlink() {
-    bool changed = false;
+    bool changed = false, link_changed = false;
     std::vector<std::pair<int, IpAddr>> resolved;
     nl_.read_events(
         [&](const hostif::NeighEvent& n) {
@@ -574,7 +580,11 @@ void Daemon::on_netlink() {
             }
             changed = true;
         },
-        [&](const hostif::LinkEvent&) {});
+        [&](const hostif::LinkEvent& l) {
+            // An underlay veth/NIC changed: vdev PMDs do not report it.
+            if (std::find(underlay_.begin(), underlay_.end(), l.name) != underlay_.end()) link_changed = true;
+        });
+    if (link_changed) poll_links();
     if (changed) {
         std::string err;
         if (!rib_.commit(&err)) LOG_ERROR("rib", "event=commit_failed error=\"{}\"", err);
@@ -595,16 +605,26 @@ void Daemon::on_netlink() {
     }
 }
 
+// af_packet/af_xdp ports report their link up whatever the kernel interface
+// under them does: ask the kernel for that interface's carrier.
+bool Daemon::underlay_carrier(size_t port) const {
+    if (port >= underlay_.size() || underlay_[port].empty()) return true;
+    std::ifstream f("/sys/class/net/" + underlay_[port] + "/carrier");
+    char c = '0';
+    return f.get(c) && c == '1';  // unreadable while administratively down
+}
+
 // Port link state goes onto the TAP's carrier, so the kernel (and FRR,
 // keepalived, ...) see a port go down.
 void Daemon::poll_links() {
     for (size_t i = 0; i < taps_.size(); i++) {
-        bool up = dp::port_info(int(i)).link_up;
+        bool up = dp::port_info(int(i)).link_up && underlay_carrier(i);
         if (up == link_up_[i]) continue;
         link_up_[i] = up;
         int carrier = up ? 1 : 0;
         ioctl(taps_[i]->fd(), TUNSETCARRIER, &carrier);
         LOG_INFO("hostif", "event=link port={} state={}", cfg_.ports[i].name, up ? "up" : "down");
+        ha_link(int(i), up);
     }
 }
 

@@ -11,6 +11,7 @@
 
 #include "control/config/config.h"
 #include "control/esp/tunnels.h"
+#include "control/ha/ha_daemon.h"
 #include "control/hostif/icmp.h"
 #include "control/hostif/netlink.h"
 #include "control/hostif/tap.h"
@@ -47,7 +48,14 @@ public:
     int port_index(const std::string& name) const;
     const std::string& port_name(int i) const { return cfg_.ports[size_t(i)].name; }
     int tap_ifindex(int port) const;
+    // The port's link as the box sees it: the PMD's link and, for
+    // af_packet/af_xdp ports, the carrier of the kernel interface beneath.
+    bool port_link_up(int port) const {
+        return port >= 0 && size_t(port) < link_up_.size() ? link_up_[size_t(port)] : false;
+    }
     uint64_t started_at() const { return started_; }
+    // The HA engine (nullptr without `ha:`): subscribe() to its role changes.
+    ha::HaDaemon* ha() { return ha_.get(); }
     routing::Frr* frr() { return frr_.get(); }
     // Validate and apply a config text (SIGHUP, CLI, API); {"http": code, ...}.
     nlohmann::json apply_text(const std::string& text, const std::string& name, const std::string& who,
@@ -55,6 +63,7 @@ public:
     const std::string& running_text() const { return running_text_; }
     std::string state_dir() const;
     mgmt::Metrics& metrics() { return metrics_; }
+    control::Loop& loop() { return loop_; }
 
 private:
     struct Held {
@@ -83,7 +92,15 @@ private:
     void sweep_held();
     void on_netlink();
     void poll_links();
+    bool underlay_carrier(size_t port) const;
     std::optional<IpAddr> source_for(int port, Family f) const;
+
+    // HA hooks (control/ha/ha_hooks.cpp).
+    bool ha_start(std::string* err);
+    void ha_stop();
+    bool ha_punt(dp::HostPkt& p);  // true: taken (a VRRP advert)
+    void ha_from_host(int port, uint8_t* frame, uint32_t len);
+    void ha_link(int port, bool up);
 
     config::Config cfg_;
     control::Loop loop_;
@@ -94,6 +111,7 @@ private:
     std::vector<std::unique_ptr<hostif::Tap>> taps_;
     std::map<int, int> ifindex_port_;  // TAP ifindex -> port
     std::vector<bool> link_up_;
+    std::vector<std::string> underlay_;  // per port: the kernel interface of an af_packet/af_xdp vdev
     routing::Rib rib_;
     esp::Tunnels tunnels_;
     std::unique_ptr<routing::Frr> frr_;  // the `routing:` section (FRR), when configured
@@ -109,6 +127,8 @@ private:
     int sigfd_ = -1;
     bool guarded_ = false;
     uint64_t started_ = 0;
+    std::unique_ptr<ha::HaDaemon> ha_;
+    control::Loop::TimerId ha_timer_ = 0;
 };
 
 }  // namespace nimbus

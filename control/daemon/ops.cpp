@@ -74,7 +74,7 @@ void register_ops(mgmt::Registry& reg, Daemon& d) {
         w.sample("nimbus_uptime_seconds", double(wall_s() - d.started_at()));
         w.family("nimbus_port_up", "gauge", "Link state of each port (1 up)");
         for (int i = 0; i < dp::port_count(); i++)
-            w.sample("nimbus_port_up", {{"port", d.port_name(i)}}, dp::port_info(i).link_up ? 1 : 0);
+            w.sample("nimbus_port_up", {{"port", d.port_name(i)}}, d.port_link_up(i) ? 1 : 0);
         struct F {
             const char* name;
             const char* help;

@@ -37,7 +37,7 @@ Result interfaces(Daemon& d, const Args& a) {
         json addrs = json::array();
         for (auto& ad : d.config().ports[size_t(i)].addresses) addrs.push_back(ad.str());
         t.row({pi.name, pi.device.substr(0, pi.device.find(',')), pi.driver, pi.mac.str(),
-               pi.link_up ? "up" : "down", pi.mtu, d.config().vrfs[size_t(pi.vrf)].name, addrs, c.rx_packets,
+               d.port_link_up(i) ? "up" : "down", pi.mtu, d.config().vrfs[size_t(pi.vrf)].name, addrs, c.rx_packets,
                c.tx_packets, c.punted, drops});
     }
     if (a.has("PORT") && t.size() == 0) return Result::error("% No such interface: " + a.get("PORT"));
@@ -160,6 +160,7 @@ void register_all(mgmt::Registry& reg, Daemon& d) {
     ctx.tunnel_name = [&d](uint32_t id) { return d.tunnels().name(id); };
     routing::register_commands(reg, ctx);
     register_ops(reg, d);
+    register_capture(reg, d);
 }
 
 }  // namespace nimbus::show

@@ -233,7 +233,8 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                     paths += fmt::format("\n{}: worker {}, inbound SPIs", t.name, ti.worker);
                     json in = json::array();
                     for (uint32_t s : ti.in_spis) {
-                        paths += " " + spi_str(s);
+                        paths += ' ';
+                        paths += spi_str(s);
                         in.push_back(spi_str(s));
                     }
                     paths += fmt::format(", critical copies {}, from other addresses {}\n", ti.critical_copies,

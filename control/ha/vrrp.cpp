@@ -200,6 +200,7 @@ Actions Instance::startup(Time now) {
     if (eff_prio_ == kPriorityOwner) {   // §6.4.1 (105)
         if (!held_) return become_master(now, "startup: address owner (priority 255)");
         want_master_ = true;
+        wish_reason_ = "address owner (priority 255)";
         to_backup(now, "startup: address owner, held by its sync group", out);
         return out;
     }
@@ -343,6 +344,7 @@ Actions Instance::on_timer(Time now) {
             ctr_.master_down_expired++;
             if (held_) {
                 want_master_ = true;   // the sync group decides
+                wish_reason_ = down_cause_;
                 return out;
             }
             return become_master(now, down_cause_);   // §6.4.2 (365)-(410)
@@ -407,6 +409,7 @@ void Instance::recompute_priority(Time now, Actions& out) {
             out.insert(out.end(), a.begin(), a.end());
         } else {
             want_master_ = true;
+            wish_reason_ = "tracked objects up again: address owner";
         }
         return;
     }
@@ -449,6 +452,7 @@ Actions Instance::hold(Time now, const std::string& reason) {
     if (state_ == State::Master) {
         out = leave_master(now, reason);
         want_master_ = true;   // our own machine still says Master
+        wish_reason_ = "was master before the sync group held it";
     }
     return out;
 }
@@ -456,7 +460,9 @@ Actions Instance::hold(Time now, const std::string& reason) {
 Actions Instance::release(Time now, const std::string& reason) {
     if (!held_) return {};
     held_ = false;
-    if (state_ == State::Backup && want_master_ && !fault_) return become_master(now, reason);
+    // Name what made this member want Master, then the group's word.
+    if (state_ == State::Backup && want_master_ && !fault_)
+        return become_master(now, wish_reason_.empty() ? reason : fmt::format("{} ({})", wish_reason_, reason));
     return {};
 }
 

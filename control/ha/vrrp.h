@@ -211,6 +211,7 @@ private:
     bool fault_ = false;
     bool held_ = false;
     bool want_master_ = false;          // Backup only: our own machine would be Master
+    std::string wish_reason_;           // why want_master_ became true (for the release reason)
     uint16_t master_adver_int_cs_;
     Time master_down_at_ = 0;
     Time adver_at_ = 0;

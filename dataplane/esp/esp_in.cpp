@@ -11,6 +11,7 @@
 #include <rte_ip.h>
 #include <rte_udp.h>
 
+#include "dataplane/capture.h"
 #include "dataplane/esp/sa.h"
 
 namespace nimbus::dp::esp {
@@ -176,6 +177,7 @@ void in_flush(WorkerCtx& w) {
             handoff(w, m, sa->worker, Handoff::EspIn);
             continue;
         }
+        capture_tunnel(t->id, m, CapDir::TunnelInEsp);
         const uint8_t* l3 = fr + sizeof(rte_ether_hdr);
         uint8_t path = which_path(*t, l3);
         if (path < kMaxPaths) t->ctr->path_rx[path]++;
@@ -323,6 +325,7 @@ void in_flush(WorkerCtx& w) {
         rte_ether_addr_copy(&g->ports[port].mac, &eth->dst_addr);
         std::memset(&eth->src_addr, 0, sizeof(eth->src_addr));
         eth->ether_type = rte_cpu_to_be_16(v4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
+        capture_tunnel(t.id, m, CapDir::TunnelInPlain);
         dec[nd] = m;
         dec_vrf[nd++] = t.vrf;
     }

@@ -10,6 +10,7 @@
 #include <rte_ip.h>
 #include <rte_udp.h>
 
+#include "dataplane/capture.h"
 #include "dataplane/esp/sa.h"
 
 namespace nimbus::dp::esp {
@@ -209,6 +210,7 @@ void send_on_path(WorkerCtx& w, const Tunnel& t, int pi, rte_mbuf* m, uint8_t to
     }
     rte_ether_addr_copy(&nh->dst, &eth->dst_addr);
     rte_ether_addr_copy(&nh->src, &eth->src_addr);
+    capture_tunnel(t.id, m, CapDir::TunnelOutEsp);
     tx_pkt(w, nh->port, m);
 }
 
@@ -250,6 +252,7 @@ void run_stage(WorkerCtx& w) {
 }
 
 void stage(WorkerCtx& w, const Tunnel& t, rte_mbuf* m) {
+    capture_tunnel(t.id, m, CapDir::TunnelOutPlain);
     if (w.esp->nops == kBatch) run_stage(w);
     crypto::Op& op = w.esp->out_ops[w.esp->nops];
     op = crypto::Op{};

@@ -223,3 +223,22 @@ def test_clean_shutdown(lab):
     assert not os.path.exists(d.sock), "CLI socket must be removed"
     assert not os.path.exists(f"/var/run/dpdk/nimbus-{d.node}"), "DPDK runtime files must be removed"
     assert "nimbus_" not in r.run(["nft", "list", "tables"]).stdout, "the nft guard must be removed"
+
+
+def test_link_state_follows_the_wire(lab):
+    """A port whose cable (the veth peer) goes down shows down in show
+    interfaces and in metrics' source of truth, and comes back."""
+    a, r, b, _ = topology(lab)
+    d = lab.nimbusd(r, "r", config("af_packet")).start()
+
+    def link(port):
+        return {i["name"]: i for i in d.cli("show", "interfaces")}[port]["link"]
+
+    assert link("lan0") == "up"
+    a.run(["ip", "link", "set", "a0", "down"])
+    wait_until(lambda: link("lan0") == "down", 10, "lan0 to show down")
+    assert link("lan1") == "up"
+    # The host interface's carrier follows, so the kernel sees it too.
+    wait_until(lambda: "NO-CARRIER" in r.run(["ip", "link", "show", "lan0"]).stdout, 10, "the TAP to lose carrier")
+    a.run(["ip", "link", "set", "a0", "up"])
+    wait_until(lambda: link("lan0") == "up", 10, "lan0 to come back")

@@ -242,6 +242,143 @@ TEST_CASE("the routing section parses with its defaults and overrides") {
     CHECK_FALSE(v6.config->routing->fpm_addr->is_v4());
 }
 
+// ---- ha: (control/config/ha.cpp)
+
+namespace {
+
+const char* kHaPorts =
+    "node: { name: a }\n"
+    "ports:\n"
+    "  - { name: lan0, device: net_tap0, addresses: [10.0.0.2/24, \"2001:db8::2/64\"] }\n"
+    "  - { name: wan0, device: net_tap1, addresses: [192.0.2.2/24] }\n";
+
+}  // namespace
+
+TEST_CASE("ha: a complete section parses into the model") {
+    std::string y = std::string(kHaPorts) +
+                    "ha: { vrid: 51, priority: 200, preempt: false, preempt_delay_ms: 2000, advert_interval_ms: 50,\n"
+                    "      interfaces: [lan0, wan0], virtual_ips: [10.0.0.1/24, 192.0.2.1/32, \"2001:db8::1/64\"],\n"
+                    "      track: [{port: wan0, weight: 50}, {port: lan0, fault: true}],\n"
+                    "      garp: {repeat: 5, delay_ms: 500, refresh_s: 60} }\n";
+    auto r = parse(y, "c.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    REQUIRE(r.config->ha);
+    auto& h = *r.config->ha;
+    CHECK(h.vrid == 51);
+    CHECK(h.priority == 200);
+    CHECK_FALSE(h.preempt);
+    CHECK(h.preempt_delay_ms == 2000);
+    CHECK(h.advert_interval_ms == 50);
+    CHECK(h.interfaces == std::vector<std::string>{"lan0", "wan0"});
+    REQUIRE(h.virtual_ips.size() == 3);
+    CHECK(h.virtual_ips[1].str() == "192.0.2.1/32");
+    CHECK(h.virtual_ips[2].str() == "2001:db8::1/64");
+    REQUIRE(h.track.size() == 2);
+    CHECK(h.track[0].port == "wan0");
+    CHECK(h.track[0].weight == 50);
+    CHECK_FALSE(h.track[0].fault);
+    CHECK(h.track[1].fault);
+    CHECK(h.garp.repeat == 5);
+    CHECK(h.garp.delay_ms == 500);
+    CHECK(h.garp.refresh_s == 60);
+    CHECK(h.where.line == 5);
+
+    // Defaults, and no section at all.
+    auto d = parse(std::string(kHaPorts) + "ha: { vrid: 7, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+                   "d.yaml");
+    REQUIRE(d.ok());
+    CHECK(d.config->ha->priority == 100);
+    CHECK(d.config->ha->preempt);
+    CHECK(d.config->ha->advert_interval_ms == 100);
+    CHECK(d.config->ha->garp.repeat == 3);
+    CHECK(d.config->ha->garp.delay_ms == 1000);
+    CHECK(d.config->ha->garp.refresh_s == 0);
+    auto none = parse(kHaPorts, "n.yaml");
+    REQUIRE(none.ok());
+    CHECK_FALSE(none.config->ha);
+}
+
+TEST_CASE("ha: broken sections are rejected with exact positions and key paths") {
+    struct Case {
+        const char* ha;
+        const char* error;
+    };
+    const Case cases[] = {
+        {"ha: { priority: 200, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:5: ha.vrid: required key is missing"},
+        {"ha: { vrid: 0, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:13: ha.vrid: 0 is out of range 1..255"},
+        {"ha: { vrid: 51, priority: 256, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:27: ha.priority: 256 is out of range 1..255"},
+        {"ha: { vrid: 51, advert_interval_ms: 105, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:37: ha.advert_interval_ms: 105 is not a multiple of 10 (VRRPv3 advertises centiseconds, "
+         "RFC 5798 §5.2.7)"},
+        {"ha: { vrid: 51, advert_interval_ms: 5, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:37: ha.advert_interval_ms: 5 is out of range 10..40950"},
+        {"ha: { vrid: 51, preempt: yes, interfaces: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:26: ha.preempt: expected true or false, found 'yes'"},
+        {"ha: { vrid: 51, interfaces: [lan9], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:30: ha.interfaces[0]: unknown port 'lan9'"},
+        {"ha: { vrid: 51, interfaces: [lan0, lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:36: ha.interfaces[1]: port 'lan0' is listed twice"},
+        {"ha: { vrid: 51, interfaces: [], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:29: ha.interfaces: at least one interface is needed"},
+        {"ha: { vrid: 51, virtual_ips: [10.0.0.1/24] }\n", "t.yaml:5:5: ha.interfaces: required key is missing"},
+        {"ha: { vrid: 51, interfaces: [lan0] }\n", "t.yaml:5:5: ha.virtual_ips: required key is missing"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.9.0.1/24] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: 10.9.0.1/24 is not in a connected subnet of the listed interfaces "
+         "(lan0: 10.0.0.2/24, 2001:db8::2/64)"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [192.0.2.1/24] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: 192.0.2.1/24 is not in a connected subnet of the listed interfaces "
+         "(lan0: 10.0.0.2/24, 2001:db8::2/64)"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.0.0.2/24] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: 10.0.0.2 is the address of port 'lan0'; a virtual IP must be an address "
+         "of its own"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.0.0.1/16] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: 10.0.0.1/16: the prefix length must be /24 like 10.0.0.2/24 of port "
+         "'lan0' (or /32)"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.0.0.1/24, 10.0.0.1/32] }\n",
+         "t.yaml:5:64: ha.virtual_ips[1]: 10.0.0.1 is already listed as virtual_ips[0]"},
+        {"ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.0.0.1] }\n",
+         "t.yaml:5:51: ha.virtual_ips[0]: '10.0.0.1' is not a valid interface address (ADDRESS/LENGTH)"},
+        {"ha: { vrid: 51, interfaces: [lan0, wan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:36: ha.interfaces[1]: no virtual IP falls in a subnet of port 'wan0' (each listed interface "
+         "runs a VRRP instance, which needs at least one address, RFC 9568 §5.2.5)"},
+        {"ha: { vrid: 51, interface: [lan0], virtual_ips: [10.0.0.1/24] }\n",
+         "t.yaml:5:17: ha.interface: unknown key (did you mean 'interfaces'?)"},
+        {"ha: 51\n", "t.yaml:5:5: ha: expected a mapping, found a scalar"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  track: [{port: wan9, weight: 10}]\n",
+         "t.yaml:9:18: ha.track[0].port: unknown port 'wan9'"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n"
+         "  track: [{port: wan0, weight: 10, fault: true}]\n",
+         "t.yaml:9:11: ha.track[0]: give either 'weight: N' (priority drops by N while the link is down) or "
+         "'fault: true' (link down forces backup)"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  track: [{port: wan0}]\n",
+         "t.yaml:9:11: ha.track[0]: give either 'weight: N' (priority drops by N while the link is down) or "
+         "'fault: true' (link down forces backup)"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  track: [{port: wan0, weight: 255}]\n",
+         "t.yaml:9:32: ha.track[0].weight: 255 is out of range 1..254"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n"
+         "  track: [{port: wan0, weight: 10}, {port: wan0, fault: true}]\n",
+         "t.yaml:9:44: ha.track[1].port: port 'wan0' is already tracked at line 9"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  garp: { repeat: 3, delay: 100 }\n",
+         "t.yaml:9:22: ha.garp.delay: unknown key (did you mean 'delay_ms'?)"},
+        {"ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n  garp: { repeat: 300 }\n",
+         "t.yaml:9:19: ha.garp.repeat: 300 is out of range 0..255"},
+    };
+    int n = 0;
+    for (auto& c : cases) {
+        INFO("case " << n++ << ": " << c.ha);
+        auto r = parse(std::string(kHaPorts) + c.ha, "t.yaml");
+        CHECK_FALSE(r.ok());
+        bool found = std::find(r.errors.begin(), r.errors.end(), c.error) != r.errors.end();
+        CHECK(found);
+        if (!found)
+            for (auto& e : r.errors) WARN("got: " << e);
+    }
+}
+
 #include "control/config/diff.h"
 
 TEST_CASE("config diff: keyed lists, plain lists, scalars; secrets never shown") {
