@@ -247,6 +247,12 @@ bool Daemon::bring_up(std::string* err) {
 
     if (!dp::start(err)) return false;
     if (!ha_start(err)) return false;
+    if (frr_ && ha_) {  // an HA pair announces its sites from the master only
+        frr_->set_inject_active(ha_->role() == ha::Role::Master, "HA role is not master");
+        ha_->subscribe([this](const ha::RoleEvent& e) {
+            if (frr_) frr_->set_inject_active(e.role == ha::Role::Master, fmt::format("HA role {}", ha::role_name(e.role)));
+        });
+    }
     started_ = wall_s();
     // Under systemd: ready now, and a watchdog ping only while every worker
     // is still making progress, so a wedged dataplane gets restarted too.

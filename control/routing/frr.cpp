@@ -187,6 +187,12 @@ void Frr::work() {
     kick();
 }
 
+void Frr::set_inject_active(bool active, const std::string& why) {
+    inactive_why_ = active ? "" : why;
+    inj_->set_active(active);
+    kick();
+}
+
 std::optional<std::vector<Prefix>> Frr::allowed(int vrf, const std::string& site) const {
     auto t = test_tunnels_.find(site);
     if (t != test_tunnels_.end() && t->second.vrf == vrf) return t->second.allowed;
@@ -432,6 +438,8 @@ mgmt::Result Frr::show(const mgmt::Args&) const {
     }
     const auto& ic = inj_->counters();
     j["inject"] = {{"prefixes", inj_->injected_prefixes()},
+                   {"active", inj_->active()},
+                   {"inactive_reason", inactive_why_},
                    {"accepted", ic.accepted},
                    {"withdrawn", ic.withdrawn},
                    {"refused_no_owner", ic.refused_no_owner},
@@ -443,6 +451,7 @@ mgmt::Result Frr::show(const mgmt::Args&) const {
                    {"shared", ic.shared},
                    {"max_prefixes_per_site", rc_.max_prefixes_per_site},
                    {"last_refusal", inj_->last_refusal()}};
+    if (!inj_->active()) t += fmt::format("Injection: SUSPENDED ({}): nothing announced\n", inactive_why_);
     t += fmt::format("Injection: {} prefixes; refused: default {}, outside allowed {}, over limit {}, unknown site {}, "
                      "no owner {}\n",
                      inj_->injected_prefixes(), ic.refused_default, ic.refused_not_allowed, ic.refused_over_limit,

@@ -55,6 +55,8 @@ public:
     // Who owns tunnels tells which prefixes a site may hold (the safety net
     // of the injector). Sites created with the test hook are known too.
     void set_allowed_lookup(AllowedLookup f) { allowed_ = std::move(f); }
+    // An HA pair announces its sites only from the master.
+    void set_inject_active(bool active, const std::string& why);
 
     // What a cloud (VRF) offers to its sites: `advertise` plus, with
     // `advertise_bgp`, the BGP routes FRR selected in that VRF.
@@ -109,6 +111,7 @@ private:
     bool work_scheduled_ = false;
     control::Loop::TimerId work_timer_ = 0;
     bool started_ = false;
+    std::string inactive_why_;
     std::shared_ptr<Frr*> self_ = std::make_shared<Frr*>(this);  // observers check it is still there
 };
 

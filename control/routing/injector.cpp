@@ -131,10 +131,25 @@ void Injector::retry_over_limit(const SiteKey& s) {
     }
 }
 
+void Injector::set_active(bool active) {
+    if (active == active_) return;
+    active_ = active;
+    LOG_INFO("inject", "event={} prefixes={}", active ? "active" : "suspended", by_prefix_.size());
+    if (!zapi_) return;
+    for (auto& [p, holders] : by_prefix_) {
+        if (active) sync(p);
+        else zapi_->del_route(0, p);
+    }
+}
+
 // Makes zebra's desired set agree with the holders of one prefix.
 void Injector::sync(const Prefix& p) {
     if (!zapi_) return;
     auto it = by_prefix_.find(p);
+    if (!active_) {
+        zapi_->del_route(0, p);  // nothing of ours in zebra while inactive
+        return;
+    }
     if (it == by_prefix_.end()) {
         zapi_->del_route(0, p);
         return;

@@ -89,6 +89,12 @@ public:
     // The RIB observer: Source::Tunnel routes only, everything else is ignored.
     void on_rib(int vrf, const Route& r, bool added);
 
+    // Inactive (the backup of an HA pair): nothing goes to zebra and what
+    // was there is deleted; verdicts are still kept, so becoming active
+    // again announces exactly the admitted prefixes.
+    void set_active(bool active);
+    bool active() const { return active_; }
+
     struct Entry {
         int vrf = 0;
         std::string site;
@@ -127,6 +133,7 @@ private:
     std::map<Prefix, std::set<SiteKey>> by_prefix_;  // admitted holders per prefix
     InjectCounters counters_;
     std::string last_refusal_;
+    bool active_ = true;
 };
 
 }  // namespace nimbus::routing

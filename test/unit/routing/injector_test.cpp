@@ -232,3 +232,24 @@ TEST_CASE("every route type the config accepts is one the pinned codec knows and
     }
     CHECK(zapi::rtprot_for(*zapi::parse_route_type("nhrp")) == 191);
 }
+
+TEST_CASE("an inactive injector (HA backup) announces nothing and catches up when active") {
+    Fixture f;
+    f.inj->on_rib(0, tunnel("10.16.1.0/24", "s1"), true);
+    f.inj->on_rib(0, tunnel("10.64.1.0/24", "gold"), true);
+    CHECK(f.zapi.route_count() == 2);
+    f.inj->set_active(false);
+    CHECK(f.zapi.route_count() == 0);
+    // Changes while inactive are judged and remembered, not announced.
+    f.inj->on_rib(0, tunnel("10.64.2.0/24", "gold"), true);
+    f.inj->on_rib(0, tunnel("10.16.1.0/24", "s1"), false);
+    f.inj->on_rib(0, tunnel("0.0.0.0/0", "s1"), true);
+    CHECK(f.zapi.route_count() == 0);
+    CHECK(f.inj->injected_prefixes() == 2);
+    f.inj->set_active(true);
+    CHECK(f.zapi.route_count() == 2);
+    REQUIRE(f.z("10.64.2.0/24"));
+    CHECK(f.z("10.64.2.0/24")->tag == 142);
+    CHECK_FALSE(f.z("10.16.1.0/24"));
+    CHECK_FALSE(f.z("0.0.0.0/0"));
+}
