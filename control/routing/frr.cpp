@@ -305,31 +305,45 @@ mgmt::Result Frr::test_bulk(const mgmt::Args& a) {
 // A real tunnel's routes out of the RIB and back, as its going down and
 // coming up again would do (static tunnels have no runtime up/down before
 // IKE; DELETE, DPD and `clear` will do exactly this to the RIB).
+// NAME 'all': every tunnel's routes at once (test tunnels excepted).
 mgmt::Result Frr::test_withdraw(const mgmt::Args& a) {
     std::string name = a.get("NAME");
+    bool all = name == "all";
     if (withdrawn_.count(name)) return mgmt::Result::error("% Already withdrawn: " + name);
-    std::vector<std::pair<int, Route>> out;
+    std::map<std::string, std::vector<std::pair<int, Route>>> out;
     for (size_t vrf = 0; vrf < cfg_.vrfs.size(); vrf++)
         for (auto& v : rib_.view(int(vrf), std::nullopt))
-            if (v.route.source == Source::Tunnel && v.route.owner == name) out.emplace_back(int(vrf), v.route);
+            if (v.route.source == Source::Tunnel && (all ? !test_tunnels_.count(v.route.owner) : v.route.owner == name))
+                out[v.route.owner].emplace_back(int(vrf), v.route);
     if (out.empty()) return mgmt::Result::error("% No tunnel routes of " + name);
-    for (auto& [vrf, r] : out) rib_.remove(vrf, r.prefix, Source::Tunnel, r.nh);
+    size_t n = 0;
+    for (auto& [owner, routes] : out) {
+        for (auto& [vrf, r] : routes) rib_.remove(vrf, r.prefix, Source::Tunnel, r.nh);
+        n += routes.size();
+        auto& w = withdrawn_[owner];
+        w.insert(w.end(), routes.begin(), routes.end());
+    }
     std::string err;
     rib_.commit(&err);
-    size_t n = out.size();
-    withdrawn_[name] = std::move(out);
-    return mgmt::Result{0, fmt::format("{} routes of {} withdrawn\n", n, name), nullptr};
+    return mgmt::Result{0, fmt::format("{} routes of {} tunnels withdrawn\n", n, out.size()), nullptr};
 }
 
 mgmt::Result Frr::test_restore(const mgmt::Args& a) {
-    auto it = withdrawn_.find(a.get("NAME"));
-    if (it == withdrawn_.end()) return mgmt::Result::error("% Nothing withdrawn for " + a.get("NAME"));
-    for (auto& [vrf, r] : it->second) rib_.add(vrf, r);
-    size_t n = it->second.size();
-    withdrawn_.erase(it);
+    std::string name = a.get("NAME");
+    std::vector<std::string> names;
+    if (name == "all")
+        for (auto& [n, r] : withdrawn_) names.push_back(n);
+    else if (withdrawn_.count(name)) names.push_back(name);
+    if (names.empty()) return mgmt::Result::error("% Nothing withdrawn for " + name);
+    size_t n = 0;
+    for (auto& nm : names) {
+        for (auto& [vrf, r] : withdrawn_[nm]) rib_.add(vrf, r);
+        n += withdrawn_[nm].size();
+        withdrawn_.erase(nm);
+    }
     std::string err;
     rib_.commit(&err);
-    return mgmt::Result{0, fmt::format("{} routes of {} restored\n", n, a.get("NAME")), nullptr};
+    return mgmt::Result{0, fmt::format("{} routes of {} tunnels restored\n", n, names.size()), nullptr};
 }
 
 // ---- show ---------------------------------------------------------------------------------
@@ -528,7 +542,7 @@ void Frr::register_commands(mgmt::Registry& reg) {
     reg.add("debug tunnel-for-test down NAME", "TEST ONLY: remove a test tunnel's routes ('all' for every one)",
             [this](const mgmt::Args& a) { return test_down(a); });
     reg.add("debug tunnel-for-test withdraw NAME",
-            "TEST ONLY: take a real tunnel's routes out of the RIB, as if it went down",
+            "TEST ONLY: take a real tunnel's routes out of the RIB, as if it went down ('all': every one)",
             [this](const mgmt::Args& a) { return test_withdraw(a); });
     reg.add("debug tunnel-for-test restore NAME", "TEST ONLY: put withdrawn tunnel routes back, as if it came up",
             [this](const mgmt::Args& a) { return test_restore(a); });

@@ -58,7 +58,7 @@ router bgp 65000
 KEYS = [secrets.token_hex(36), secrets.token_hex(36)]  # aes256gcm16: key || salt
 
 
-def conc_config(zserv, extra_routing=""):
+def conc_config(zserv, extra_routing="", extra_sas=""):
     return f"""
 node:
   name: "@NODE@"
@@ -79,6 +79,7 @@ manual_sas:
     paths: [ {{ local: 203.0.113.1, remote: 203.0.113.2 }} ]
     out: {{ spi: 0x1001, key: "{KEYS[0]}" }}
     in: [ {{ spi: 0x2001, key: "{KEYS[1]}" }} ]
+{extra_sas}
 routing:
   zebra: {zserv}
   fpm: 127.0.0.1:2620
@@ -142,10 +143,11 @@ class Net:
         self.nimbus = None
         self.edge_d = None
 
-    def start_nimbus(self, extra_routing="", edge=True):
+    def start_nimbus(self, extra_routing="", edge=True, extra_sas=""):
         if edge and not self.edge_d:
             self.edge_d = self.lab.nimbusd(self.edge, "edge", EDGE).start()
-        self.nimbus = self.lab.nimbusd(self.conc, "conc", conc_config(self.conc_frr.zserv, extra_routing)).start()
+        self.nimbus = self.lab.nimbusd(self.conc, "conc", conc_config(self.conc_frr.zserv, extra_routing,
+                                                                        extra_sas)).start(timeout=60)
         return self.nimbus
 
     def start_frr(self, wait=True):
@@ -443,8 +445,17 @@ def test_stale_routes_in_zebra_are_purged(net):
     assert not net.core_kernel_has("10.16.2.0/24")
 
 
+def thousand_sas():
+    """1,000 more static tunnels s0..s999, one /24 each (10.128.0.0/24 up)."""
+    return "\n".join(f"  - {{ name: s{i}, cipher: aes256gcm16, allowed: [10.{128 + i // 256}.{i % 256}.0/24], "
+                     f"paths: [ {{ local: 203.0.113.1, remote: 203.0.113.2 }} ], "
+                     f'out: {{ spi: {0x10000 + i:#x}, key: "{KEYS[0]}" }}, in: [ {{ spi: {0x20000 + i:#x}, key: "{KEYS[1]}" }} ] }}'
+                     for i in range(1000))
+
+
 def test_thousand_sites_at_once(net):
-    d = net.start_nimbus(edge=False)
+    """1,000 static tunnels' prefixes come up at once (and go at once)."""
+    d = net.start_nimbus(edge=False, extra_sas=thousand_sas())
     net.start_frr()
     wait_until(lambda: net.routing()["zapi"]["state"] == "synced", 15, "ZAPI")
 
@@ -453,24 +464,26 @@ def test_thousand_sites_at_once(net):
         return sum(1 for line in out.splitlines() if line.split(".")[:2] in (["10", "128"], ["10", "129"],
                                                                                ["10", "130"], ["10", "131"]))
 
+    wait_until(lambda: core_count() == 1000, 60, "the 1,000 prefixes at the core after start-up", interval=0.05)
+    assert len(d.cli("show", "tunnels")) == 1001
     t0 = time.monotonic()
-    d.cli_raw(["debug", "tunnel-for-test", "bulk", "1000", "10.128.0.0/24"])
+    d.cli_raw(["debug", "tunnel-for-test", "withdraw", "all"])
+    wait_until(lambda: core_count() == 0, 60, "the 1,000 prefixes withdrawn", interval=0.05)
+    t_down = time.monotonic() - t0
+    t0 = time.monotonic()
+    d.cli_raw(["debug", "tunnel-for-test", "restore", "all"])
     t_cli = time.monotonic() - t0
     wait_until(lambda: core_count() == 1000, 60, "1,000 prefixes at the core", interval=0.05)
     t_all = time.monotonic() - t0
     rt = net.routing()
     assert rt["inject"]["prefixes"] == 1001
     wait_until(lambda: net.routing()["zapi"]["routes"]["installed"] == 1001, 20, "zebra to confirm all")
-    print(f"\nMEASURE bulk_1000: cli_s={t_cli:.3f} all_at_core_kernel_s={t_all:.2f}")
+    assert net.core_kernel_has("10.16.1.0/24")
+    print(f"\nMEASURE bulk_1000: restore_cli_s={t_cli:.3f} all_at_core_kernel_s={t_all:.2f} "
+          f"withdraw_all_gone_at_core_s={t_down:.2f}")
     # FRR alone took ~250 ms for 1,000 in the research lab (frr-zapi.md §8.2);
-    # here ~1.2 s end to end on a loaded 2-core box.
-    assert t_all < 10
-    # And all withdrawn again.
-    t0 = time.monotonic()
-    d.cli_raw(["debug", "tunnel-for-test", "down", "all"])
-    wait_until(lambda: core_count() == 0, 60, "the 1,000 prefixes withdrawn", interval=0.05)
-    print(f"MEASURE bulk_1000_withdraw_s={time.monotonic() - t0:.2f}")
-    assert net.core_kernel_has("10.16.1.0/24"), "the static tunnel's prefix stays"
+    # measured ~0.2 s here (bound with a wide margin for a loaded box).
+    assert t_all < 5 and t_down < 5
     assert d.proc.poll() is None
 
 
