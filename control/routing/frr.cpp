@@ -276,32 +276,6 @@ mgmt::Result Frr::test_down(const mgmt::Args& a) {
     return mgmt::Result{0, fmt::format("{} tunnels down\n", names.size()), nullptr};
 }
 
-// COUNT sites "bulk-N", each holding one /24 counted up from FIRST.
-mgmt::Result Frr::test_bulk(const mgmt::Args& a) {
-    int count = 0;
-    try {
-        count = std::stoi(a.get("COUNT"));
-    } catch (...) {
-    }
-    auto first = Prefix::parse(a.get("FIRST"));
-    if (count <= 0 || count > 100000) return mgmt::Result::error("% COUNT must be 1..100000");
-    if (!first || !first->is_v4() || first->len != 24) return mgmt::Result::error("% FIRST must be an IPv4 /24");
-    uint32_t base = first->addr.v4_host();
-    for (int i = 0; i < count; i++) {
-        std::string name = fmt::format("bulk-{}", i);
-        TestTunnel t;
-        t.prefixes = {Prefix(IpAddr::v4(base + (uint32_t(i) << 8)), 24)};
-        t.allowed = t.prefixes;
-        t.nh = NextHop{NextHop::Kind::Drop, -1, {}};
-        test_remove(name);
-        test_tunnels_[name] = t;
-        rib_.add(0, Route{t.prefixes[0], Source::Tunnel, default_distance(Source::Tunnel), t.nh, 0, name});
-    }
-    std::string err;
-    rib_.commit(&err);
-    return mgmt::Result{0, fmt::format("{} tunnels up\n", count), nullptr};
-}
-
 // A real tunnel's routes out of the RIB and back, as its going down and
 // coming up again would do (static tunnels have no runtime up/down before
 // IKE; DELETE, DPD and `clear` will do exactly this to the RIB).
@@ -546,8 +520,6 @@ void Frr::register_commands(mgmt::Registry& reg) {
             [this](const mgmt::Args& a) { return test_withdraw(a); });
     reg.add("debug tunnel-for-test restore NAME", "TEST ONLY: put withdrawn tunnel routes back, as if it came up",
             [this](const mgmt::Args& a) { return test_restore(a); });
-    reg.add("debug tunnel-for-test bulk COUNT FIRST", "TEST ONLY: COUNT sites bulk-N, one /24 each from FIRST up",
-            [this](const mgmt::Args& a) { return test_bulk(a); });
 }
 
 void Frr::register_metrics(mgmt::Metrics& m) {

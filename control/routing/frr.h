@@ -81,7 +81,6 @@ private:
     };
     mgmt::Result test_up(const mgmt::Args& a);
     mgmt::Result test_down(const mgmt::Args& a);
-    mgmt::Result test_bulk(const mgmt::Args& a);
     mgmt::Result test_withdraw(const mgmt::Args& a);
     mgmt::Result test_restore(const mgmt::Args& a);
     void test_remove(const std::string& name);
