@@ -15,7 +15,7 @@ RUN_PKGS=(iproute2 nftables ethtool iputils-ping iperf3 procps)
 TEST_PKGS=(python3 python3-pytest python3-pytest-timeout python3-scapy python3-cryptography libpcap0.8
            python3-prometheus-client openssl tcpdump tmux dpdk-dev clang-14 libclang-rt-14-dev keepalived
            strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
-           libstrongswan-extra-plugins conntrack)
+           libstrongswan-extra-plugins conntrack frr)
 
 pkgs=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
 [ $want_test = 1 ] && pkgs+=("${TEST_PKGS[@]}")

@@ -698,6 +698,7 @@ Result parse(const std::string& text, const std::string& name) {
     read_initiate(top, c);
     read_manual_sas(top, c);
     read_ha(top, c);
+    read_routing(top, c);
     top.finish();
     res.errors = std::move(errs.list());
     if (res.errors.empty()) res.config = std::move(c);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "control/config/routing.h"
 #include "src/common/addr.h"
 
 namespace nimbus::config {
@@ -272,6 +273,7 @@ struct Config {
     std::vector<Initiate> initiate;
     std::vector<ManualTunnel> manual_sas;
     std::optional<Ha> ha;
+    std::optional<Routing> routing;  // FRR integration (routing.h); absent = none
 
     const Cloud* cloud(const std::string& name) const;
     const Port* port(const std::string& name) const;

@@ -188,6 +188,27 @@ bool Daemon::bring_up(std::string* err) {
     if (!rib_.commit(err)) return false;
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
 
+    if (cfg_.routing) {
+        frr_ = std::make_unique<routing::Frr>(
+            cfg_, loop_, rib_,
+            routing::FrrPorts{[this](int port) { return tap_ifindex(port); },
+                              [](int port) { return dp::port_info(port).mac; }});
+        // A site may announce only its own prefixes: a static tunnel's
+        // allowed prefixes, or an IKE site's configured ones (route owner =
+        // the site's id as written in its cloud).
+        frr_->set_allowed_lookup([this](int vrf, const std::string& site) -> std::optional<std::vector<Prefix>> {
+            for (auto& t : tunnels_.tunnels())
+                if (t.name == site && t.vrf == vrf) return t.allowed;
+            for (auto& c : cfg_.clouds) {
+                if (cfg_.vrf_index(c.vrf) != vrf) continue;
+                for (auto& st : c.sites)
+                    if (st.id == site) return st.prefixes;
+            }
+            return std::nullopt;
+        });
+        if (!frr_->start(err)) return false;
+    }
+
     // IKE drives the ESP dataplane: tunnels, SAs and their routes.
     ike_sink_ = std::make_unique<ike::DataplaneSink>(rib_, [this](const IpAddr& a) {
         for (auto& p : cfg_.ports)
@@ -196,6 +217,7 @@ bool Daemon::bring_up(std::string* err) {
         return 0;
     });
     ike_ = std::make_unique<ike::Service>(loop_, *ike_sink_);
+    if (frr_) ike_->set_offered([this](int vrf) { return frr_ ? frr_->offered(vrf) : std::vector<Prefix>{}; });
     if (!ike_->start(cfg_, err)) return false;
 
     if (!read_file(cfg_.file, &running_text_)) running_text_.clear();
@@ -244,6 +266,12 @@ bool Daemon::bring_up(std::string* err) {
 
     if (!dp::start(err)) return false;
     if (!ha_start(err)) return false;
+    if (frr_ && ha_) {  // an HA pair announces its sites from the master only
+        frr_->set_inject_active(ha_->role() == ha::Role::Master, "HA role is not master");
+        ha_->subscribe([this](const ha::RoleEvent& e) {
+            if (frr_) frr_->set_inject_active(e.role == ha::Role::Master, fmt::format("HA role {}", ha::role_name(e.role)));
+        });
+    }
     started_ = wall_s();
     // Under systemd: ready now, and a watchdog ping only while every worker
     // is still making progress, so a wedged dataplane gets restarted too.
@@ -410,6 +438,7 @@ void Daemon::tear_down() {
     // (dataplane tunnels and their routes), while the dataplane still runs.
     ike_.reset();
     ike_sink_.reset();
+    frr_.reset();  // zebra flushes our routes when the session closes
     for (auto& [k, h] : held_)
         for (auto& p : h.pkts) dp::release(p);
     held_.clear();
@@ -661,6 +690,10 @@ void Daemon::register_commands() {
                                                t.ike_rekeys, t.paths, t.prefixes, sink->dp_id(t.id)});
             return v;
         });
+    }
+    if (frr_) {
+        frr_->register_commands(reg_);
+        frr_->register_metrics(metrics_);
     }
 }
 

@@ -22,6 +22,7 @@
 #include "control/mgmt/commands.h"
 #include "control/mgmt/http_api.h"
 #include "control/mgmt/metrics.h"
+#include "control/routing/frr.h"
 #include "control/routing/rib.h"
 #include "dataplane/api.h"
 
@@ -57,6 +58,7 @@ public:
     uint64_t started_at() const { return started_; }
     // The HA engine (nullptr without `ha:`): subscribe() to its role changes.
     ha::HaDaemon* ha() { return ha_.get(); }
+    routing::Frr* frr() { return frr_.get(); }
     // Validate and apply a config text (SIGHUP, CLI, API); {"http": code, ...}.
     nlohmann::json apply_text(const std::string& text, const std::string& name, const std::string& who,
                               bool dry_run);
@@ -114,6 +116,7 @@ private:
     std::vector<std::string> underlay_;  // per port: the kernel interface of an af_packet/af_xdp vdev
     routing::Rib rib_;
     esp::Tunnels tunnels_;
+    std::unique_ptr<routing::Frr> frr_;  // the `routing:` section (FRR), when configured
     std::map<std::pair<int, IpAddr>, Held> held_;
     size_t held_total_ = 0;
     std::map<std::pair<int, IpAddr>, uint64_t> resolving_;  // last NTF_USE per neighbour

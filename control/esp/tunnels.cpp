@@ -65,7 +65,7 @@ bool Tunnels::install(const config::Config& cfg, routing::Rib& rib, std::string*
         TunnelState ts{t.name, id, s.vrf, t.allowed, &t};
         for (auto& p : t.allowed)
             rib.add(s.vrf, routing::Route{p, routing::Source::Tunnel, routing::default_distance(routing::Source::Tunnel),
-                                          routing::NextHop{routing::NextHop::Kind::Tunnel, -1, {}, id}, 0});
+                                          routing::NextHop{routing::NextHop::Kind::Tunnel, -1, {}, id}, 0, t.name});
         LOG_INFO("esp", "event=tunnel_up name={} id={} vrf={} cipher={} esn={} encap={} paths={} mtu={} out_spi={:#010x}",
                  t.name, id, t.vrf, t.cipher, t.esn, t.udp ? "udp" : "esp", t.paths.size(), dp::tunnel_mtu(id),
                  t.out.spi);

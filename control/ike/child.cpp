@@ -30,7 +30,8 @@ uint64_t jittered(uint32_t s) {
 
 // The policy for the peer's side and ours of an SA: a site may hold its
 // prefixes and nothing of another site's; an edge takes what it asked for.
-static void ts_policies(const IkeSa& sa, const Policy& pol, TsPolicy* peer, TsPolicy* mine) {
+static void ts_policies(const IkeSa& sa, const Policy& pol, const Engine::Offered& offered, TsPolicy* peer,
+                        TsPolicy* mine) {
     const CloudPolicy& c = *sa.cloud;
     if (sa.site >= 0) {
         const SitePolicy& s = c.sites[size_t(sa.site)];
@@ -43,7 +44,12 @@ static void ts_policies(const IkeSa& sa, const Policy& pol, TsPolicy* peer, TsPo
                     for (auto& p : c.sites[i].prefixes) peer->forbidden.push_back(p);
         }
         peer->refuse_default = true;
-        mine->allowed = c.advertise.empty() ? any_prefixes() : c.advertise;
+        mine->allowed = c.advertise;
+        if (offered)
+            for (auto& p : offered(c.vrf))
+                if (std::find(mine->allowed.begin(), mine->allowed.end(), p) == mine->allowed.end())
+                    mine->allowed.push_back(p);
+        if (mine->allowed.empty()) mine->allowed = any_prefixes();
     } else if (sa.initiate >= 0 && size_t(sa.initiate) < pol.initiate.size()) {
         const InitiatePolicy& in = pol.initiate[size_t(sa.initiate)];
         peer->allowed = in.remote_prefixes.empty() ? any_prefixes() : in.remote_prefixes;
@@ -89,7 +95,7 @@ Engine::ChildResult Engine::negotiate_child(IkeSa& sa, const SaPayload* sap, con
         return r;
     }
     TsPolicy peer, mine;
-    ts_policies(sa, policy_, &peer, &mine);
+    ts_policies(sa, policy_, offered_, &peer, &mine);
     r.tsi = narrow_ts(tsi->selectors, peer);
     r.tsr = narrow_ts(tsr->selectors, mine);
     if (!r.tsi.ok || !r.tsr.ok) {

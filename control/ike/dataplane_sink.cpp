@@ -80,7 +80,8 @@ void DataplaneSink::routes(Tun& t, const std::vector<Prefix>& want) {
         if (std::find(t.routed.begin(), t.routed.end(), p) == t.routed.end()) {
             rib_.add(t.spec.vrf,
                      routing::Route{p, routing::Source::Tunnel, routing::default_distance(routing::Source::Tunnel),
-                                    routing::NextHop{routing::NextHop::Kind::Tunnel, -1, {}, t.dp}, 0});
+                                    routing::NextHop{routing::NextHop::Kind::Tunnel, -1, {}, t.dp}, 0,
+                                    t.spec.name});  // the owner: FRR injection checks it against the site
             changed = true;
         }
     t.routed = want;

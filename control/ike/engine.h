@@ -155,6 +155,12 @@ public:
     // of sites that are gone are closed.
     void set_policy(Policy p);
     const Policy& policy() const { return policy_; }
+    // What a cloud (by VRF) offers to its sites besides its `advertise`
+    // list: with FRR, the routes `routing.clouds[].advertise[_bgp]` name
+    // (RFC 7296 §2.9: our TSr is narrowed to what we offer). Read at each
+    // child SA negotiation, so routes learned later are offered to the next.
+    using Offered = std::function<std::vector<Prefix>(int vrf)>;
+    void set_offered(Offered f) { offered_ = std::move(f); }
     // Starts the initiate entries (edge role).
     void start();
     // Starts one initiate entry now (the benchmark paces its load with it).
@@ -272,6 +278,7 @@ private:
     void replace_stale(IkeSa& sa, bool initial_contact);
 
     Policy policy_;
+    Offered offered_;
     Transport& net_;
     ChildSaSink& sink_;
     Clock now_;

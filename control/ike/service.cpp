@@ -136,6 +136,7 @@ bool Service::start(const config::Config& c, std::string* err) {
     if (!udp_.open(listen_addresses(c), uint16_t(c.ike.port_ike), uint16_t(c.ike.port_natt), err)) return false;
     ike_cfg_ = c.ike;
     engine_ = std::make_unique<Engine>(std::move(p), udp_, sink_, [] { return mono_ns(); });
+    if (offered_) engine_->set_offered(offered_);
     for (int fd : udp_.fds())
         loop_.add_fd(fd, EPOLLIN, [this, fd](uint32_t) {
             std::vector<UdpTransport::Datagram> got;
@@ -208,6 +209,11 @@ void Service::rearm() {
         engine_->on_timer();
         rearm();
     });
+}
+
+void Service::set_offered(Engine::Offered f) {
+    offered_ = std::move(f);
+    if (engine_) engine_->set_offered(offered_);
 }
 
 }  // namespace nimbus::ike

@@ -40,6 +40,8 @@ public:
 
     void register_commands(mgmt::Registry& reg);
     Engine* engine() { return engine_.get(); }
+    // Passed on to the engine (now and whenever it is created).
+    void set_offered(Engine::Offered f);
 
 private:
     void rearm();
@@ -52,6 +54,7 @@ private:
     control::Loop::TimerId timer_ = 0;
     uint64_t timer_at_ = 0;
     config::Ike ike_cfg_;
+    Engine::Offered offered_;
 };
 
 }  // namespace nimbus::ike

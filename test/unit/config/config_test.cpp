@@ -108,6 +108,47 @@ TEST_CASE("broken configs are rejected with exact positions and key paths") {
         {"node: { name: a }\nroutes:\n  - { prefix: 10.0.0.0/8, blackhole: true }\n"
          "  - { prefix: 10.0.0.0/8, blackhole: true }\n",
          "t.yaml:4:5: routes[1]: duplicate of the route at line 3 (10.0.0.0/8 in VRF 'default')"},
+        {"node: { name: a }\nrouting: { zebra: run/zserv.api }\n",
+         "t.yaml:2:19: routing.zebra: must be an absolute path"},
+        {"node: { name: a }\nrouting: { fpm: 127.0.0.1 }\n",
+         "t.yaml:2:17: routing.fpm: '127.0.0.1' is not ADDRESS:PORT (127.0.0.1:2620, [::1]:2620)"},
+        {"node: { name: a }\nrouting: { fpm: \"127.0.0.1:70000\" }\n",
+         "t.yaml:2:17: routing.fpm: '127.0.0.1:70000' is not ADDRESS:PORT (127.0.0.1:2620, [::1]:2620)"},
+        {"node: { name: a }\nrouting: { route_type: bgp }\n",
+         "t.yaml:2:24: routing.route_type: 'bgp' is not one of: nhrp, static, table, sharp, eigrp, babel, openfabric"},
+        {"node: { name: a }\nrouting: { distance: 0 }\n",
+         "t.yaml:2:22: routing.distance: 0 is out of range 1..255"},
+        {"node: { name: a }\nrouting: { max_prefixes_per_site: 0 }\n",
+         "t.yaml:2:35: routing.max_prefixes_per_site: 0 is out of range 1..1000000"},
+        {"node: { name: a }\nrouting: { frr_version: latest }\n",
+         "t.yaml:2:25: routing.frr_version: 'latest' is not an FRR version (8.4.4, 8.4.4-1.1~deb12u2)"},
+        {"node: { name: a }\nrouting: { zebr: /x }\n",
+         "t.yaml:2:12: routing.zebr: unknown key (did you mean 'zebra'?)"},
+        {"node: { name: a }\nrouting: { fpm_replay_hold_ms: -1 }\n",
+         "t.yaml:2:32: routing.fpm_replay_hold_ms: -1 is out of range 0..600000"},
+        {"node: { name: a }\nrouting: { host_routes: { table: 254 } }\n",
+         "t.yaml:2:34: routing.host_routes.table: table 254 is a kernel table zebra selects from or reserved; use "
+         "another"},
+        {"node: { name: a }\nrouting: { host_routes: { port: nope } }\n",
+         "t.yaml:2:33: routing.host_routes.port: unknown port 'nope'"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: corp, vrf: corp } ]\n",
+         "t.yaml:3:32: routing.clouds[0].vrf: unknown VRF 'corp'"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: a }, { name: b } ]\n",
+         "t.yaml:3:26: routing.clouds[1].vrf: VRF 'default' already belongs to cloud 'a'"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: a, advertise: [10.0.0.1/8] } ]\n",
+         "t.yaml:3:36: routing.clouds[0].advertise[0]: '10.0.0.1/8' has host bits set (did you mean 10.0.0.0/8?)"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: a, table: 255 } ]\n",
+         "t.yaml:3:31: routing.clouds[0].table: table 255 is a reserved kernel table"},
+        {"node: { name: a }\nvrfs: [ { name: b } ]\nrouting:\n  clouds: [ { name: a, table: 7 }, { name: b, vrf: b, table: 7 } ]\n",
+         "t.yaml:4:62: routing.clouds[1].table: table 7 is already mapped to cloud 'a'"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: a, advertise_bgp: 1 } ]\n",
+         "t.yaml:3:39: routing.clouds[0].advertise_bgp: expected true or false, found '1'"},
+        {"node: { name: a }\nrouting:\n  sites: [ { name: s1, tag: -1 } ]\n",
+         "t.yaml:3:29: routing.sites[0].tag: -1 is out of range 0..4294967295"},
+        {"node: { name: a }\nrouting:\n  sites: [ { name: s1 }, { name: s1 } ]\n",
+         "t.yaml:3:34: routing.sites[1].name: duplicate site 's1'"},
+        {"node: { name: a }\nrouting:\n  sites: [ { name: s1, max_prefix: 3 } ]\n",
+         "t.yaml:3:24: routing.sites[0].max_prefix: unknown key (did you mean 'max_prefixes'?)"},
         {"node: { name: a }\nvrfs: [ { name: x }, { name: x } ]\n", "t.yaml:2:30: vrfs[1].name: duplicate VRF 'x'"},
         {"node: { name: a }\nnode: { name: b }\n", "t.yaml:2:1: node: duplicate key"},
         {"node: { name: a\n", "t.yaml:2:1: (syntax): end of map flow not found"},
@@ -293,6 +334,63 @@ TEST_CASE("broken IKE sections are rejected with exact positions, and secrets ar
             CHECK(e.find("tiny") == std::string::npos);
         }
     }
+}
+
+TEST_CASE("the routing section parses with its defaults and overrides") {
+    auto r = parse(std::string(kBase) +
+                       "routing:\n"
+                       "  zebra: /run/frr/zserv.api\n"
+                       "  fpm: 127.0.0.1:2620\n"
+                       "  metric: 100\n"
+                       "  max_prefixes_per_site: 50\n"
+                       "  frr_version: 8.4.4-1.1~deb12u2\n"
+                       "  host_routes: { port: wan0 }\n"
+                       "  clouds:\n"
+                       "    - { name: internet, tag: 100, advertise: [198.51.100.0/24], advertise_bgp: true }\n"
+                       "    - { name: corp, vrf: corp, tag: 200, table: 1001 }\n"
+                       "  sites:\n"
+                       "    - { name: store-1, tag: 142, metric: 50, max_prefixes: 2 }\n",
+                   "c.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    REQUIRE(r.config->routing);
+    auto& rt = *r.config->routing;
+    CHECK(rt.zebra == "/run/frr/zserv.api");
+    REQUIRE(rt.fpm_addr);
+    CHECK(rt.fpm_addr->str() == "127.0.0.1");
+    CHECK(rt.fpm_port == 2620);
+    CHECK(rt.route_type == "nhrp");
+    CHECK(rt.instance == 0);
+    CHECK(rt.metric == 100);
+    CHECK(rt.distance == 0);
+    CHECK(rt.max_prefixes_per_site == 50);
+    CHECK(rt.fpm_replay_quiet_ms == 3000);
+    CHECK(rt.fpm_replay_hold_ms == 10000);
+    CHECK(rt.frr_version == "8.4.4-1.1~deb12u2");
+    CHECK(rt.host_routes.enabled);
+    CHECK(rt.host_routes.table == 250);
+    CHECK(rt.host_routes.port == "wan0");
+    REQUIRE(rt.clouds.size() == 2);
+    CHECK(rt.cloud_for_vrf("default")->name == "internet");
+    CHECK(rt.cloud_for_vrf("corp")->tag == 200u);
+    CHECK(rt.clouds[0].advertise_bgp);
+    CHECK(rt.clouds[0].advertise.at(0).str() == "198.51.100.0/24");
+    REQUIRE(rt.site("store-1"));
+    CHECK(rt.site("store-1")->max_prefixes == 2u);
+    CHECK(rt.site("store-1")->where.line == 20);
+    // FPM: main goes to the default VRF, 1001 to corp.
+    auto t = rt.fpm_tables();
+    CHECK(std::find(t.begin(), t.end(), std::make_pair(254u, std::string("default"))) != t.end());
+    CHECK(std::find(t.begin(), t.end(), std::make_pair(1001u, std::string("corp"))) != t.end());
+
+    auto none = parse(kBase, "c.yaml");
+    REQUIRE(none.ok());
+    CHECK_FALSE(none.config->routing);
+    auto v6 = parse("node: { name: a }\nrouting: { fpm: \"[::1]:2621\" }\n", "c.yaml");
+    REQUIRE(v6.ok());
+    CHECK(v6.config->routing->fpm_addr->str() == "::1");
+    CHECK(v6.config->routing->fpm_port == 2621);
+    CHECK_FALSE(v6.config->routing->fpm_addr->is_v4());
 }
 
 // ---- ha: (control/config/ha.cpp)
