@@ -138,6 +138,7 @@ void read_mgmt(MapReader& top, Config& c) {
             m.errors().add(m.get("state_dir").Mark(), "mgmt.state_dir", "must be an absolute path");
         else c.mgmt.state_dir = *s;
     }
+    if (auto v = m.integer("history", 2, 1000)) c.mgmt.history = int(*v);
     auto hostport = [&](MapReader& r, const std::string& key, std::string* out) {
         auto s = r.str(key);
         if (!s) return;

@@ -71,6 +71,7 @@ struct Mgmt {
     std::string state_dir;       // audit log, config history; default /var/lib/nimbus/<node>
     Api api;
     std::string metrics_listen;  // plain-HTTP /metrics on "ADDR:PORT"
+    int history = 20;            // configs kept for `config rollback N`
     bool operator==(const Mgmt&) const = default;
 };
 

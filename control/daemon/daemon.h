@@ -63,6 +63,12 @@ public:
     nlohmann::json apply_text(const std::string& text, const std::string& name, const std::string& who,
                               bool dry_run);
     const std::string& running_text() const { return running_text_; }
+    // `config rollback N`: apply the config applied N changes ago.
+    nlohmann::json rollback(int n, const std::string& who);
+    struct Applied {
+        std::string text, version, who, when;
+    };
+    const std::deque<Applied>& history() const { return history_; }
     std::string state_dir() const;
     mgmt::Metrics& metrics() { return metrics_; }
     control::Loop& loop() { return loop_; }
@@ -103,6 +109,9 @@ private:
     bool ha_punt(dp::HostPkt& p);  // true: taken (a VRRP advert)
     void ha_from_host(int port, uint8_t* frame, uint32_t len);
     void ha_link(int port, bool up);
+    void ha_wire();
+    bool start_frr(std::string* err);
+    bool ha_registered_ = false;
 
     config::Config cfg_;
     control::Loop loop_;
@@ -127,6 +136,8 @@ private:
     std::unique_ptr<ike::Service> ike_;
     std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;
     std::string running_text_;  // the applied config, as text
+    std::deque<Applied> history_;  // newest last; the running config is the last
+    void remember(const std::string& text, const std::string& version, const std::string& who);
     mgmt::Metrics metrics_;
     std::unique_ptr<mgmt::HttpApi> api_;
     std::vector<uint64_t> worker_loops_;  // watchdog: progress since the last ping

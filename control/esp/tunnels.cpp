@@ -1,5 +1,7 @@
 #include "control/esp/tunnels.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "src/common/bytes.h"
@@ -42,7 +44,14 @@ std::string spi_str(uint32_t spi) { return fmt::format("{:08x}", spi); }
 }  // namespace
 
 bool Tunnels::install(const config::Config& cfg, routing::Rib& rib, std::string* err) {
-    for (auto& t : cfg.manual_sas) {
+    for (auto& t : cfg.manual_sas)
+        if (!install_one(cfg, t, rib, err)) return false;
+    return true;
+}
+
+bool Tunnels::install_one(const config::Config& cfg, const config::ManualTunnel& t, routing::Rib& rib,
+                          std::string* err) {
+    {
         dp::TunnelSpec s;
         s.name = t.name;
         s.vrf = cfg.vrf_index(t.vrf);
@@ -72,6 +81,61 @@ bool Tunnels::install(const config::Config& cfg, routing::Rib& rib, std::string*
         tunnels_.push_back(ts);
     }
     return true;
+}
+
+void Tunnels::remove_one(const std::string& tname, routing::Rib& rib) {
+    auto it = std::find_if(tunnels_.begin(), tunnels_.end(), [&](const TunnelState& t) { return t.name == tname; });
+    if (it == tunnels_.end()) return;
+    for (auto& p : it->allowed) rib.remove(it->vrf, p, routing::Source::Tunnel);
+    std::string e;
+    rib.commit(&e);  // no route points at the tunnel any more: the dataplane can let it go
+    dp::tunnel_remove(it->id);
+    LOG_INFO("esp", "event=tunnel_removed name={} id={}", it->name, it->id);
+    tunnels_.erase(it);
+}
+
+// Only the tunnels named: the others keep their SAs, counters and uptime.
+// On failure the tunnels already changed are put back as they were.
+bool Tunnels::apply(const config::Config& from, const config::Config& to, const std::vector<std::string>& del,
+                    const std::vector<std::string>& add, routing::Rib& rib, std::string* err) {
+    auto find = [](const config::Config& c, const std::string& n) -> const config::ManualTunnel* {
+        for (auto& t : c.manual_sas)
+            if (t.name == n) return &t;
+        return nullptr;
+    };
+    for (auto& n : del) remove_one(n, rib);
+    std::vector<std::string> done;
+    bool ok = true;
+    for (auto& n : add) {
+        const config::ManualTunnel* t = find(to, n);
+        if (t && install_one(to, *t, rib, err)) {
+            done.push_back(n);
+            continue;
+        }
+        if (!t) *err = fmt::format("manual_sas: no tunnel '{}'", n);
+        ok = false;
+        break;
+    }
+    if (ok && rib.commit(err)) {
+        rebind(to);
+        return true;
+    }
+    for (auto& d : done) remove_one(d, rib);
+    std::string e2;
+    for (auto& d : del)
+        if (const config::ManualTunnel* o = find(from, d)) install_one(from, *o, rib, &e2);
+    rib.commit(&e2);
+    rebind(from);
+    return false;
+}
+
+// TunnelState::cfg points into the daemon's config: after it is replaced.
+void Tunnels::rebind(const config::Config& cfg) {
+    for (auto& s : tunnels_) {
+        s.cfg = nullptr;
+        for (auto& t : cfg.manual_sas)
+            if (t.name == s.name) s.cfg = &t;
+    }
 }
 
 void Tunnels::remove_all(routing::Rib& rib) {

@@ -45,6 +45,13 @@ public:
     // installed stays (the daemon exits anyway).
     bool install(const config::Config& cfg, routing::Rib& rib, std::string* err);
     void remove_all(routing::Rib& rib);
+    // A config transaction: removes the tunnels named in `del`, installs
+    // those in `add` from `to` (a changed tunnel is in both), commits the
+    // RIB. On failure, `from` is restored and *err says why.
+    bool apply(const config::Config& from, const config::Config& to, const std::vector<std::string>& del,
+               const std::vector<std::string>& add, routing::Rib& rib, std::string* err);
+    // Points the tunnels' config at `cfg` (the daemon's, once replaced).
+    void rebind(const config::Config& cfg);
     // Drains the workers' SA events (soft / hard lifetime, exhausted
     // sequence numbers) and logs them; rekeying arrives with IKE.
     void poll_events();
@@ -54,6 +61,9 @@ public:
     void register_commands(mgmt::Registry& reg, const config::Config& cfg);
 
 private:
+    bool install_one(const config::Config& cfg, const config::ManualTunnel& t, routing::Rib& rib, std::string* err);
+    void remove_one(const std::string& name, routing::Rib& rib);
+
     std::vector<TunnelState> tunnels_;
     std::function<std::vector<DynamicTunnel>()> dynamic_;
 };

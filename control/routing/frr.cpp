@@ -501,30 +501,43 @@ mgmt::Result Frr::show_offered(const mgmt::Args&) const {
     return mgmt::Result{0, tb.text(), tb.json()};
 }
 
-void Frr::register_commands(mgmt::Registry& reg) {
+// The commands reach whichever Frr is current (a config apply may replace
+// it); without one they say so.
+void Frr::register_commands(mgmt::Registry& reg, std::function<Frr*()> current) {
+    auto via = [current](mgmt::Result (Frr::*fn)(const mgmt::Args&)) {
+        return [current, fn](const mgmt::Args& a) {
+            Frr* f = current();
+            return f ? (f->*fn)(a) : mgmt::Result::error("% routing (FRR) is not configured");
+        };
+    };
+    auto via_c = [current](mgmt::Result (Frr::*fn)(const mgmt::Args&) const) {
+        return [current, fn](const mgmt::Args& a) {
+            Frr* f = current();
+            return f ? (f->*fn)(a) : mgmt::Result::error("% routing (FRR) is not configured");
+        };
+    };
     reg.add("show routing", "FRR integration: ZAPI and FPM sessions, injection, host routes",
-            [this](const mgmt::Args& a) { return show(a); });
+            via_c(&Frr::show));
     reg.add("show routing injected", "Tunnel prefixes and what injection made of them",
-            [this](const mgmt::Args& a) { return show_injected(a); });
+            via_c(&Frr::show_injected));
     reg.add("show routing learned", "Routes learned from zebra over FPM",
-            [this](const mgmt::Args& a) { return show_learned(a); });
+            via_c(&Frr::show_learned));
     reg.add("show routing offered", "What each cloud offers to its sites (advertise, advertise_bgp)",
-            [this](const mgmt::Args& a) { return show_offered(a); });
+            via_c(&Frr::show_offered));
     reg.add("debug tunnel-for-test up NAME PREFIXES [allowed ALLOWED] [vrf VRF] [via GW]",
             "TEST ONLY: tunnel routes for site NAME (comma-separated prefixes) as if a tunnel came up",
-            [this](const mgmt::Args& a) { return test_up(a); });
+            via(&Frr::test_up));
     reg.add("debug tunnel-for-test down NAME", "TEST ONLY: remove a test tunnel's routes ('all' for every one)",
-            [this](const mgmt::Args& a) { return test_down(a); });
+            via(&Frr::test_down));
     reg.add("debug tunnel-for-test withdraw NAME",
             "TEST ONLY: take a real tunnel's routes out of the RIB, as if it went down ('all': every one)",
-            [this](const mgmt::Args& a) { return test_withdraw(a); });
+            via(&Frr::test_withdraw));
     reg.add("debug tunnel-for-test restore NAME", "TEST ONLY: put withdrawn tunnel routes back, as if it came up",
-            [this](const mgmt::Args& a) { return test_restore(a); });
+            via(&Frr::test_restore));
 }
 
-void Frr::register_metrics(mgmt::Metrics& m) {
-    m.add([this, token = std::weak_ptr<Frr*>(self_)](mgmt::MetricsWriter& w) {
-        if (token.expired()) return;
+void Frr::write_metrics(mgmt::MetricsWriter& w) const {
+    {
         if (zapi_) {
             w.family("nimbus_routing_zapi_synced", "gauge", "1 when the ZAPI session to zebra is synced");
             w.sample("nimbus_routing_zapi_synced", zapi_->phase() == ZapiPhase::Synced ? 1 : 0);
@@ -561,7 +574,7 @@ void Frr::register_metrics(mgmt::Metrics& m) {
             w.family("nimbus_routing_host_routes", "gauge", "Kernel routes for tunnel prefixes (the box's own traffic)");
             w.sample("nimbus_routing_host_routes", double(host_->installed()));
         }
-    });
+    }
 }
 
 }  // namespace nimbus::routing

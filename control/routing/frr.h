@@ -48,9 +48,11 @@ public:
     // failure (e.g. the FPM port is taken).
     bool start(std::string* err);
     void stop();
-    void register_commands(mgmt::Registry& reg);
+    // Once per daemon: the commands reach `current()` (null: not configured),
+    // so an Frr replaced by a config apply keeps its commands.
+    static void register_commands(mgmt::Registry& reg, std::function<Frr*()> current);
     // Prometheus: session states, prefixes injected and learned, refusals.
-    void register_metrics(mgmt::Metrics& m);
+    void write_metrics(mgmt::MetricsWriter& w) const;
 
     // Who owns tunnels tells which prefixes a site may hold (the safety net
     // of the injector). Sites created with the test hook are known too.

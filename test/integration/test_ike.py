@@ -620,3 +620,90 @@ def test_dead_site_takes_its_routes_and_mobike_move_keeps_traffic(lab, pki):
     assert elapsed <= 6.0 + 0.1
     assert tunnel(d)["state"] == "down" and tunnel(d)["dp_id"] is None
     assert not h.ping_ok("10.16.1.1", 1)
+
+
+# ---- config transactions under traffic (issue 7)
+
+def nimbus_cli(d, *words, check=True):
+    from nimbuslab import NIMBUS
+    return run([NIMBUS, "-s", d.sock] + list(words), check=check)
+
+
+def test_apply_adds_a_site_under_traffic_and_a_late_failure_rolls_everything_back(lab, pki):
+    """`nimbus config apply` adding a site and a route while another site's
+    tunnel carries 100 pps: that tunnel's SAs, uptime and counters survive and
+    no packet is lost. Then a config whose last step fails for real (the
+    routing section's FPM port is taken) is rolled back as a whole: the site,
+    route and SAs added by earlier steps are undone, the running config and
+    traffic are untouched; `config rollback 1` returns to the first config."""
+    c, h, s, sw, d = traffic_lab(lab, pki)
+    before = established(d)[0]
+    spis = sorted((ch["spi_in"], ch["spi_out"]) for ch in before["children"])
+    t0 = tunnel(d)
+    first = open(d.cfg).read()
+    log = os.path.join(lab.dir, "ping-apply.log")
+    ping = s.popen(["ping", "-i", "0.01", "-c", "500", "-W", "1", "-I", "10.16.1.1", "10.0.0.2"], "ping-apply.log")
+    wait_until(lambda: "icmp_seq=20 " in open(log).read(), 15, "traffic through the tunnel")
+
+    added = first.replace('      - { id: "CN=store-0003", prefixes: [10.16.3.0/24] }\n',
+                          '      - { id: "CN=store-0003", prefixes: [10.16.3.0/24] }\n'
+                          '      - { id: "CN=store-0009", prefixes: [10.16.9.0/24] }\n')
+    assert added != first
+    added += "routes:\n  - { vrf: corp, prefix: 10.99.0.0/16, blackhole: true }\n"
+    new = os.path.join(lab.dir, "new.yaml")
+    with open(new, "w") as f:
+        f.write(added)
+    out = nimbus_cli(d, "config", "apply", new).stdout
+    assert "applied, version" in out and "ike: cloud corp: site + CN=store-0009" in out, out
+    assert "route + 10.99.0.0/16 vrf corp blackhole" in out, out
+    ping.wait(timeout=60)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", open(log).read())
+    assert m and int(m.group(1)) == 500 and int(m.group(2)) == 500, open(log).read()[-300:]
+    after = established(d)
+    assert len(after) == 1 and after[0]["spi_i"] == before["spi_i"], "the IKE SA was not touched"
+    assert sorted((ch["spi_in"], ch["spi_out"]) for ch in after[0]["children"]) == spis, "child SAs unchanged"
+    t1 = tunnel(d)
+    assert t1["id"] == t0["id"] and t1["uptime_s"] >= t0["uptime_s"] and t1["rx_packets"] >= t0["rx_packets"] + 500
+    assert any(r["prefix"] == "10.99.0.0/16" for r in d.cli("show", "ip", "route", "vrf", "corp"))
+    second = open(d.cfg).read()
+    assert "store-0009" in second
+
+    # A late step fails: routing (FRR) is switched on with its FPM port taken.
+    c.popen(["/usr/bin/python3", "-c", "import socket,time\ns=socket.socket()\n"
+             "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',2620))\ns.listen()\n"
+             "time.sleep(300)"], "fpm-squatter.log")
+    wait_until(lambda: "127.0.0.1:2620" in c.run(["ss", "-ltn"]).stdout, 10, "the squatter on 2620")
+    bad = second.replace('      - { id: "CN=store-0009", prefixes: [10.16.9.0/24] }\n',
+                         '      - { id: "CN=store-0009", prefixes: [10.16.9.0/24] }\n'
+                         '      - { id: "CN=store-0010", prefixes: [10.16.10.0/24] }\n')
+    bad = bad.replace("routes:\n", "routes:\n  - { vrf: corp, prefix: 10.98.0.0/16, blackhole: true }\n")
+    bad += ("routing:\n  zebra: /nonexistent/zserv.api\n  fpm: 127.0.0.1:2620\n"
+            "  host_routes: { enabled: false }\n")
+    with open(new, "w") as f:
+        f.write(bad)
+    p = nimbus_cli(d, "config", "apply", new, check=False)
+    assert p.returncode == 1 and "routing:" in p.stderr and "2620" in p.stderr, (p.stdout, p.stderr)
+    assert "event=apply_failed" in d.log() and "action=rolled_back" in d.log()
+    # Everything of the failed apply is gone; the rest is as before.
+    routes = d.cli("show", "ip", "route", "vrf", "corp")
+    assert not any(r["prefix"] == "10.98.0.0/16" for r in routes)
+    assert any(r["prefix"] == "10.99.0.0/16" for r in routes)
+    assert open(d.cfg).read() == second, "the -c file is not rewritten by a failed apply"
+    assert "store-0010" not in nimbus_cli(d, "config", "show", "running").stdout
+    r = nimbus_cli(d, "show", "routing", check=False)
+    assert r.returncode == 1 and "routing (FRR) is not configured" in r.stderr + r.stdout
+    after2 = established(d)
+    assert len(after2) == 1 and sorted((ch["spi_in"], ch["spi_out"]) for ch in after2[0]["children"]) == spis
+    assert s.ping_ok("10.0.0.2", 3, extra=("-I", "10.16.1.1")), "traffic after the rollback"
+    # The site of the failed apply cannot connect: the engine's policy is the old one.
+    assert not any(x.get("peer_id", "").endswith("store-0010") for x in sas(d))
+
+    # History and rollback: back to the first config (one change ago is the second).
+    hist = d.cli("config", "history")
+    assert [x["back"] for x in hist][:2] == [0, 1] and hist[0]["by"] == "cli" and hist[1]["by"] == "boot"
+    out = nimbus_cli(d, "config", "rollback", "1").stdout
+    assert "rolled back to version" in out and "ike: cloud corp: site - CN=store-0009" in out, out
+    assert not any(r["prefix"] == "10.99.0.0/16" for r in d.cli("show", "ip", "route", "vrf", "corp"))
+    assert open(d.cfg).read() == first
+    assert established(d)[0]["spi_i"] == before["spi_i"], "rollback did not touch the tunnel either"
+    assert nimbus_cli(d, "config", "rollback", "7", check=False).returncode == 1
