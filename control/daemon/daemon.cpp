@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <filesystem>
@@ -300,6 +301,10 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     next.file = cfg_.file;
     std::vector<std::string> changes = config::diff(running_text_, text);
     config::Plan plan = config::plan(cfg_, next);
+    // Certificates, keys and CRLs are files: an apply reads them again even
+    // when their names did not change (a new CRL is pushed, then SIGHUP).
+    bool pki_files = std::any_of(next.clouds.begin(), next.clouds.end(), [](const config::Cloud& c) { return c.pki; });
+    bool ike_step = ike_ && (plan.ike || pki_files);
     if (!plan.restart.empty()) {
         std::string why = fmt::format("changes to {} need a restart; routes, manual_sas, clouds, ike, initiate, ha "
                                       "and routing apply live",
@@ -312,14 +317,15 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     // again even when their file names did not change) before anything is
     // applied.
     std::vector<std::string> ike_errors;
-    if (plan.ike && ike_ && !ike_->check(next, &ike_errors)) {
+    if (ike_step && !ike_->check(next, &ike_errors)) {
         for (auto& e : ike_errors) LOG_ERROR("config", "event=apply_rejected source={} error=\"{}\"", who, e);
         audit(who, "rejected", version, changes);
         return {{"http", 422}, {"applied", false}, {"errors", ike_errors}};
     }
     nlohmann::json ops = plan.ops();
+    if (ike_step && !plan.ike) ops.push_back("ike: certificates, keys and CRLs read again");
     if (dry_run) return {{"http", 200}, {"applied", false}, {"diff", changes}, {"plan", ops}, {"version", version}};
-    if (plan.empty()) {
+    if (plan.empty() && !ike_step) {
         running_text_ = text;  // same config (comments or layout may differ)
         return {{"http", 200}, {"applied", false}, {"diff", changes}, {"plan", ops}, {"version", version}};
     }
@@ -354,7 +360,7 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
                          [&](std::string* e) {
                              return tunnels_.apply(next, old, plan.tunnels_add, plan.tunnels_del, rib_, e);
                          }});
-    if (plan.ike && ike_) {
+    if (ike_step) {
         auto reload = [this](const config::Config& c, std::string* e) {
             std::vector<std::string> errs;
             if (ike_->reload(c, &errs)) return true;
@@ -425,6 +431,7 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
 // The last configs applied (newest last), for `config history|rollback`.
 // In memory with their secrets; on disk (state_dir/history) redacted.
 void Daemon::remember(const std::string& text, const std::string& version, const std::string& who) {
+    if (!history_.empty() && history_.back().version == version) return;  // e.g. SIGHUP for new CRLs
     history_.push_back(Applied{text, version, who, iso_time()});
     size_t keep = size_t(std::max(cfg_.mgmt.history, 2));
     while (history_.size() > keep) history_.pop_front();

@@ -376,14 +376,18 @@ def test_debug_capture_tunnel_before_and_after_encryption(lab):
     esp = [p for p in pk if UDP in p and p[UDP].dport == 4500]
     assert len(plain) == 4 and len(esp) == 4, [p.summary() for p in pk]
     assert {p[ICMP].type for p in plain} == {0, 8}  # requests out, replies in
-    # A port capture: rx and tx of the LAN port, count-limited.
+    # A port capture: rx and tx of the LAN port, count-limited. The host may
+    # send ARP/ND of its own on the LAN at any time: count the pings.
     pfile = os.path.join(lab.dir, "lan.pcap")
     da.text("debug", "capture", "lan0", "count", "4", "file", pfile)
-    assert ha.ping_ok("10.2.0.2", 2, wait=5)
-    wait_until(lambda: da.cli("show", "capture")["written"] == 4, 10, "the port capture")
+    wait_until(lambda: ha.ping_ok("10.2.0.2", 1, wait=5) and da.cli("show", "capture")["written"] == 4, 20,
+               "the port capture to fill")
     st = da.cli("show", "capture")
-    assert st["by_direction"] == {"rx": 2, "tx": 2}
-    assert len(rdpcap(pfile)) == 4
+    assert st["by_direction"]["rx"] >= 1 and st["by_direction"]["tx"] >= 1, st
+    pk = rdpcap(pfile)
+    assert len(pk) == 4
+    icmp = [p[ICMP].type for p in pk if ICMP in p]
+    assert 8 in icmp and 0 in icmp, [p.summary() for p in pk]  # a request in, a reply out
     # One at a time, and stop works.
     da.text("debug", "capture", "lan0", "count", "1000", "file", pfile)
     p = da.cli_raw(["debug", "capture", "lan0"], check=False)
