@@ -340,7 +340,9 @@ router bgp 65000
     def metrics(self):
         self.say("metrics: Prometheus text on the concentrator's management listener")
         r = self.conc.run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9108/metrics"], check=False)
-        self.ok(r.returncode == 0, "curl http://127.0.0.1:9108/metrics")
+        if r.returncode != 0:
+            raise Failed(f"curl http://127.0.0.1:9108/metrics exited with {r.returncode}: {r.stderr.strip()}")
+        self.ok(True, "curl http://127.0.0.1:9108/metrics")
         want = re.compile(r"^nimbus_(info|uptime_seconds|tunnel|routes|routing_(zapi_synced|injected_prefixes|"
                           r"fpm_connected|fpm_routes)|port_(rx|tx)_packets_total)")
         lines = [ln for ln in r.stdout.splitlines() if want.match(ln)]
@@ -384,8 +386,7 @@ def main():
     except KeyboardInterrupt as e:
         print(f"\ndemo: interrupted ({str(e) or 'SIGINT'}) during '{d.step}'")
         rc = 130
-    except (Failed, AssertionError, OSError, ValueError, KeyError, TypeError) as e:
-        # AssertionError: a harness command failed; the others: unexpected output.
+    except Exception as e:  # Failed: a check; AssertionError: a command failed; others: unexpected output
         print(f"\ndemo: FAILED during '{d.step}': {type(e).__name__ + ': ' if not isinstance(e, Failed) else ''}{e}")
         if d.lab and os.environ.get("NIMBUS_DEMO_LOGS", "1") != "0":
             print(f"----- logs (last lines of each) -----\n{tail_logs(d.lab)}")

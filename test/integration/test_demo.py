@@ -128,3 +128,23 @@ def test_demo_interrupted_cleans_up():
     assert "demo: interrupted (SIGINT) during 'the concentrator's view'" in text, text
     assert "== cleaning up" in text
     assert_cleaned_up(text)
+
+
+def test_demo_failing_step_says_which_and_cleans_up(tmp_path):
+    """A step that fails (here the metrics scrape: a `curl` that fails is put
+    first in PATH) stops the demo with a message naming the step, the logs,
+    exit code 1, and nothing left behind."""
+    fake = tmp_path / "curl"
+    fake.write_text("#!/bin/sh\necho 'curl: (7) Failed to connect (fake curl of test_demo)' >&2\nexit 7\n")
+    fake.chmod(0o755)
+    env = dict(demo_env(), PATH=f"{tmp_path}:{os.environ['PATH']}")
+    p = subprocess.run([DEMO], capture_output=True, text=True, timeout=280, env=env)
+    out = p.stdout + p.stderr
+    print(out)
+    assert p.returncode == 1, out
+    assert "ok: ping host2 -> host1 (site2 -> conc -> site1): 3/3" in out   # everything before it ran
+    assert re.search(r"^demo: FAILED during 'metrics: .*': curl http://127.0.0.1:9108/metrics exited with 7: "
+                     r"curl: \(7\) Failed to connect \(fake curl of test_demo\)$", out, re.M), out
+    assert "----- logs (last lines of each) -----" in out and "--- nimbusd-conc.log" in out
+    assert "demo: OK" not in out
+    assert_cleaned_up(out)
