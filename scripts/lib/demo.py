@@ -56,6 +56,19 @@ class Failed(Exception):
     pass
 
 
+def emit(*args):
+    """print() that never stops the demo: when the terminal or pipe is gone
+    (Ctrl-C also kills a `| tee`), output goes nowhere and the cleanup still
+    runs."""
+    try:
+        print(*args)
+    except OSError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+
+
 class Demo:
     def __init__(self):
         self.step = "start"
@@ -67,17 +80,17 @@ class Demo:
 
     def say(self, title):
         self.step = title
-        print(f"\n{BOLD}== {title}{PLAIN}", flush=True)
+        emit(f"\n{BOLD}== {title}{PLAIN}")
 
     def show(self, where, cmd, text):
-        print(f"{where}# {cmd}")
-        print(text.rstrip("\n"), flush=True)
+        emit(f"{where}# {cmd}")
+        emit(text.rstrip("\n"))
 
     def ok(self, cond, what):
         if not cond:
             raise Failed(what)
         self.checks += 1
-        print(f"   ok: {what}", flush=True)
+        emit(f"   ok: {what}")
 
     def wait(self, pred, timeout, what):
         try:
@@ -85,7 +98,7 @@ class Demo:
         except nimbuslab.Timeout as e:
             raise Failed(str(e)) from None
         self.checks += 1
-        print(f"   ok: {what}", flush=True)
+        emit(f"   ok: {what}")
         return v
 
     # ---- configs (the embedded default lab)
@@ -208,13 +221,13 @@ router bgp 65000
                         (self.site1, "el"), (self.host1, "h0"), (self.host2, "h0")):
             ns.no_offload(ifc)
         for n in lab.namespaces:
-            print(f"   netns {n.name}")
+            emit(f"   netns {n.name}")
 
         self.say(f"certificates: a P-521 CA and P-384 leaves (openssl, in {lab.dir}/pki)")
         self.pki = swan.make_pki(os.path.join(lab.dir, "pki"))
         for leaf in ("conc", "site1", "edge1"):
             subj = nimbuslab.run(["openssl", "x509", "-in", f"{self.pki}/{leaf}.crt", "-noout", "-subject"]).stdout
-            print(f"   {leaf}.crt: {subj.strip()}")
+            emit(f"   {leaf}.crt: {subj.strip()}")
         self.ok(os.path.exists(f"{self.pki}/ca.crl"), "CA, leaves and CRL made")
 
     def start_core(self):
@@ -226,8 +239,8 @@ router bgp 65000
         self.core_frr = frrlab.Frr(lab, self.core, "core", "hostname core\n", self.CORE_BGPD)
         self.conc_frr = frrlab.Frr(lab, self.conc, "conc", conc_zebra, conc_bgpd, fpm=True)
         self.nimbus = lab.nimbusd(self.conc, "conc", self.conc_config(self.pki, self.conc_frr.zserv))
-        print(f"   concentrator config: {self.nimbus.cfg}")
-        print("   FRR on the concentrator: conf/frr/zebra.conf and bgpd.conf as shipped (BGP timers shortened)")
+        emit(f"   concentrator config: {self.nimbus.cfg}")
+        emit("   FRR on the concentrator: conf/frr/zebra.conf and bgpd.conf as shipped (BGP timers shortened)")
         nimbuslab.run([nimbuslab.NIMBUSD, "--check", "-c", self.nimbus.cfg])
         self.ok(True, "nimbusd --check accepts the concentrator config")
         self.core_frr.start()
@@ -256,7 +269,7 @@ router bgp 65000
 
         self.say("site2: nimbusd as an edge (initiate:), certificate CN=edge-0001")
         self.edge = self.lab.nimbusd(self.site2, "site2", self.edge_config(self.pki))
-        print(f"   edge config: {self.edge.cfg}")
+        emit(f"   edge config: {self.edge.cfg}")
         self.edge.start(timeout=60)
         self.wait(lambda: self.edge.cli("show", "tunnels") and self.edge.cli("show", "tunnels")[0]["state"] == "up",
                   30, "the edge's tunnel to the concentrator is up")
@@ -314,7 +327,7 @@ router bgp 65000
         self.show(label.split()[0], f"ping -c {count} {dst}", "\n".join(
             line for line in p.stdout.splitlines() if "bytes from" in line or "transmitted" in line))
         if count > 1:
-            print(f"   (before it, a single ping was answered at try {len(tries)})")
+            emit(f"   (before it, a single ping was answered at try {len(tries)})")
         m = re.search(r"(\d+) received", p.stdout)
         self.ok(p.returncode == 0 and m and int(m.group(1)) == count, f"ping {label}: {count}/{count}")
 
@@ -360,17 +373,23 @@ router bgp 65000
         self.metrics()
 
 
+def hold_signals():
+    """From here on nothing may interrupt the cleanup (a second Ctrl-C)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def main():
     if os.geteuid() != 0:
-        print("demo: run as root (namespaces, DPDK)")
+        emit("demo: run as root (namespaces, DPDK)")
         return 1
     for what, why in (("strongSwan", swan.available()),
                       ("FRR", None if frrlab.available() else "/usr/lib/frr/zebra or vtysh missing")):
         if why:
-            print(f"demo: {what} is not usable: {why} (scripts/setup.sh installs it)")
+            emit(f"demo: {what} is not usable: {why} (scripts/setup.sh installs it)")
             return 1
     if not os.path.exists(nimbuslab.NIMBUSD):
-        print(f"demo: {nimbuslab.NIMBUSD} is not built")
+        emit(f"demo: {nimbuslab.NIMBUSD} is not built")
         return 1
 
     def stop(signum, _frame):
@@ -382,26 +401,26 @@ def main():
     rc = 0
     try:
         d.main()
-        print(f"\n{BOLD}demo: OK, {d.checks} checks passed in {time.monotonic() - d.t0:.0f} s{PLAIN}")
+        emit(f"\n{BOLD}demo: OK, {d.checks} checks passed in {time.monotonic() - d.t0:.0f} s{PLAIN}")
     except KeyboardInterrupt as e:
-        print(f"\ndemo: interrupted ({str(e) or 'SIGINT'}) during '{d.step}'")
+        hold_signals()
+        emit(f"\ndemo: interrupted ({str(e) or 'SIGINT'}) during '{d.step}'")
         rc = 130
     except Exception as e:  # Failed: a check; AssertionError: a command failed; others: unexpected output
-        print(f"\ndemo: FAILED during '{d.step}': {type(e).__name__ + ': ' if not isinstance(e, Failed) else ''}{e}")
+        hold_signals()
+        emit(f"\ndemo: FAILED during '{d.step}': {type(e).__name__ + ': ' if not isinstance(e, Failed) else ''}{e}")
         if d.lab and os.environ.get("NIMBUS_DEMO_LOGS", "1") != "0":
-            print(f"----- logs (last lines of each) -----\n{tail_logs(d.lab)}")
+            emit(f"----- logs (last lines of each) -----\n{tail_logs(d.lab)}")
         rc = 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        hold_signals()
         if d.lab:
-            print(f"\n{BOLD}== cleaning up: nimbusd, charon, FRR daemons, namespaces, {d.lab.dir}{PLAIN}", flush=True)
+            emit(f"\n{BOLD}== cleaning up: nimbusd, charon, FRR daemons, namespaces, {d.lab.dir}{PLAIN}")
             d.lab.cleanup()
             left = [n.name for n in d.lab.namespaces
                     if n.name in nimbuslab.run(["ip", "netns", "list"], check=False).stdout]
             if left:
-                print(f"demo: cleanup left namespaces behind: {left}")
+                emit(f"demo: cleanup left namespaces behind: {left}")
                 rc = rc or 1
     return rc
 
