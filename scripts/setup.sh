@@ -17,7 +17,8 @@ RUN_PKGS=(iproute2 nftables ethtool iputils-ping iperf3 procps)
 DEMO_PKGS=(python3 openssl curl frr strongswan-charon strongswan-swanctl libcharon-extra-plugins
            libstrongswan-standard-plugins libstrongswan-extra-plugins)
 TEST_PKGS=(python3-pytest python3-pytest-timeout python3-scapy python3-cryptography libpcap0.8
-           python3-prometheus-client tcpdump tmux dpdk-dev clang-14 libclang-rt-14-dev keepalived conntrack)
+           python3-prometheus-client tcpdump tmux dpdk-dev clang-14 libclang-rt-14-dev keepalived conntrack
+           dpdk-doc libpcap-dev make)
 
 pkgs=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${DEMO_PKGS[@]}")
 [ $want_test = 1 ] && pkgs+=("${TEST_PKGS[@]}")

@@ -74,7 +74,7 @@ namespace {
 const std::regex kNameRe("^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$");
 // Port names become Linux interface names: at most 15 characters.
 const std::regex kIfNameRe("^[A-Za-z][A-Za-z0-9_.-]{0,14}$");
-const std::regex kVdevRe("^net_[a-z_]+[0-9]+(,[A-Za-z0-9_]+=[^,]*)*$");
+const std::regex kVdevRe("^net_[a-z_]+[0-9]+(,[A-Za-z0-9_-]+=[^,]*)*$");  // keys: iface, no-rx, ...
 
 void read_node(MapReader& top, Config& c) {
     MapReader m(top.get("node"), "node", top.errors());

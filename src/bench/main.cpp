@@ -25,6 +25,7 @@
 #include <rte_udp.h>
 
 #include "dataplane/dp.h"
+#include "src/bench/esp.h"
 
 using namespace nimbus;
 
@@ -191,6 +192,7 @@ int ike_bench(int argc, char** argv);  // ike.cpp
 
 int main(int argc, char** argv) {
     if (argc >= 2 && std::string(argv[1]) == "ike") return ike_bench(argc - 1, argv + 1);
+    if (argc >= 2 && std::string(argv[1]) == "esp") return nimbus::bench::esp_main(argc - 1, argv + 1);
     if (argc < 2 || std::string(argv[1]) != "fwd") {
         usage();
         return 2;

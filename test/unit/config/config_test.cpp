@@ -44,6 +44,15 @@ TEST_CASE("a complete config parses into the model") {
     CHECK(c.dataplane.idle_sleep_us == 50);
 }
 
+TEST_CASE("vdev arguments may have hyphenated keys (net_null0,no-rx=1 in scripts/bench/esp.sh)") {
+    std::string y = kBase;
+    y.replace(y.find("net_af_packet0,iface=v0"), 23, "net_null0,no-rx=1");
+    auto r = parse(y, "c.yaml");
+    REQUIRE(r.errors.empty());
+    CHECK(r.config->ports[0].device_name() == "net_null0");
+    CHECK(r.config->ports[0].device_arg("no-rx") == "1");
+}
+
 TEST_CASE("broken configs are rejected with exact positions and key paths") {
     struct Case {
         const char* yaml;
