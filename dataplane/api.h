@@ -318,6 +318,14 @@ TunnelId tunnel_install(const TunnelSpec& spec, std::string* err);
 void tunnel_remove(TunnelId id);
 // Replaces a tunnel's paths and options (not its SAs), keeping counters.
 bool tunnel_update_paths(TunnelId id, const std::vector<PathSpec>& paths, std::string* err);
+// Rekeying (IKE): SAs change while the tunnel, its routes and counters stay.
+// Adds an inbound SA (up to kMaxInSas); the new SA is live when this returns.
+bool tunnel_add_in_sa(TunnelId id, const SaSpec& sa, std::string* err);
+// Replaces the outbound SA: packets leave on the new SA (its own sequence
+// space) once this returns; the old one is freed after a grace period.
+bool tunnel_set_out_sa(TunnelId id, const SaSpec& sa, std::string* err);
+// Removes one inbound SA; a tunnel keeps at least one (remove the tunnel).
+bool tunnel_remove_in_sa(TunnelId id, uint32_t spi, std::string* err);
 // True when an inbound SPI's slot is free (manual SPIs) ...
 bool spi_slot_free(uint32_t spi);
 // ... and an SPI we allocate ourselves: slot + generation, never < 2^18.

@@ -12,10 +12,15 @@ want_test=0
 BUILD_PKGS=(meson ninja-build pkg-config g++ libdpdk-dev libipsec-mb-dev libssl-dev
             libyaml-cpp-dev catch2 libfmt-dev libmnl-dev nlohmann-json3-dev libedit-dev libcpp-httplib-dev)
 RUN_PKGS=(iproute2 nftables ethtool iputils-ping iperf3 procps)
-TEST_PKGS=(python3 python3-pytest python3-pytest-timeout python3-scapy python3-cryptography libpcap0.8
-           python3-prometheus-client openssl tcpdump tmux dpdk-dev clang-14 libclang-rt-14-dev keepalived)
+# scripts/demo.sh's VPN cloud: FRR (concentrator and core), a strongSwan site,
+# certificates made with openssl, the metrics endpoint read with curl.
+DEMO_PKGS=(python3 openssl curl frr strongswan-charon strongswan-swanctl libcharon-extra-plugins
+           libstrongswan-standard-plugins libstrongswan-extra-plugins)
+TEST_PKGS=(python3-pytest python3-pytest-timeout python3-scapy python3-cryptography libpcap0.8
+           python3-prometheus-client tcpdump tmux dpdk-dev clang-14 libclang-rt-14-dev keepalived conntrack
+           dpdk-doc libpcap-dev make)
 
-pkgs=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}")
+pkgs=("${BUILD_PKGS[@]}" "${RUN_PKGS[@]}" "${DEMO_PKGS[@]}")
 [ $want_test = 1 ] && pkgs+=("${TEST_PKGS[@]}")
 
 missing=()

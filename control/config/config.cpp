@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "control/config/clouds.h"
 #include "control/config/ha.h"
 #include "control/config/schema.h"
 #include "src/common/bytes.h"
@@ -32,6 +33,12 @@ std::string Port::device_arg(const std::string& key) const {
         if (eq != std::string::npos && part.substr(0, eq) == key) return part.substr(eq + 1);
     }
     return "";
+}
+
+const Cloud* Config::cloud(const std::string& name) const {
+    for (auto& c : clouds)
+        if (c.name == name) return &c;
+    return nullptr;
 }
 
 const Port* Config::port(const std::string& name) const {
@@ -131,6 +138,7 @@ void read_mgmt(MapReader& top, Config& c) {
             m.errors().add(m.get("state_dir").Mark(), "mgmt.state_dir", "must be an absolute path");
         else c.mgmt.state_dir = *s;
     }
+    if (auto v = m.integer("history", 2, 1000)) c.mgmt.history = int(*v);
     auto hostport = [&](MapReader& r, const std::string& key, std::string* out) {
         auto s = r.str(key);
         if (!s) return;
@@ -686,8 +694,12 @@ Result parse(const std::string& text, const std::string& name) {
     read_vrfs(top, c);
     read_ports(top, c);
     read_routes(top, c);
+    read_clouds(top, c);
+    read_ike(top, c);
+    read_initiate(top, c);
     read_manual_sas(top, c);
     read_ha(top, c);
+    read_routing(top, c);
     top.finish();
     res.errors = std::move(errs.list());
     if (res.errors.empty()) res.config = std::move(c);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "control/config/routing.h"
 #include "src/common/addr.h"
 
 namespace nimbus::config {
@@ -70,6 +71,7 @@ struct Mgmt {
     std::string state_dir;       // audit log, config history; default /var/lib/nimbus/<node>
     Api api;
     std::string metrics_listen;  // plain-HTTP /metrics on "ADDR:PORT"
+    int history = 20;            // configs kept for `config rollback N`
     bool operator==(const Mgmt&) const = default;
 };
 
@@ -101,6 +103,80 @@ struct Route {
     int distance = 1;
     Where where;
     bool operator==(const Route&) const = default;
+};
+
+// ---- IKE clouds, sites and the IKE engine (control/config/clouds.cpp)
+
+// A secret from the config (pre-shared keys). Compares like a string but
+// never formats: there is no way to print it by accident.
+struct SecretText {
+    std::string value;
+    bool empty() const { return value.empty(); }
+    bool operator==(const SecretText&) const = default;
+};
+
+struct PkiFiles {
+    std::string ca, crl, cert, key;  // crl may be empty
+    Where where;
+    bool operator==(const PkiFiles&) const = default;
+};
+
+struct Dpd {
+    int interval = 10;  // seconds between liveness checks
+    int retries = 3;    // a peer silent for interval × retries is dead
+    bool operator==(const Dpd&) const = default;
+};
+
+struct Site {
+    std::string id;                // as written ("CN=store-0001", "site1.example", ...)
+    std::vector<Prefix> prefixes;  // what the site may hold (its TSi)
+    SecretText psk;                // optional, overrides the cloud's
+    std::vector<int> critical_dscp;
+    Where where;
+    bool operator==(const Site&) const = default;
+};
+
+struct Cloud {
+    std::string name;
+    std::string vrf = "default";
+    std::optional<PkiFiles> pki;
+    SecretText psk;
+    std::string id;  // our identity towards this cloud's sites (optional)
+    std::vector<std::string> ike_proposals{"aes256gcm16-prfsha256-x25519"};
+    std::vector<std::string> esp_proposals{"aes256gcm16"};
+    std::vector<Prefix> advertise;  // offered to sites as our TS
+    Dpd dpd;
+    int rekey_ike = 14400;   // seconds
+    int rekey_child = 3600;  // seconds
+    std::vector<Site> sites;
+    Where where;
+    bool operator==(const Cloud&) const = default;
+};
+
+struct Ike {
+    std::vector<std::string> listen;  // addresses or port names; empty = every address
+    int port_ike = 500;
+    int port_natt = 4500;
+    int cookie_threshold = 500;      // half-open SAs before COOKIEs are demanded
+    int half_open_per_source = 50;   // half-open SAs from one address
+    int max_half_open = 20000;       // half-open SAs in all (a memory bound)
+    int fragment_size = 1280;        // largest IP packet for an IKE message (RFC 7383)
+    int retransmit_timeout_ms = 1000;
+    int retransmit_tries = 5;
+    int keepalive_s = 20;            // NAT keepalives when we are behind a NAT (RFC 3948 §4)
+    Where where;
+    bool operator==(const Ike&) const = default;
+};
+
+struct Initiate {
+    IpAddr peer;
+    std::string cloud;
+    std::string local_id;                 // default: the certificate's subject
+    std::string remote_id;                // optional: the peer must prove this identity
+    std::vector<Prefix> local_prefixes;   // our TSi
+    std::vector<Prefix> remote_prefixes;  // our TSr proposal (default: 0.0.0.0/0 and ::/0)
+    Where where;
+    bool operator==(const Initiate&) const = default;
 };
 
 // A secret byte string (ESP keying material): compared like bytes, wiped
@@ -193,9 +269,14 @@ struct Config {
     std::vector<Vrf> vrfs;  // always starts with "default"
     std::vector<Port> ports;
     std::vector<Route> routes;
+    std::vector<Cloud> clouds;
+    Ike ike;
+    std::vector<Initiate> initiate;
     std::vector<ManualTunnel> manual_sas;
     std::optional<Ha> ha;
+    std::optional<Routing> routing;  // FRR integration (routing.h); absent = none
 
+    const Cloud* cloud(const std::string& name) const;
     const Port* port(const std::string& name) const;
     const Vrf* vrf(const std::string& name) const;
     int vrf_index(const std::string& name) const;  // -1 if unknown

@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "control/config/diff.h"
+#include "control/config/plan.h"
 #include "control/daemon/sdnotify.h"
 #include "control/daemon/show.h"
 #include "src/common/files.h"
@@ -188,7 +190,21 @@ bool Daemon::bring_up(std::string* err) {
     if (!rib_.commit(err)) return false;
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
 
+    if (cfg_.routing && !start_frr(err)) return false;
+
+    // IKE drives the ESP dataplane: tunnels, SAs and their routes.
+    ike_sink_ = std::make_unique<ike::DataplaneSink>(rib_, [this](const IpAddr& a) {
+        for (auto& p : cfg_.ports)
+            for (auto& pa : p.addresses)
+                if (pa.addr == a) return cfg_.vrf_index(p.vrf);
+        return 0;
+    });
+    ike_ = std::make_unique<ike::Service>(loop_, *ike_sink_);
+    ike_->set_offered([this](int vrf) { return frr_ ? frr_->offered(vrf) : std::vector<Prefix>{}; });
+    if (!ike_->start(cfg_, err)) return false;
+
     if (!read_file(cfg_.file, &running_text_)) running_text_.clear();
+    remember(running_text_, config::hash(running_text_), "boot");
     register_commands();
     cli_ = std::make_unique<mgmt::CliServer>(loop_, reg_);
     if (!cli_->listen(cfg_.mgmt.socket, err)) return false;
@@ -234,6 +250,7 @@ bool Daemon::bring_up(std::string* err) {
 
     if (!dp::start(err)) return false;
     if (!ha_start(err)) return false;
+    ha_wire();
     started_ = wall_s();
     // Under systemd: ready now, and a watchdog ping only while every worker
     // is still making progress, so a wedged dataplane gets restarted too.
@@ -264,10 +281,13 @@ void Daemon::reload() {
     apply_text(text, cfg_.file, "sighup", false);
 }
 
-// Validates a config text and applies what changed. Invalid configs never
-// replace the running one. Static routes apply live; other changes are
-// refused (restart needed) until every feature can apply its section as a
-// transaction. Used by SIGHUP, `nimbus config apply` and PUT /v1/config.
+// Validates a config text and applies what changed, as one transaction
+// (SIGHUP, `nimbus config apply|rollback`, PUT /v1/config). The plan
+// (control/config/plan.h) lists the operations; they run section by section
+// (routes, static tunnels, IKE, HA, routing) and touch only what changed:
+// other tunnels keep their SAs, counters and uptime. If a step fails, the
+// steps done so far are undone in reverse order and the running config
+// stays what it was. Invalid configs never replace the running one.
 nlohmann::json Daemon::apply_text(const std::string& text, const std::string& name, const std::string& who,
                                   bool dry_run) {
     std::string version = config::hash(text);
@@ -280,47 +300,158 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     config::Config next = std::move(*res.config);
     next.file = cfg_.file;
     std::vector<std::string> changes = config::diff(running_text_, text);
-    config::Config probe = next;
-    probe.routes = cfg_.routes;
-    if (!(probe == cfg_)) {
-        std::vector<std::string> secs;
-        for (auto& sct : config::changed_sections(running_text_, text))
-            if (sct != "routes") secs.push_back(sct);
-        std::string why = fmt::format("changes to {} need a restart; only 'routes' apply live",
-                                      secs.empty() ? std::string("settings") : fmt::format("{}", fmt::join(secs, ", ")));
+    config::Plan plan = config::plan(cfg_, next);
+    // Certificates, keys and CRLs are files: an apply reads them again even
+    // when their names did not change (a new CRL is pushed, then SIGHUP).
+    bool pki_files = std::any_of(next.clouds.begin(), next.clouds.end(), [](const config::Cloud& c) { return c.pki; });
+    bool ike_step = ike_ && (plan.ike || pki_files);
+    if (!plan.restart.empty()) {
+        std::string why = fmt::format("changes to {} need a restart; routes, manual_sas, clouds, ike, initiate, ha "
+                                      "and routing apply live",
+                                      fmt::join(plan.restart, ", "));
         LOG_WARN("config", "event=apply_refused source={} reason=\"{}\"", who, why);
         audit(who, "refused", version, changes);
         return {{"http", 409}, {"applied", false}, {"error", why}, {"diff", changes}};
     }
-    if (dry_run) return {{"http", 200}, {"applied", false}, {"diff", changes}, {"version", version}};
-    std::vector<config::Route> gone, added;
-    for (auto& r : cfg_.routes)
-        if (std::find(next.routes.begin(), next.routes.end(), r) == next.routes.end()) gone.push_back(r);
-    for (auto& r : next.routes)
-        if (std::find(cfg_.routes.begin(), cfg_.routes.end(), r) == cfg_.routes.end()) added.push_back(r);
-    for (auto& r : gone) static_route(r, false);
-    for (auto& r : added) static_route(r, true);
-    std::string err;
-    if (!rib_.commit(&err)) {
-        // Put the old routes back: the running config stays what it was.
-        for (auto& r : added) static_route(r, false);
-        for (auto& r : gone) static_route(r, true);
+    // IKE: the new clouds must load (certificates, keys and CRLs are read
+    // again even when their file names did not change) before anything is
+    // applied.
+    std::vector<std::string> ike_errors;
+    if (ike_step && !ike_->check(next, &ike_errors)) {
+        for (auto& e : ike_errors) LOG_ERROR("config", "event=apply_rejected source={} error=\"{}\"", who, e);
+        audit(who, "rejected", version, changes);
+        return {{"http", 422}, {"applied", false}, {"errors", ike_errors}};
+    }
+    nlohmann::json ops = plan.ops();
+    if (ike_step && !plan.ike) ops.push_back("ike: certificates, keys and CRLs read again");
+    if (dry_run) return {{"http", 200}, {"applied", false}, {"diff", changes}, {"plan", ops}, {"version", version}};
+    if (plan.empty() && !ike_step) {
+        running_text_ = text;  // same config (comments or layout may differ)
+        return {{"http", 200}, {"applied", false}, {"diff", changes}, {"plan", ops}, {"version", version}};
+    }
+
+    // The steps, each with its undo. A step that fails leaves its own
+    // section as it was.
+    const config::Config old = cfg_;
+    struct Step {
+        const char* name;
+        std::function<bool(std::string*)> run, undo;
+    };
+    std::vector<Step> steps;
+    auto routes = [this](const std::vector<config::Route>& del, const std::vector<config::Route>& add,
+                         std::string* err) {
+        for (auto& r : del) static_route(r, false);
+        for (auto& r : add) static_route(r, true);
+        if (rib_.commit(err)) return true;
+        for (auto& r : add) static_route(r, false);
+        for (auto& r : del) static_route(r, true);
         std::string e2;
         rib_.commit(&e2);
-        LOG_ERROR("config", "event=apply_failed source={} error=\"{}\" action=rolled_back", who, err);
-        audit(who, "failed", version, changes);
-        return {{"http", 500}, {"applied", false}, {"error", err}, {"rolled_back", true}};
+        return false;
+    };
+    if (!plan.routes_del.empty() || !plan.routes_add.empty())
+        steps.push_back({"routes", [&](std::string* e) { return routes(plan.routes_del, plan.routes_add, e); },
+                         [&](std::string* e) { return routes(plan.routes_add, plan.routes_del, e); }});
+    if (!plan.tunnels_del.empty() || !plan.tunnels_add.empty())
+        steps.push_back({"manual_sas",
+                         [&](std::string* e) {
+                             return tunnels_.apply(old, next, plan.tunnels_del, plan.tunnels_add, rib_, e);
+                         },
+                         [&](std::string* e) {
+                             return tunnels_.apply(next, old, plan.tunnels_add, plan.tunnels_del, rib_, e);
+                         }});
+    if (ike_step) {
+        auto reload = [this](const config::Config& c, std::string* e) {
+            std::vector<std::string> errs;
+            if (ike_->reload(c, &errs)) return true;
+            *e = errs.empty() ? "IKE reload failed" : fmt::format("{}", fmt::join(errs, "; "));
+            return false;
+        };
+        steps.push_back({"ike", [&, reload](std::string* e) { return reload(next, e); },
+                         [&, reload](std::string* e) { return reload(old, e); }});
     }
-    cfg_.routes = next.routes;
+    if (plan.ha) {
+        auto ha_to = [this](const std::optional<config::Ha>& h, std::string* e) {
+            ha_stop();
+            cfg_.ha = h;
+            if (!ha_start(e)) return false;
+            ha_wire();
+            return true;
+        };
+        steps.push_back({"ha", [&, ha_to](std::string* e) { return ha_to(next.ha, e); },
+                         [&, ha_to](std::string* e) { return ha_to(old.ha, e); }});
+    }
+    if (plan.routing) {
+        auto routing_to = [this](const std::optional<config::Routing>& r, std::string* e) {
+            frr_.reset();  // closes its sessions and sockets
+            cfg_.routing = r;
+            return !cfg_.routing || start_frr(e);
+        };
+        steps.push_back({"routing", [&, routing_to](std::string* e) { return routing_to(next.routing, e); },
+                         [&, routing_to](std::string* e) { return routing_to(old.routing, e); }});
+    }
+    size_t done = 0;
+    std::string err;
+    for (; done < steps.size(); done++)
+        if (!steps[done].run(&err)) break;
+    if (done < steps.size()) {
+        const char* failed = steps[done].name;
+        for (size_t i = done; i-- > 0;) {
+            std::string e2;
+            if (!steps[i].undo(&e2))
+                LOG_ERROR("config", "event=rollback_step_failed source={} step={} error=\"{}\"", who, steps[i].name,
+                          e2);
+        }
+        cfg_.ha = old.ha;
+        cfg_.routing = old.routing;
+        tunnels_.rebind(cfg_);
+        LOG_ERROR("config", "event=apply_failed source={} step={} error=\"{}\" action=rolled_back", who, failed, err);
+        audit(who, "failed", version, changes);
+        return {{"http", 500},
+                {"applied", false},
+                {"error", fmt::format("{}: {}", failed, err)},
+                {"failed_step", failed},
+                {"rolled_back", true},
+                {"plan", ops}};
+    }
+    cfg_ = std::move(next);
+    tunnels_.rebind(cfg_);
     running_text_ = text;
+    remember(text, version, who);
     // The file given with -c follows what was applied, so a restart comes up
     // with it (written atomically; SIGHUP read it from there already).
     if (who != "sighup" && !write_file_atomic(cfg_.file, text, &err))
         LOG_ERROR("config", "event=save_failed file={} error=\"{}\"", cfg_.file, err);
-    LOG_INFO("config", "event=applied source={} version={} routes_added={} routes_removed={}", who,
-             version.substr(0, 12), added.size(), gone.size());
+    LOG_INFO("config", "event=applied source={} version={} steps={} ops={}", who, version.substr(0, 12), steps.size(),
+             ops.size());
     audit(who, "applied", version, changes);
-    return {{"http", 200}, {"applied", true}, {"diff", changes}, {"version", version}};
+    return {{"http", 200}, {"applied", true}, {"diff", changes}, {"plan", ops}, {"version", version}};
+}
+
+// The last configs applied (newest last), for `config history|rollback`.
+// In memory with their secrets; on disk (state_dir/history) redacted.
+void Daemon::remember(const std::string& text, const std::string& version, const std::string& who) {
+    if (!history_.empty() && history_.back().version == version) return;  // e.g. SIGHUP for new CRLs
+    history_.push_back(Applied{text, version, who, iso_time()});
+    size_t keep = size_t(std::max(cfg_.mgmt.history, 2));
+    while (history_.size() > keep) history_.pop_front();
+    std::error_code ec;
+    std::string dir = state_dir() + "/history";
+    std::filesystem::create_directories(dir, ec);
+    std::string e;
+    if (!write_file_atomic(fmt::format("{}/{}.yaml", dir, version.substr(0, 12)), config::redact(text), &e))
+        LOG_WARN("config", "event=history_write_failed error=\"{}\"", e);
+}
+
+nlohmann::json Daemon::rollback(int n, const std::string& who) {
+    if (n < 1 || size_t(n) >= history_.size())
+        return {{"http", 404},
+                {"applied", false},
+                {"error", fmt::format("no config {} back: {} kept (see 'config history')", n, history_.size())}};
+    const Applied& a = history_[history_.size() - 1 - size_t(n)];
+    std::string text = a.text;  // history_ changes below
+    LOG_INFO("config", "event=rollback source={} back={} version={}", who, n, a.version.substr(0, 12));
+    return apply_text(text, fmt::format("rollback {} ({})", n, a.version.substr(0, 12)), who, false);
 }
 
 // One JSON line per attempted change: who, when, what, the outcome.
@@ -378,6 +509,11 @@ void Daemon::tear_down() {
     api_.reset();
     if (cli_) cli_->close();
     cli_.reset();
+    // The engine first (it takes its SAs out of the sink), then the sink
+    // (dataplane tunnels and their routes), while the dataplane still runs.
+    ike_.reset();
+    ike_sink_.reset();
+    frr_.reset();  // zebra flushes our routes when the session closes
     for (auto& [k, h] : held_)
         for (auto& p : h.pkts) dp::release(p);
     held_.clear();
@@ -617,6 +753,60 @@ void Daemon::poll_links() {
 void Daemon::register_commands() {
     show::register_all(reg_, *this);
     tunnels_.register_commands(reg_, cfg_);
+    if (ike_) {
+        ike_->register_commands(reg_);
+        tunnels_.set_dynamic([this] {
+            std::vector<esp::DynamicTunnel> v;
+            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
+            if (!e) return v;
+            auto* sink = static_cast<ike::DataplaneSink*>(ike_sink_.get());
+            for (auto& t : e->tunnels())
+                v.push_back(esp::DynamicTunnel{t.id, t.cloud, t.name, t.state, t.uptime_s, t.rtt_ms, t.child_rekeys,
+                                               t.ike_rekeys, t.paths, t.prefixes, sink->dp_id(t.id)});
+            return v;
+        });
+    }
+    routing::Frr::register_commands(reg_, [this] { return frr_.get(); });
+    metrics_.add([this](mgmt::MetricsWriter& w) {
+        if (frr_) frr_->write_metrics(w);
+    });
+}
+
+// The `routing:` section as it is in cfg_: FRR's sessions, injection and
+// learning (at start-up and when an apply changes the section).
+bool Daemon::start_frr(std::string* err) {
+    frr_ = std::make_unique<routing::Frr>(cfg_, loop_, rib_,
+                                          routing::FrrPorts{[this](int port) { return tap_ifindex(port); },
+                                                            [](int port) { return dp::port_info(port).mac; }});
+    // A site may announce only its own prefixes: a static tunnel's allowed
+    // prefixes, or an IKE site's configured ones (route owner = the site's
+    // id as written in its cloud).
+    frr_->set_allowed_lookup([this](int vrf, const std::string& site) -> std::optional<std::vector<Prefix>> {
+        for (auto& t : tunnels_.tunnels())
+            if (t.name == site && t.vrf == vrf) return t.allowed;
+        for (auto& c : cfg_.clouds) {
+            if (cfg_.vrf_index(c.vrf) != vrf) continue;
+            for (auto& st : c.sites)
+                if (st.id == site) return st.prefixes;
+        }
+        return std::nullopt;
+    });
+    // An HA pair announces its sites from the master only.
+    if (ha_) frr_->set_inject_active(ha_->role() == ha::Role::Master, "HA role is not master");
+    if (!frr_->start(err)) {
+        frr_.reset();
+        return false;
+    }
+    return true;
+}
+
+// What follows the HA role besides HA itself (after each ha_start).
+void Daemon::ha_wire() {
+    if (!ha_) return;
+    if (frr_) frr_->set_inject_active(ha_->role() == ha::Role::Master, "HA role is not master");
+    ha_->subscribe([this](const ha::RoleEvent& e) {
+        if (frr_) frr_->set_inject_active(e.role == ha::Role::Master, fmt::format("HA role {}", ha::role_name(e.role)));
+    });
 }
 
 }  // namespace nimbus

@@ -15,11 +15,14 @@
 #include "control/hostif/icmp.h"
 #include "control/hostif/netlink.h"
 #include "control/hostif/tap.h"
+#include "control/ike/dataplane_sink.h"
+#include "control/ike/service.h"
 #include "control/loop/loop.h"
 #include "control/mgmt/cli_server.h"
 #include "control/mgmt/commands.h"
 #include "control/mgmt/http_api.h"
 #include "control/mgmt/metrics.h"
+#include "control/routing/frr.h"
 #include "control/routing/rib.h"
 #include "dataplane/api.h"
 
@@ -55,10 +58,17 @@ public:
     uint64_t started_at() const { return started_; }
     // The HA engine (nullptr without `ha:`): subscribe() to its role changes.
     ha::HaDaemon* ha() { return ha_.get(); }
+    routing::Frr* frr() { return frr_.get(); }
     // Validate and apply a config text (SIGHUP, CLI, API); {"http": code, ...}.
     nlohmann::json apply_text(const std::string& text, const std::string& name, const std::string& who,
                               bool dry_run);
     const std::string& running_text() const { return running_text_; }
+    // `config rollback N`: apply the config applied N changes ago.
+    nlohmann::json rollback(int n, const std::string& who);
+    struct Applied {
+        std::string text, version, who, when;
+    };
+    const std::deque<Applied>& history() const { return history_; }
     std::string state_dir() const;
     mgmt::Metrics& metrics() { return metrics_; }
     control::Loop& loop() { return loop_; }
@@ -99,6 +109,9 @@ private:
     bool ha_punt(dp::HostPkt& p);  // true: taken (a VRRP advert)
     void ha_from_host(int port, uint8_t* frame, uint32_t len);
     void ha_link(int port, bool up);
+    void ha_wire();
+    bool start_frr(std::string* err);
+    bool ha_registered_ = false;
 
     config::Config cfg_;
     control::Loop loop_;
@@ -112,12 +125,19 @@ private:
     std::vector<std::string> underlay_;  // per port: the kernel interface of an af_packet/af_xdp vdev
     routing::Rib rib_;
     esp::Tunnels tunnels_;
+    std::unique_ptr<routing::Frr> frr_;  // the `routing:` section (FRR), when configured
     std::map<std::pair<int, IpAddr>, Held> held_;
     size_t held_total_ = 0;
     std::map<std::pair<int, IpAddr>, uint64_t> resolving_;  // last NTF_USE per neighbour
     HostIfStats hstats_;
+    // IKE: the engine's dataplane binding and the service that owns the
+    // engine and its sockets.
+    std::unique_ptr<ike::ChildSaSink> ike_sink_;
+    std::unique_ptr<ike::Service> ike_;
     std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;
     std::string running_text_;  // the applied config, as text
+    std::deque<Applied> history_;  // newest last; the running config is the last
+    void remember(const std::string& text, const std::string& version, const std::string& who);
     mgmt::Metrics metrics_;
     std::unique_ptr<mgmt::HttpApi> api_;
     std::vector<uint64_t> worker_loops_;  // watchdog: progress since the last ping

@@ -8,6 +8,7 @@
 #include "control/daemon/show.h"
 #include "src/common/clock.h"
 #include "src/common/files.h"
+#include "src/common/table.h"
 
 namespace nimbus::show {
 
@@ -37,6 +38,10 @@ Result config_file_op(Daemon& d, const Args& a, const std::string& op) {
         for (auto& e : j["errors"]) s += e.get<std::string>() + "\n";
     if (j.contains("diff"))
         for (auto& l : j["diff"]) s += l.get<std::string>() + "\n";
+    if (j.contains("plan") && !j["plan"].empty()) {
+        s += "operations:\n";
+        for (auto& l : j["plan"]) s += "  " + l.get<std::string>() + "\n";
+    }
     if (j.contains("error")) s += "% " + j["error"].get<std::string>() + "\n";
     if (op == "apply" && code == 200)
         s += j.value("applied", false) ? fmt::format("applied, version {}\n", j.value("version", "").substr(0, 12))
@@ -62,6 +67,32 @@ void register_ops(mgmt::Registry& reg, Daemon& d) {
             [&d](const Args& a) { return config_file_op(d, a, "diff"); });
     reg.add("config apply FILE", "validate a config file and apply what changed",
             [&d](const Args& a) { return config_file_op(d, a, "apply"); });
+    reg.add("config history", "the configs kept for rollback, newest first", [&d](const Args&) {
+        Table t({{"Back", "back", true}, {"Version", "version"}, {"Applied", "applied"}, {"By", "by"}});
+        auto& h = d.history();
+        for (size_t i = h.size(); i-- > 0;)
+            t.row({h.size() - 1 - i, h[i].version.substr(0, 12), h[i].when, h[i].who});
+        return Result{0, t.text(), t.json()};
+    });
+    reg.add("config rollback N", "apply the config applied N changes ago (see config history)", [&d](const Args& a) {
+        int n = 0;
+        try {
+            n = std::stoi(a.get("N"));
+        } catch (...) {
+            return Result::error("% N must be a number (1 = the config before the running one)");
+        }
+        json j = d.rollback(n, "cli:rollback");
+        int code = j.value("http", 500);
+        std::string s;
+        if (j.contains("errors"))
+            for (auto& e : j["errors"]) s += e.get<std::string>() + "\n";
+        if (j.contains("error")) s += "% " + j["error"].get<std::string>() + "\n";
+        if (j.contains("plan"))
+            for (auto& l : j["plan"]) s += "  " + l.get<std::string>() + "\n";
+        if (code == 200) s += fmt::format("rolled back to version {}\n", j.value("version", "").substr(0, 12));
+        j.erase("http");
+        return Result{code == 200 ? 0 : 1, s, j};
+    });
 
     // ---- Prometheus collectors of the core
     d.metrics().add([&d](mgmt::MetricsWriter& w) {

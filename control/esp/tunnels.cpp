@@ -1,5 +1,7 @@
 #include "control/esp/tunnels.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "src/common/bytes.h"
@@ -42,7 +44,14 @@ std::string spi_str(uint32_t spi) { return fmt::format("{:08x}", spi); }
 }  // namespace
 
 bool Tunnels::install(const config::Config& cfg, routing::Rib& rib, std::string* err) {
-    for (auto& t : cfg.manual_sas) {
+    for (auto& t : cfg.manual_sas)
+        if (!install_one(cfg, t, rib, err)) return false;
+    return true;
+}
+
+bool Tunnels::install_one(const config::Config& cfg, const config::ManualTunnel& t, routing::Rib& rib,
+                          std::string* err) {
+    {
         dp::TunnelSpec s;
         s.name = t.name;
         s.vrf = cfg.vrf_index(t.vrf);
@@ -65,13 +74,68 @@ bool Tunnels::install(const config::Config& cfg, routing::Rib& rib, std::string*
         TunnelState ts{t.name, id, s.vrf, t.allowed, &t};
         for (auto& p : t.allowed)
             rib.add(s.vrf, routing::Route{p, routing::Source::Tunnel, routing::default_distance(routing::Source::Tunnel),
-                                          routing::NextHop{routing::NextHop::Kind::Tunnel, -1, {}, id}, 0});
+                                          routing::NextHop{routing::NextHop::Kind::Tunnel, -1, {}, id}, 0, t.name});
         LOG_INFO("esp", "event=tunnel_up name={} id={} vrf={} cipher={} esn={} encap={} paths={} mtu={} out_spi={:#010x}",
                  t.name, id, t.vrf, t.cipher, t.esn, t.udp ? "udp" : "esp", t.paths.size(), dp::tunnel_mtu(id),
                  t.out.spi);
         tunnels_.push_back(ts);
     }
     return true;
+}
+
+void Tunnels::remove_one(const std::string& tname, routing::Rib& rib) {
+    auto it = std::find_if(tunnels_.begin(), tunnels_.end(), [&](const TunnelState& t) { return t.name == tname; });
+    if (it == tunnels_.end()) return;
+    for (auto& p : it->allowed) rib.remove(it->vrf, p, routing::Source::Tunnel);
+    std::string e;
+    rib.commit(&e);  // no route points at the tunnel any more: the dataplane can let it go
+    dp::tunnel_remove(it->id);
+    LOG_INFO("esp", "event=tunnel_removed name={} id={}", it->name, it->id);
+    tunnels_.erase(it);
+}
+
+// Only the tunnels named: the others keep their SAs, counters and uptime.
+// On failure the tunnels already changed are put back as they were.
+bool Tunnels::apply(const config::Config& from, const config::Config& to, const std::vector<std::string>& del,
+                    const std::vector<std::string>& add, routing::Rib& rib, std::string* err) {
+    auto find = [](const config::Config& c, const std::string& n) -> const config::ManualTunnel* {
+        for (auto& t : c.manual_sas)
+            if (t.name == n) return &t;
+        return nullptr;
+    };
+    for (auto& n : del) remove_one(n, rib);
+    std::vector<std::string> done;
+    bool ok = true;
+    for (auto& n : add) {
+        const config::ManualTunnel* t = find(to, n);
+        if (t && install_one(to, *t, rib, err)) {
+            done.push_back(n);
+            continue;
+        }
+        if (!t) *err = fmt::format("manual_sas: no tunnel '{}'", n);
+        ok = false;
+        break;
+    }
+    if (ok && rib.commit(err)) {
+        rebind(to);
+        return true;
+    }
+    for (auto& d : done) remove_one(d, rib);
+    std::string e2;
+    for (auto& d : del)
+        if (const config::ManualTunnel* o = find(from, d)) install_one(from, *o, rib, &e2);
+    rib.commit(&e2);
+    rebind(from);
+    return false;
+}
+
+// TunnelState::cfg points into the daemon's config: after it is replaced.
+void Tunnels::rebind(const config::Config& cfg) {
+    for (auto& s : tunnels_) {
+        s.cfg = nullptr;
+        for (auto& t : cfg.manual_sas)
+            if (t.name == s.name) s.cfg = &t;
+    }
 }
 
 void Tunnels::remove_all(routing::Rib& rib) {
@@ -143,13 +207,18 @@ json sa_json(const dp::SaInfo& s, const std::string& tunnel) {
 void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) {
     auto sas = [this](const Args& a) {
         std::vector<std::pair<dp::SaInfo, std::string>> list;
-        for (auto& t : tunnels_) {
+        std::vector<std::pair<dp::TunnelId, std::string>> ids;
+        for (auto& t : tunnels_) ids.emplace_back(t.id, t.name);
+        if (dynamic_)
+            for (auto& d : dynamic_())
+                if (d.dp != dp::kNoTunnel) ids.emplace_back(d.dp, d.name);
+        for (auto& [id, name] : ids) {
             dp::TunnelInfo ti;
-            if (!dp::tunnel_info(t.id, &ti)) continue;
+            if (!dp::tunnel_info(id, &ti)) continue;
             dp::SaInfo s;
-            if (dp::sa_info(ti.out_spi, false, &s)) list.emplace_back(s, t.name);
+            if (dp::sa_info(ti.out_spi, false, &s)) list.emplace_back(s, name);
             for (uint32_t spi : ti.in_spis)
-                if (dp::sa_info(spi, true, &s)) list.emplace_back(s, t.name);
+                if (dp::sa_info(spi, true, &s)) list.emplace_back(s, name);
         }
         bool one = a.has("SPI");
         uint32_t want = 0;
@@ -213,7 +282,8 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 }
                 return Result::error("% No such manual SA: " + a.get("SPI"));
             });
-    reg.add("show tunnels [NAME]", "ESP tunnels: peer, paths with per-path counters, packets, bytes",
+    reg.add("show tunnels [NAME]",
+            "tunnels: static ones (peer, paths, counters) and IKE ones (state, uptime, last RTT, rekeys, paths)",
             [this, &cfg](const Args& a) {
                 Table tb({{"Tunnel", "name"}, {"VRF", "vrf"}, {"Peer", "peer"}, {"Encap", "encap"},
                           {"MTU", "mtu", true}, {"Out SPI", "out_spi"}, {"Rx packets", "rx_packets", true},
@@ -270,8 +340,53 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                                    {"critical_copies", ti.critical_copies},
                                    {"paths", jp}});
                 }
+                // Tunnels IKE negotiates: their state, uptime, last RTT,
+                // rekeys and paths, and the dataplane's counters while up.
+                Table dt({{"ID", "id", true}, {"Cloud", "cloud"}, {"Site", "name"}, {"State", "state"},
+                          {"Uptime s", "uptime_s", true}, {"RTT ms", "rtt_ms", true}, {"Rekeys child/IKE", "rekeys"},
+                          {"Paths", "paths"}, {"Prefixes", "prefixes"}, {"Rx packets", "rx_packets", true},
+                          {"Tx packets", "tx_packets", true}});
+                if (dynamic_)
+                    for (auto& d : dynamic_()) {
+                        if (a.has("NAME") && d.name != a.get("NAME") && std::to_string(d.id) != a.get("NAME")) continue;
+                        dp::TunnelInfo ti;
+                        bool live = d.dp != dp::kNoTunnel && dp::tunnel_info(d.dp, &ti);
+                        json rtt = d.rtt_ms < 0 ? json(nullptr) : json(double(int64_t(d.rtt_ms * 1000)) / 1000);
+                        dt.row({d.id, d.cloud, d.name, d.state, d.uptime_s, rtt,
+                                fmt::format("{}/{}", d.child_rekeys, d.ike_rekeys), d.paths, d.prefixes,
+                                live ? ti.rx_packets : 0, live ? ti.tx_packets : 0});
+                        json j = {{"id", d.id},
+                                  {"cloud", d.cloud},
+                                  {"name", d.name},
+                                  {"state", d.state},
+                                  {"uptime_s", d.uptime_s},
+                                  {"rtt_ms", rtt},
+                                  {"child_rekeys", d.child_rekeys},
+                                  {"ike_rekeys", d.ike_rekeys},
+                                  {"paths", d.paths},
+                                  {"prefixes", d.prefixes},
+                                  {"dp_id", live ? json(d.dp) : json(nullptr)}};
+                        if (live) {
+                            j["vrf"] = cfg.vrfs[size_t(ti.vrf)].name;
+                            j["encap"] = ti.udp ? "udp" : "esp";
+                            j["out_spi"] = spi_str(ti.out_spi);
+                            json in = json::array();
+                            for (uint32_t x : ti.in_spis) in.push_back(spi_str(x));
+                            j["in_spis"] = in;
+                            j["rx_packets"] = ti.rx_packets;
+                            j["rx_bytes"] = ti.rx_bytes;
+                            j["tx_packets"] = ti.tx_packets;
+                            j["tx_bytes"] = ti.tx_bytes;
+                            j["mtu"] = ti.mtu;
+                        }
+                        out.push_back(j);
+                    }
                 if (a.has("NAME") && out.empty()) return Result::error("% No such tunnel: " + a.get("NAME"));
-                return Result{0, tb.text() + paths, out};
+                std::string text;
+                if (!tunnels_.empty()) text += tb.text() + paths;
+                if (dt.size()) text += (text.empty() ? "" : "\n") + dt.text();
+                if (text.empty()) text = "No tunnels.\n";
+                return Result{0, text, out};
             });
 }
 

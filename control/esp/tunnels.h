@@ -6,6 +6,7 @@
 // IKE will drive the same dataplane calls with negotiated SAs.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,13 +25,33 @@ struct TunnelState {
     const config::ManualTunnel* cfg = nullptr;  // into the daemon's config
 };
 
+// A tunnel another feature manages (IKE): `show tunnels` lists it next to
+// the static ones, with its state.
+struct DynamicTunnel {
+    uint64_t id = 0;                  // the feature's id (`clear tunnel ID`)
+    std::string cloud, name, state;   // state: up, connecting, down
+    uint64_t uptime_s = 0;
+    double rtt_ms = -1;               // last liveness round trip, -1: none yet
+    uint32_t child_rekeys = 0, ike_rekeys = 0;
+    std::vector<std::string> paths, prefixes;
+    dp::TunnelId dp = dp::kNoTunnel;  // while it has SAs in the dataplane
+};
+
 class Tunnels {
 public:
+    void set_dynamic(std::function<std::vector<DynamicTunnel>()> f) { dynamic_ = std::move(f); }
     // Installs every tunnel of cfg.manual_sas and their routes (the caller
     // commits the RIB). On failure: *err names the config line; what was
     // installed stays (the daemon exits anyway).
     bool install(const config::Config& cfg, routing::Rib& rib, std::string* err);
     void remove_all(routing::Rib& rib);
+    // A config transaction: removes the tunnels named in `del`, installs
+    // those in `add` from `to` (a changed tunnel is in both), commits the
+    // RIB. On failure, `from` is restored and *err says why.
+    bool apply(const config::Config& from, const config::Config& to, const std::vector<std::string>& del,
+               const std::vector<std::string>& add, routing::Rib& rib, std::string* err);
+    // Points the tunnels' config at `cfg` (the daemon's, once replaced).
+    void rebind(const config::Config& cfg);
     // Drains the workers' SA events (soft / hard lifetime, exhausted
     // sequence numbers) and logs them; rekeying arrives with IKE.
     void poll_events();
@@ -40,7 +61,11 @@ public:
     void register_commands(mgmt::Registry& reg, const config::Config& cfg);
 
 private:
+    bool install_one(const config::Config& cfg, const config::ManualTunnel& t, routing::Rib& rib, std::string* err);
+    void remove_one(const std::string& name, routing::Rib& rib);
+
     std::vector<TunnelState> tunnels_;
+    std::function<std::vector<DynamicTunnel>()> dynamic_;
 };
 
 dp::Cipher cipher_of(const std::string& name);

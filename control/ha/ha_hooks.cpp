@@ -8,10 +8,13 @@
 namespace nimbus {
 
 bool Daemon::ha_start(std::string* err) {
-    ha::register_commands(reg_, [this]() -> const ha::HaDaemon* { return ha_.get(); });
-    metrics_.add([this](mgmt::MetricsWriter& w) {
-        if (ha_) ha::write_metrics(*ha_, w);
-    });
+    if (!ha_registered_) {  // once: an apply may start HA again
+        ha::register_commands(reg_, [this]() -> const ha::HaDaemon* { return ha_.get(); });
+        metrics_.add([this](mgmt::MetricsWriter& w) {
+            if (ha_) ha::write_metrics(*ha_, w);
+        });
+        ha_registered_ = true;
+    }
     if (!cfg_.ha) return true;
     std::vector<ha::PortView> ports;
     for (size_t i = 0; i < cfg_.ports.size(); i++)

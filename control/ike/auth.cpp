@@ -37,14 +37,10 @@ const char* md_name(uint16_t hash) {
 struct BnFree {
     void operator()(BIGNUM* b) const { BN_free(b); }
 };
-struct GroupFree {
-    void operator()(EC_GROUP* g) const { EC_GROUP_free(g); }
-};
 struct MdCtxFree {
     void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
 };
 using Bn = std::unique_ptr<BIGNUM, BnFree>;
-using Group = std::unique_ptr<EC_GROUP, GroupFree>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
 
 // The NIST curve of an EC key, or NID_undef.
@@ -68,12 +64,27 @@ bool rfc4754_params(uint8_t method, int* nid, uint16_t* hash) {
     return false;
 }
 
+// The curves we sign and verify on, built once: EC_GROUP_new_by_curve_name
+// costs more than the order check it serves. Immutable after creation and
+// kept for the life of the process.
+const EC_GROUP* curve_group(int nid) {
+    static EC_GROUP* const p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    static EC_GROUP* const p384 = EC_GROUP_new_by_curve_name(NID_secp384r1);
+    static EC_GROUP* const p521 = EC_GROUP_new_by_curve_name(NID_secp521r1);
+    switch (nid) {
+    case NID_X9_62_prime256v1: return p256;
+    case NID_secp384r1: return p384;
+    case NID_secp521r1: return p521;
+    }
+    return nullptr;
+}
+
 // Octets of the group order for a curve (32, 48, 66); 0 if unknown.
-size_t order_len(int nid, Group* out = nullptr) {
-    Group g(EC_GROUP_new_by_curve_name(nid));
+size_t order_len(int nid, const EC_GROUP** out = nullptr) {
+    const EC_GROUP* g = curve_group(nid);
     if (!g) return 0;
-    size_t n = size_t(EC_GROUP_order_bits(g.get()) + 7) / 8;
-    if (out) *out = std::move(g);
+    size_t n = size_t(EC_GROUP_order_bits(g) + 7) / 8;
+    if (out) *out = g;
     return n;
 }
 
@@ -206,7 +217,7 @@ AuthStatus ecdsa_verify_der(EVP_PKEY* pub, uint16_t hash, std::span<const uint8_
     const char* md = md_name(hash);
     if (!md) return AuthStatus::HashNotAllowed;
     int nid = key_curve(pub);
-    Group group;
+    const EC_GROUP* group = nullptr;
     size_t n_len = nid == NID_undef ? 0 : order_len(nid, &group);
     if (n_len == 0) return AuthStatus::KeyMismatch;
     auto raw = ecdsa_der_to_raw(der_sig, n_len);
@@ -215,7 +226,7 @@ AuthStatus ecdsa_verify_der(EVP_PKEY* pub, uint16_t hash, std::span<const uint8_
     if (ecdsa_raw_to_der(*raw) != std::vector<uint8_t>(der_sig.begin(), der_sig.end()))
         return AuthStatus::BadEncoding;
     // 1 <= r, s < n (SEC 1 §4.1.4 step 1).
-    const BIGNUM* order = EC_GROUP_get0_order(group.get());
+    const BIGNUM* order = EC_GROUP_get0_order(group);
     for (size_t half = 0; half < 2; half++) {
         Bn v(BN_bin2bn(raw->data() + half * n_len, int(n_len), nullptr));
         if (!v) crypto_fatal("BN_bin2bn");

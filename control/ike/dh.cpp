@@ -101,7 +101,14 @@ std::unique_ptr<DhKey> DhKey::generate(uint16_t group) {
     EVP_PKEY* k = nullptr;
     size_t field = 0;
     if (group == CURVE25519) {
-        k = EVP_PKEY_Q_keygen(nullptr, nullptr, "X25519");
+        // One keygen context for the process (the control thread's): setting
+        // one up per key costs more than the X25519 operation itself.
+        static EVP_PKEY_CTX* const ctx = [] {
+            EVP_PKEY_CTX* c = EVP_PKEY_CTX_new_from_name(nullptr, "X25519", nullptr);
+            if (!c || EVP_PKEY_keygen_init(c) != 1) crypto_fatal("X25519 keygen context");
+            return c;
+        }();
+        if (EVP_PKEY_keygen(ctx, &k) != 1) k = nullptr;
     } else if (const char* curve = ecp_curve(group, &field)) {
         k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve);
     } else {

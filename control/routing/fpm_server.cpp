@@ -87,7 +87,8 @@ void FpmServer::on_bytes(std::span<const uint8_t> data, uint64_t now_ms) {
 
 bool FpmServer::on_tick(uint64_t now_ms) {
     if (phase_ == FpmPhase::Replaying) {
-        bool quiet = now_ms - last_rx_ms_ >= cfg_.replay_quiet_ms;
+        bool quiet = now_ms - last_rx_ms_ >= cfg_.replay_quiet_ms &&
+                     now_ms - replay_start_ms_ >= cfg_.replay_min_ms;
         bool forced = now_ms - replay_start_ms_ >= cfg_.replay_max_ms;
         if (!quiet && !forced) return false;
         if (!quiet) counters_.replays_forced++;
@@ -109,7 +110,8 @@ bool FpmServer::on_tick(uint64_t now_ms) {
 
 uint64_t FpmServer::next_deadline_ms() const {
     if (phase_ == FpmPhase::Replaying)
-        return std::min(last_rx_ms_ + cfg_.replay_quiet_ms, replay_start_ms_ + cfg_.replay_max_ms);
+        return std::min(std::max(last_rx_ms_ + cfg_.replay_quiet_ms, replay_start_ms_ + cfg_.replay_min_ms),
+                        replay_start_ms_ + cfg_.replay_max_ms);
     if (phase_ == FpmPhase::Disconnected && cfg_.disconnected_flush_ms && !flushed_)
         return disconnected_at_ms_ + cfg_.disconnected_flush_ms;
     return 0;

@@ -39,6 +39,14 @@ namespace nimbus::routing {
 struct FpmServerConfig {
     std::vector<uint8_t> drop_protocols{191};  // zapi::rtprot_for(RouteType::Nhrp)
     uint64_t replay_quiet_ms = 3000;
+    // Not complete before this long after the connect either: when zebra
+    // restarted (with bgpd, as watchfrr does), its first replay holds only
+    // connected routes and BGP routes come back as the sessions re-form;
+    // routes learned before stay in the FIB meanwhile, as a graceful-restart
+    // helper keeps a restarting speaker's routes as stale (RFC 4724 §4.2),
+    // instead of leaving a gap until they are re-learned.
+    // 0: the quiet period alone decides.
+    uint64_t replay_min_ms = 0;
     uint64_t replay_max_ms = 300000;
     // With zebra gone, learned routes stay (like the kernel keeps zebra's
     // routes) until the next replay replaces them; > 0 flushes them after

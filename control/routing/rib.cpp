@@ -1,6 +1,7 @@
 #include "control/routing/rib.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -56,6 +57,7 @@ void Rib::add(int vrf, const Route& r) {
     if (it != list.end()) *it = r;
     else list.push_back(r);
     v.dirty.insert(r.prefix);
+    for (auto& o : observers_) o(vrf, r, true);
     if (r.source == Source::Connected) mark_all_dirty();  // gateways may resolve now
 }
 
@@ -65,14 +67,16 @@ void Rib::remove(int vrf, const Prefix& p, Source s, const std::optional<NextHop
     auto it = vit->second.routes.find(p);
     if (it == vit->second.routes.end()) return;
     auto& list = it->second;
-    size_t before = list.size();
-    list.erase(std::remove_if(list.begin(), list.end(),
-                              [&](const Route& r) { return r.source == s && (!nh || r.nh == *nh); }),
-               list.end());
-    if (list.size() == before) return;
+    auto gone = std::stable_partition(list.begin(), list.end(),
+                                      [&](const Route& r) { return !(r.source == s && (!nh || r.nh == *nh)); });
+    if (gone == list.end()) return;
+    std::vector<Route> removed(std::make_move_iterator(gone), std::make_move_iterator(list.end()));
+    list.erase(gone, list.end());
     if (list.empty()) vit->second.routes.erase(it);
     vit->second.dirty.insert(p);
     if (s == Source::Connected) mark_all_dirty();
+    for (auto& r : removed)
+        for (auto& o : observers_) o(vrf, r, false);
 }
 
 void Rib::remove_source(int vrf, Source s) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -37,6 +38,8 @@ struct Route {
     int distance = 1;
     NextHop nh;
     uint32_t tag = 0;
+    // Who added it, for observers: the tunnel (site) name for Source::Tunnel.
+    std::string owner;
     bool operator==(const Route& o) const {
         return prefix == o.prefix && source == o.source && nh == o.nh;
     }
@@ -53,6 +56,13 @@ struct RouteView {
 
 class Rib {
 public:
+    // Told about every route as it enters (added = true; also when an equal
+    // route is replaced) or leaves the RIB, before commit(). Observers must
+    // not change the RIB from inside the call. Used by control/routing's FRR
+    // injection, which must not care who adds tunnel routes.
+    using Observer = std::function<void(int vrf, const Route& r, bool added)>;
+    void add_observer(Observer o) { observers_.push_back(std::move(o)); }
+
     // port_vrf[i] is the VRF of port i; names for messages.
     void set_ports(std::vector<int> port_vrf, std::vector<std::string> port_names);
 
@@ -109,6 +119,7 @@ private:
     std::map<std::pair<int, IpAddr>, MacAddr> neigh_;  // (port, address) -> MAC
     std::vector<NhKey> to_release_;
     uint64_t fib_errors_ = 0;
+    std::vector<Observer> observers_;
 };
 
 }  // namespace nimbus::routing

@@ -228,6 +228,7 @@ void ZapiSession::handle_frame(const zapi::Header& h, std::span<const uint8_t> b
             return;
         }
         case Cmd::VrfDelete: vrfs_.erase(h.vrf_id); return;
+        case Cmd::RedistributeRouteAdd: return handle_redistributed(h.vrf_id, body);
         default: return;  // interface updates, close notifies: not ours to act on
     }
 }
@@ -342,12 +343,39 @@ void ZapiSession::handle_notify(const zapi::NotifyOwner& n) {
     }
 }
 
+// A route of our own type that zebra selected (REDISTRIBUTE_ROUTE_ADD, the
+// answer to our subscription): not desired means stale, so delete it.
+void ZapiSession::handle_redistributed(uint32_t vrf, std::span<const uint8_t> body) {
+    if (!cfg_.purge_unknown) return;
+    auto r = zapi::decode_route(body);
+    if (!r) {
+        counters_.malformed++;
+        return;
+    }
+    if (r->type != cfg_.hello.proto || r->instance != cfg_.hello.instance) return;
+    RouteKey k{vrf, r->prefix};
+    if (routes_.count(k) || need_delete_.count(k)) return;
+    counters_.purged++;
+    LOG_INFO("zapi", "event=purge_stale prefix={} vrf={} reason=\"zebra holds a route of ours nimbus does not want\"",
+             k.prefix.str(), vrf);
+    need_delete_.insert(k);
+    enqueue(k);
+}
+
 // ---- outgoing --------------------------------------------------------------------------------------
 
 void ZapiSession::start_replay() {
     phase_ = ZapiPhase::Replaying;
     replay_active_ = true;
     cursor_started_ = false;
+    if (cfg_.purge_unknown) {
+        // zebra answers with every selected route of our type, then follows
+        // changes (frr-zapi.md §4.9).
+        for (uint8_t afi : {zapi::kAfiIp, zapi::kAfiIp6}) {
+            zapi::encode_redistribute(out_, true, afi, cfg_.hello.proto, cfg_.hello.instance);
+            counters_.frames_tx++;
+        }
+    }
     if (cfg_.gr_stale_time_s) {
         register_gr(zapi::kDefaultVrf);
         for (uint32_t v : std::set<uint32_t>(gr_vrfs_)) register_gr(v);

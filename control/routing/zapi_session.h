@@ -48,6 +48,13 @@ struct ZapiSessionConfig {
     uint64_t backoff_initial_ms = 100;
     uint64_t backoff_max_ms = 30000;
     uint64_t handshake_timeout_ms = 10000;  // HELLO -> CAPABILITIES
+    // Subscribe to our own route type (REDISTRIBUTE_ADD) after the handshake
+    // and delete whatever zebra holds of it that is not in the desired set:
+    // routes zebra 8.4 read back from the kernel at start-up and failed to
+    // sweep (its start-up sweep compares whole seconds), or that a GR purge
+    // missed (same-second rule above). Needs (type, instance) to be ours
+    // alone, as the flush on disconnect already does.
+    bool purge_unknown = false;
     // Optional version string from outside the protocol (`zebra --version`):
     // an incompatible one disables injection before anything is sent.
     std::string frr_version;
@@ -107,6 +114,7 @@ struct ZapiCounters {
     uint64_t replays = 0;           // replays completed
     uint64_t update_complete_sent = 0;
     uint64_t encode_failures = 0;
+    uint64_t purged = 0;            // routes of our type zebra had and we did not want: deleted
 };
 
 class ZapiSession {
@@ -166,6 +174,7 @@ private:
     void handle_frame(const zapi::Header& h, std::span<const uint8_t> body);
     void handle_handshake(const zapi::Header& h, std::span<const uint8_t> body);
     void handle_notify(const zapi::NotifyOwner& n);
+    void handle_redistributed(uint32_t vrf, std::span<const uint8_t> body);
     void version_mismatch(const std::string& why);
     void start_replay();
     void finish_replay();

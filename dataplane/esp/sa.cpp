@@ -410,6 +410,149 @@ bool tunnel_update_paths(TunnelId id, const std::vector<PathSpec>& paths, std::s
     return true;
 }
 
+namespace {
+
+// A new inbound SA object for tunnel t (not yet published).
+SaIn* make_in_sa(const Tunnel* t, const SaSpec& is, std::string* err) {
+    SaIn* sa = zalloc<SaIn>("nimbus_sa_in");
+    if (!sa) {
+        *err = "out of memory for the SA (raise the EAL memory)";
+        return nullptr;
+    }
+    sa->spi = is.spi;
+    sa->tunnel = t->id;
+    sa->worker = t->worker;
+    sa->underlay_vrf = t->underlay_vrf;
+    sa->cipher = is.cipher;
+    sa->esn = is.esn;
+    sa->life = is.lifetime;
+    sa->win.reset(is.replay_window, is.esn);
+    std::string e;
+    if (!st()->ctl->expand_key(sa->key, aead_of(is.cipher), is.keymat, &e)) {
+        *err = fmt::format("inbound SA {:#010x}: {}", is.spi, e);
+        zfree(sa);
+        return nullptr;
+    }
+    return sa;
+}
+
+}  // namespace
+
+bool tunnel_add_in_sa(TunnelId id, const SaSpec& is, std::string* err) {
+    if (!g || !g->esp || id >= kMaxTunnels) return false;
+    EspState* s = st();
+    Tunnel* old = s->tunnels[id].load();
+    if (!old) {
+        *err = "no such tunnel";
+        return false;
+    }
+    if (old->nin >= kMaxInSas) {
+        *err = fmt::format("tunnel already has {} inbound SAs", kMaxInSas);
+        return false;
+    }
+    if (is.spi < 256 || !spi_slot_free(is.spi)) {
+        *err = fmt::format("inbound SPI {:#010x} is reserved or its slot is in use", is.spi);
+        return false;
+    }
+    SaIn* sa = make_in_sa(old, is, err);
+    if (!sa) return false;
+    Tunnel* t = zalloc<Tunnel>("nimbus_tunnel");
+    if (!t) {
+        zfree(sa);
+        *err = "out of memory";
+        return false;
+    }
+    *t = *old;
+    t->in_spi[t->nin++] = is.spi;
+    // The SA names a tunnel that exists: publish it, then the new tunnel view.
+    s->in[is.spi & kSpiSlotMask].store(sa, std::memory_order_release);
+    s->tunnels[id].store(t, std::memory_order_release);
+    synchronize();
+    free_tunnel_objects(old, false);
+    return true;
+}
+
+bool tunnel_set_out_sa(TunnelId id, const SaSpec& os, std::string* err) {
+    if (!g || !g->esp || id >= kMaxTunnels) return false;
+    EspState* s = st();
+    Tunnel* old = s->tunnels[id].load();
+    if (!old) {
+        *err = "no such tunnel";
+        return false;
+    }
+    if (os.spi < 256) {
+        *err = fmt::format("outbound SPI {:#x}: SPIs 0..255 are reserved (RFC 4303 §2.1)", os.spi);
+        return false;
+    }
+    SaOut* out = zalloc<SaOut>("nimbus_sa_out");
+    Tunnel* t = zalloc<Tunnel>("nimbus_tunnel");
+    if (!out || !t) {
+        zfree(out);
+        zfree(t);
+        *err = "out of memory";
+        return false;
+    }
+    out->spi = os.spi;
+    out->tunnel = id;
+    out->worker = old->worker;
+    out->cipher = os.cipher;
+    out->esn = os.esn;
+    out->seq_max = os.esn ? UINT64_MAX : UINT32_MAX;
+    out->life = os.lifetime;
+    out->prep = choose_prep(os.esn, old->udp);
+    std::string e;
+    if (!s->ctl->expand_key(out->key, aead_of(os.cipher), os.keymat, &e)) {
+        zfree(out);
+        zfree(t);
+        *err = fmt::format("outbound SA {:#010x}: {}", os.spi, e);
+        return false;
+    }
+    *t = *old;
+    t->out = out;
+    SaOut* gone = old->out;
+    s->tunnels[id].store(t, std::memory_order_release);
+    s->all_out[id] = out;
+    synchronize();
+    free_tunnel_objects(old, false);
+    zfree(gone);
+    return true;
+}
+
+bool tunnel_remove_in_sa(TunnelId id, uint32_t spi, std::string* err) {
+    if (!g || !g->esp || id >= kMaxTunnels) return false;
+    EspState* s = st();
+    Tunnel* old = s->tunnels[id].load();
+    if (!old) {
+        *err = "no such tunnel";
+        return false;
+    }
+    int k = -1;
+    for (int i = 0; i < old->nin; i++)
+        if (old->in_spi[i] == spi) k = i;
+    if (k < 0) {
+        *err = fmt::format("tunnel has no inbound SA {:#010x}", spi);
+        return false;
+    }
+    if (old->nin == 1) {
+        *err = "a tunnel keeps one inbound SA: remove the tunnel instead";
+        return false;
+    }
+    Tunnel* t = zalloc<Tunnel>("nimbus_tunnel");
+    if (!t) {
+        *err = "out of memory";
+        return false;
+    }
+    *t = *old;
+    for (int i = k; i + 1 < t->nin; i++) t->in_spi[i] = t->in_spi[i + 1];
+    t->nin--;
+    SaIn* sa = s->in[spi & kSpiSlotMask].exchange(nullptr);
+    s->tunnels[id].store(t, std::memory_order_release);
+    synchronize();
+    free_tunnel_objects(old, false);
+    zfree(sa);
+    return true;
+}
+
 int tunnel_mtu(TunnelId id) {
     Tunnel* t = g && g->esp ? tunnel_get(id) : nullptr;
     return t ? t->mtu : 0;

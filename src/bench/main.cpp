@@ -182,12 +182,16 @@ void run_fwd(const Opts& o) {
 void usage() {
     fmt::print(stderr,
                "usage: nimbus-bench fwd [--seconds S] [--sizes 64,1500] [--routes N]\n"
+               "       nimbus-bench ike [--seconds S] [--concurrency C] [--sites N] [--no-storm]\n"
                "Prints one JSON line per measurement.\n");
 }
 
 }  // namespace
 
+int ike_bench(int argc, char** argv);  // ike.cpp
+
 int main(int argc, char** argv) {
+    if (argc >= 2 && std::string(argv[1]) == "ike") return ike_bench(argc - 1, argv + 1);
     if (argc >= 2 && std::string(argv[1]) == "esp") return nimbus::bench::esp_main(argc - 1, argv + 1);
     if (argc < 2 || std::string(argv[1]) != "fwd") {
         usage();

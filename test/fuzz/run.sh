@@ -13,8 +13,15 @@ OUT=$(realpath "$OUT")
 [ -n "${NIMBUS_RESULTS:-}" ] && mkdir -p "$NIMBUS_RESULTS"
 CXX=clang++-14
 COMMON_SRC="src/common/bytes.cpp src/common/addr.cpp src/common/log.cpp"
+IKE_CODEC="control/ike/messages.cpp control/ike/message.cpp control/ike/payloads.cpp control/ike/codec.cpp
+  control/ike/fragments.cpp control/ike/secret.cpp control/ike/keymat.cpp control/ike/sk.cpp control/ike/dh.cpp
+  control/ike/auth.cpp control/ike/proposal.cpp control/ike/selftest.cpp control/ike/natt.cpp
+  control/ike/cookie.cpp control/ike/ts.cpp"
+IKE_ENGINE="control/ike/engine.cpp control/ike/ike_sa_init.cpp control/ike/ike_auth.cpp control/ike/create_child.cpp
+  control/ike/informational.cpp control/ike/child.cpp control/ike/policy.cpp control/ike/logging_sink.cpp control/pki/*.cpp"
 declare -A SRCS=(
-    [ike_message_fuzz]="control/ike/*.cpp"
+    [ike_message_fuzz]="$IKE_CODEC"
+    [ike_engine_fuzz]="$IKE_CODEC $IKE_ENGINE"
 )
 rc_all=0
 for target in "${!SRCS[@]}"; do

@@ -126,6 +126,7 @@ class Lab:
         self.namespaces = []
         self.procs = []
         self.daemons = []
+        self.cleanups = []  # callables run first at cleanup (e.g. FRR daemons)
 
     def ns(self, short):
         name = f"{self.prefix}-{short}"
@@ -155,6 +156,11 @@ class Lab:
         return "\n".join(out)
 
     def cleanup(self):
+        for c in self.cleanups:
+            try:
+                c()
+            except Exception as e:  # cleanup goes on whatever one step does
+                print(f"cleanup step failed: {e}")
         for d in self.daemons:
             d.kill()
         for p in self.procs:

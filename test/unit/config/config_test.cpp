@@ -117,6 +117,47 @@ TEST_CASE("broken configs are rejected with exact positions and key paths") {
         {"node: { name: a }\nroutes:\n  - { prefix: 10.0.0.0/8, blackhole: true }\n"
          "  - { prefix: 10.0.0.0/8, blackhole: true }\n",
          "t.yaml:4:5: routes[1]: duplicate of the route at line 3 (10.0.0.0/8 in VRF 'default')"},
+        {"node: { name: a }\nrouting: { zebra: run/zserv.api }\n",
+         "t.yaml:2:19: routing.zebra: must be an absolute path"},
+        {"node: { name: a }\nrouting: { fpm: 127.0.0.1 }\n",
+         "t.yaml:2:17: routing.fpm: '127.0.0.1' is not ADDRESS:PORT (127.0.0.1:2620, [::1]:2620)"},
+        {"node: { name: a }\nrouting: { fpm: \"127.0.0.1:70000\" }\n",
+         "t.yaml:2:17: routing.fpm: '127.0.0.1:70000' is not ADDRESS:PORT (127.0.0.1:2620, [::1]:2620)"},
+        {"node: { name: a }\nrouting: { route_type: bgp }\n",
+         "t.yaml:2:24: routing.route_type: 'bgp' is not one of: nhrp, static, table, sharp, eigrp, babel, openfabric"},
+        {"node: { name: a }\nrouting: { distance: 0 }\n",
+         "t.yaml:2:22: routing.distance: 0 is out of range 1..255"},
+        {"node: { name: a }\nrouting: { max_prefixes_per_site: 0 }\n",
+         "t.yaml:2:35: routing.max_prefixes_per_site: 0 is out of range 1..1000000"},
+        {"node: { name: a }\nrouting: { frr_version: latest }\n",
+         "t.yaml:2:25: routing.frr_version: 'latest' is not an FRR version (8.4.4, 8.4.4-1.1~deb12u2)"},
+        {"node: { name: a }\nrouting: { zebr: /x }\n",
+         "t.yaml:2:12: routing.zebr: unknown key (did you mean 'zebra'?)"},
+        {"node: { name: a }\nrouting: { fpm_replay_hold_ms: -1 }\n",
+         "t.yaml:2:32: routing.fpm_replay_hold_ms: -1 is out of range 0..600000"},
+        {"node: { name: a }\nrouting: { host_routes: { table: 254 } }\n",
+         "t.yaml:2:34: routing.host_routes.table: table 254 is a kernel table zebra selects from or reserved; use "
+         "another"},
+        {"node: { name: a }\nrouting: { host_routes: { port: nope } }\n",
+         "t.yaml:2:33: routing.host_routes.port: unknown port 'nope'"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: corp, vrf: corp } ]\n",
+         "t.yaml:3:32: routing.clouds[0].vrf: unknown VRF 'corp'"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: a }, { name: b } ]\n",
+         "t.yaml:3:26: routing.clouds[1].vrf: VRF 'default' already belongs to cloud 'a'"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: a, advertise: [10.0.0.1/8] } ]\n",
+         "t.yaml:3:36: routing.clouds[0].advertise[0]: '10.0.0.1/8' has host bits set (did you mean 10.0.0.0/8?)"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: a, table: 255 } ]\n",
+         "t.yaml:3:31: routing.clouds[0].table: table 255 is a reserved kernel table"},
+        {"node: { name: a }\nvrfs: [ { name: b } ]\nrouting:\n  clouds: [ { name: a, table: 7 }, { name: b, vrf: b, table: 7 } ]\n",
+         "t.yaml:4:62: routing.clouds[1].table: table 7 is already mapped to cloud 'a'"},
+        {"node: { name: a }\nrouting:\n  clouds: [ { name: a, advertise_bgp: 1 } ]\n",
+         "t.yaml:3:39: routing.clouds[0].advertise_bgp: expected true or false, found '1'"},
+        {"node: { name: a }\nrouting:\n  sites: [ { name: s1, tag: -1 } ]\n",
+         "t.yaml:3:29: routing.sites[0].tag: -1 is out of range 0..4294967295"},
+        {"node: { name: a }\nrouting:\n  sites: [ { name: s1 }, { name: s1 } ]\n",
+         "t.yaml:3:34: routing.sites[1].name: duplicate site 's1'"},
+        {"node: { name: a }\nrouting:\n  sites: [ { name: s1, max_prefix: 3 } ]\n",
+         "t.yaml:3:24: routing.sites[0].max_prefix: unknown key (did you mean 'max_prefixes'?)"},
         {"node: { name: a }\nvrfs: [ { name: x }, { name: x } ]\n", "t.yaml:2:30: vrfs[1].name: duplicate VRF 'x'"},
         {"node: { name: a }\nnode: { name: b }\n", "t.yaml:2:1: node: duplicate key"},
         {"node: { name: a\n", "t.yaml:2:1: (syntax): end of map flow not found"},
@@ -151,6 +192,214 @@ TEST_CASE("configs compare equal regardless of positions") {
     CHECK(ca == cb);
     cb.routes.pop_back();
     CHECK_FALSE(ca == cb);
+}
+
+// ---- clouds:, ike:, initiate:
+
+namespace {
+
+const char* kClouds =
+    "node: { name: conc-a }\n"
+    "vrfs: [ { name: corp } ]\n"
+    "ports:\n"
+    "  - { name: wan0, device: \"net_af_packet0,iface=v0\", addresses: [192.0.2.10/24] }\n"
+    "clouds:\n"
+    "  - name: corp\n"
+    "    vrf: corp\n"
+    "    pki: { ca: /etc/nimbus/ca.pem, crl: /etc/nimbus/ca.crl, cert: /etc/nimbus/c.pem, key: /etc/nimbus/c.key }\n"
+    "    proposals: { ike: [aes256gcm16-prfsha256-x25519, chacha20poly1305-prfsha256-x25519], esp: [aes256gcm16] }\n"
+    "    advertise: [10.0.0.0/8, 172.16.0.0/12]\n"
+    "    dpd: { interval: 5, retries: 3 }\n"
+    "    rekey: { ike: 7200, child: 1800 }\n"
+    "    sites:\n"
+    "      - { id: \"CN=store-0001\", prefixes: [10.16.1.0/24], critical: { dscp: [ef, 34] } }\n"
+    "      - { id: store2.example, prefixes: [10.16.2.0/24, \"2001:db8:16:2::/64\"], psk: \"0123456789abcdef-site\" }\n"
+    "  - name: lab\n"
+    "    psk: \"lab-psk-0123456789abcdef\"\n"
+    "    sites: [ { id: 192.0.2.77, prefixes: [10.99.0.0/24] } ]\n"
+    "ike:\n"
+    "  listen: [wan0, 192.0.2.10]\n"
+    "  ports: { ike: 500, natt: 4500 }\n"
+    "  cookie_threshold: 100\n"
+    "initiate:\n"
+    "  - { peer: 192.0.2.1, cloud: corp, local_id: \"CN=edge-1\", local_prefixes: [10.20.0.0/24] }\n";
+
+}  // namespace
+
+TEST_CASE("clouds, sites, ike and initiate sections parse into the model") {
+    auto r = parse(kClouds, "c.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    auto& c = *r.config;
+    REQUIRE(c.clouds.size() == 2);
+    auto& corp = c.clouds[0];
+    CHECK(corp.vrf == "corp");
+    REQUIRE(corp.pki);
+    CHECK(corp.pki->crl == "/etc/nimbus/ca.crl");
+    CHECK(corp.ike_proposals.size() == 2);
+    CHECK(corp.esp_proposals == std::vector<std::string>{"aes256gcm16"});
+    CHECK(corp.advertise.size() == 2);
+    CHECK(corp.dpd.interval == 5);
+    CHECK(corp.rekey_child == 1800);
+    REQUIRE(corp.sites.size() == 2);
+    CHECK(corp.sites[0].critical_dscp == std::vector<int>{46, 34});
+    CHECK(corp.sites[1].psk.value == "0123456789abcdef-site");
+    CHECK(corp.sites[1].prefixes.size() == 2);
+    CHECK(c.clouds[1].psk.value == "lab-psk-0123456789abcdef");
+    CHECK(c.clouds[1].esp_proposals == std::vector<std::string>{"aes256gcm16"});  // default
+    CHECK(c.ike.listen == std::vector<std::string>{"wan0", "192.0.2.10"});
+    CHECK(c.ike.cookie_threshold == 100);
+    REQUIRE(c.initiate.size() == 1);
+    CHECK(c.initiate[0].peer.str() == "192.0.2.1");
+    CHECK(c.initiate[0].local_prefixes[0].str() == "10.20.0.0/24");
+}
+
+TEST_CASE("broken IKE sections are rejected with exact positions, and secrets are never echoed") {
+    struct Case {
+        const char* yaml;
+        const char* error;
+    };
+    const char* head = "node: { name: a }\nvrfs: [ { name: corp } ]\n";
+    const Case cases[] = {
+        {"clouds:\n  - { vrf: corp, psk: \"0123456789abcdefXX\" }\n", "t.yaml:4:5: clouds[0].name: required key is missing"},
+        {"clouds:\n  - { name: c, vrf: nope, psk: \"0123456789abcdefXX\" }\n",
+         "t.yaml:4:21: clouds[0].vrf: unknown VRF 'nope' (defined: default, corp)"},
+        {"clouds:\n  - { name: c, psk: \"short-secret\" }\n",
+         "t.yaml:4:21: clouds[0].psk: a pre-shared key needs at least 16 characters (value not shown)"},
+        {"clouds:\n  - { name: c, psk: \"0123456789abcdefXX\", pki: { ca: /a, cert: /b, key: /c } }\n",
+         "t.yaml:4:5: clouds[0]: give either 'pki' or 'psk', not both (per-site 'psk' is allowed with 'pki')"},
+        {"clouds:\n  - { name: c, pki: { ca: ca.pem, cert: /b, key: /c } }\n",
+         "t.yaml:4:27: clouds[0].pki.ca: must be an absolute path"},
+        {"clouds:\n  - { name: c, pki: { ca: /a, cert: /b } }\n", "t.yaml:4:21: clouds[0].pki.key: required key is missing"},
+        {"clouds:\n  - { name: c, pki: { ca: /a, cert: /b, key: /c, ocsp: /d } }\n",
+         "t.yaml:4:50: clouds[0].pki.ocsp: unknown key"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    proposals: { ike: [aes256-sha256-modp2048] }\n",
+         "t.yaml:6:24: clouds[0].proposals.ike[0]: proposal 'aes256-sha256-modp2048': 'aes256': AES-CBC is not "
+         "supported; use an AEAD (aes128gcm16, aes256gcm16, chacha20poly1305)"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    proposals: { esp: [aes256gcm16-prfsha256] }\n",
+         "t.yaml:6:24: clouds[0].proposals.esp[0]: proposal 'aes256gcm16-prfsha256': 'prfsha256': a PRF belongs in "
+         "IKE proposals only"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    proposals: { ike: [] }\n",
+         "t.yaml:6:23: clouds[0].proposals.ike: needs at least one proposal"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    dpd: { interval: 0 }\n",
+         "t.yaml:6:22: clouds[0].dpd.interval: 0 is out of range 1..3600"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    dpd: { retries: 1 }\n",
+         "t.yaml:6:21: clouds[0].dpd.retries: 1 is out of range 2..20"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    advertise: [10.0.0.1/8]\n",
+         "t.yaml:6:17: clouds[0].advertise[0]: '10.0.0.1/8' has host bits set (did you mean 10.0.0.0/8?)"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    sites: [ { prefixes: [10.1.0.0/24] } ]\n",
+         "t.yaml:6:14: clouds[0].sites[0].id: required key is missing"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    sites: [ { id: \"XY=1\", prefixes: [10.1.0.0/24] } ]\n",
+         "t.yaml:6:20: clouds[0].sites[0].id: unknown attribute 'XY' in a distinguished name"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    sites: [ { id: a.example } ]\n",
+         "t.yaml:6:14: clouds[0].sites[0].prefixes: required key is missing"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    sites: [ { id: a.example, prefixes: [0.0.0.0/0] } ]\n",
+         "t.yaml:6:42: clouds[0].sites[0].prefixes[0]: 0.0.0.0/0 would give the site every address; list its own "
+         "prefixes"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    sites:\n"
+         "      - { id: a.example, prefixes: [10.1.0.0/16] }\n      - { id: b.example, prefixes: [10.1.2.0/24] }\n",
+         "t.yaml:8:37: clouds[0].sites[1].prefixes[0]: 10.1.2.0/24 overlaps 10.1.0.0/16 of site 'a.example'"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    sites:\n"
+         "      - { id: a.example, prefixes: [10.1.0.0/16] }\n      - { id: A.example, prefixes: [10.2.0.0/24] }\n",
+         "t.yaml:8:15: clouds[0].sites[1].id: duplicate site 'A.example' (line 7)"},
+        {"clouds:\n  - name: c\n    sites: [ { id: a.example, prefixes: [10.1.0.0/24] } ]\n",
+         "t.yaml:5:14: clouds[0].sites[0]: cloud 'c' has neither 'pki' nor 'psk': the site needs a 'psk'"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    sites: [ { id: a.example, prefixes: [10.1.0.0/24], "
+         "psk: \"tiny\" } ]\n",
+         "t.yaml:6:61: clouds[0].sites[0].psk: a pre-shared key needs at least 16 characters (value not shown)"},
+        {"clouds:\n  - name: c\n    psk: \"0123456789abcdefXX\"\n    sites: [ { id: a.example, prefixes: [10.1.0.0/24], "
+         "critical: { dscp: [gold] } } ]\n",
+         "t.yaml:6:75: clouds[0].sites[0].critical.dscp[0]: 'gold' is not a DSCP (0..63, be, ef, va, cs0..cs7, "
+         "af11..af43)"},
+        {"clouds:\n  - { name: c, psk: \"0123456789abcdefXX\" }\n  - { name: c, psk: \"0123456789abcdefXX\" }\n",
+         "t.yaml:5:13: clouds[1].name: duplicate cloud 'c'"},
+        {"ike: { listen: [wan9] }\n", "t.yaml:3:17: ike.listen[0]: 'wan9' is neither an IP address nor a port name"},
+        {"ike: { ports: { ike: 4500, natt: 4500 } }\n", "t.yaml:3:34: ike.ports.natt: must differ from ike.ports.ike"},
+        {"ike: { ports: { ike: 0 } }\n", "t.yaml:3:22: ike.ports.ike: 0 is out of range 1..65535"},
+        {"ike: { fragment_size: 100 }\n", "t.yaml:3:23: ike.fragment_size: 100 is out of range 576..65535"},
+        {"ike: { cookies: 5 }\n", "t.yaml:3:8: ike.cookies: unknown key"},
+        {"initiate:\n  - { cloud: x, local_prefixes: [10.1.0.0/24] }\n", "t.yaml:4:5: initiate[0].peer: required key is missing"},
+        {"initiate:\n  - { peer: 192.0.2.1, cloud: x, local_prefixes: [10.1.0.0/24] }\n",
+         "t.yaml:4:31: initiate[0].cloud: unknown cloud 'x' (defined: none)"},
+        {"clouds: [ { name: c, psk: \"0123456789abcdefXX\" } ]\ninitiate:\n  - { peer: 192.0.2.1, cloud: c, "
+         "local_prefixes: [10.1.0.0/24] }\n",
+         "t.yaml:5:5: initiate[0].local_id: required with PSK authentication (the cloud has no 'pki' and no 'id')"},
+        {"clouds: [ { name: c, psk: \"0123456789abcdefXX\" } ]\ninitiate:\n  - { peer: 192.0.2.1, cloud: c, "
+         "local_id: e.example }\n",
+         "t.yaml:5:5: initiate[0].local_prefixes: required key is missing"},
+    };
+    int n = 0;
+    for (auto& c : cases) {
+        std::string yaml = std::string(head) + c.yaml;
+        INFO("case " << n++ << ": " << yaml);
+        auto r = parse(yaml, "t.yaml");
+        CHECK_FALSE(r.ok());
+        CHECK(std::find(r.errors.begin(), r.errors.end(), c.error) != r.errors.end());
+        if (std::find(r.errors.begin(), r.errors.end(), c.error) == r.errors.end())
+            for (auto& e : r.errors) WARN("got: " << e);
+        for (auto& e : r.errors) {
+            CHECK(e.find("0123456789abcdefXX") == std::string::npos);
+            CHECK(e.find("short-secret") == std::string::npos);
+            CHECK(e.find("tiny") == std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("the routing section parses with its defaults and overrides") {
+    auto r = parse(std::string(kBase) +
+                       "routing:\n"
+                       "  zebra: /run/frr/zserv.api\n"
+                       "  fpm: 127.0.0.1:2620\n"
+                       "  metric: 100\n"
+                       "  max_prefixes_per_site: 50\n"
+                       "  frr_version: 8.4.4-1.1~deb12u2\n"
+                       "  host_routes: { port: wan0 }\n"
+                       "  clouds:\n"
+                       "    - { name: internet, tag: 100, advertise: [198.51.100.0/24], advertise_bgp: true }\n"
+                       "    - { name: corp, vrf: corp, tag: 200, table: 1001 }\n"
+                       "  sites:\n"
+                       "    - { name: store-1, tag: 142, metric: 50, max_prefixes: 2 }\n",
+                   "c.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    REQUIRE(r.config->routing);
+    auto& rt = *r.config->routing;
+    CHECK(rt.zebra == "/run/frr/zserv.api");
+    REQUIRE(rt.fpm_addr);
+    CHECK(rt.fpm_addr->str() == "127.0.0.1");
+    CHECK(rt.fpm_port == 2620);
+    CHECK(rt.route_type == "nhrp");
+    CHECK(rt.instance == 0);
+    CHECK(rt.metric == 100);
+    CHECK(rt.distance == 0);
+    CHECK(rt.max_prefixes_per_site == 50);
+    CHECK(rt.fpm_replay_quiet_ms == 3000);
+    CHECK(rt.fpm_replay_hold_ms == 10000);
+    CHECK(rt.frr_version == "8.4.4-1.1~deb12u2");
+    CHECK(rt.host_routes.enabled);
+    CHECK(rt.host_routes.table == 250);
+    CHECK(rt.host_routes.port == "wan0");
+    REQUIRE(rt.clouds.size() == 2);
+    CHECK(rt.cloud_for_vrf("default")->name == "internet");
+    CHECK(rt.cloud_for_vrf("corp")->tag == 200u);
+    CHECK(rt.clouds[0].advertise_bgp);
+    CHECK(rt.clouds[0].advertise.at(0).str() == "198.51.100.0/24");
+    REQUIRE(rt.site("store-1"));
+    CHECK(rt.site("store-1")->max_prefixes == 2u);
+    CHECK(rt.site("store-1")->where.line == 20);
+    // FPM: main goes to the default VRF, 1001 to corp.
+    auto t = rt.fpm_tables();
+    CHECK(std::find(t.begin(), t.end(), std::make_pair(254u, std::string("default"))) != t.end());
+    CHECK(std::find(t.begin(), t.end(), std::make_pair(1001u, std::string("corp"))) != t.end());
+
+    auto none = parse(kBase, "c.yaml");
+    REQUIRE(none.ok());
+    CHECK_FALSE(none.config->routing);
+    auto v6 = parse("node: { name: a }\nrouting: { fpm: \"[::1]:2621\" }\n", "c.yaml");
+    REQUIRE(v6.ok());
+    CHECK(v6.config->routing->fpm_addr->str() == "::1");
+    CHECK(v6.config->routing->fpm_port == 2621);
+    CHECK_FALSE(v6.config->routing->fpm_addr->is_v4());
 }
 
 // ---- ha: (control/config/ha.cpp)

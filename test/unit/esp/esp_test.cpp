@@ -361,6 +361,50 @@ TEST_CASE("ESP round trips: 4 family combinations x 3 ciphers x ESN x encapsulat
     CHECK(combos == 48);
 }
 
+TEST_CASE("rekey in place (IKE): add an inbound SA, switch the outbound SA, remove the old inbound SA") {
+    for (bool esn : {false, true}) {
+        INFO("esn=" << esn);
+        Cipher c = Cipher::AesGcm256;
+        Pair p = make_pair_(c, esn, true, false);
+        auto one = [&](uint32_t want_spi) {
+            send(kLanA, {udp_frame(kLanA, false, "10.1.0.5", "10.2.0.9", 64)});
+            auto w = take(kWanA);
+            REQUIRE(w.size() == 1);
+            size_t esp = 14 + 20 + 8;
+            uint32_t spi = uint32_t(w[0][esp] << 24 | w[0][esp + 1] << 16 | w[0][esp + 2] << 8 | w[0][esp + 3]);
+            CHECK(spi == want_spi);
+            send(kWanB, w);
+            return take(kLanB).size();
+        };
+        CHECK(one(p.spi_ab) == 1);
+        std::string err;
+        uint32_t spi2 = 0x3303;
+        SaSpec fresh{spi2, c, esn, 1024, keymat(c, 9), {}};
+        // 1. The receiver gets the new inbound SA first ...
+        REQUIRE(tunnel_add_in_sa(p.b, fresh, &err));
+        TunnelInfo ib;
+        REQUIRE(tunnel_info(p.b, &ib));
+        CHECK(ib.in_spis == std::vector<uint32_t>{p.spi_ab, spi2});
+        CHECK(one(p.spi_ab) == 1);  // old SA still works
+        // 2. ... then the sender switches: a fresh sequence space.
+        REQUIRE(tunnel_set_out_sa(p.a, fresh, &err));
+        CHECK(one(spi2) == 1);
+        CHECK(sa(spi2, false).seq == 1);
+        CHECK(sa(spi2, true).counters[int(SaCounter::packets)] == 1);
+        // 3. The old inbound SA goes; traffic continues on the new one.
+        REQUIRE(tunnel_remove_in_sa(p.b, p.spi_ab, &err));
+        CHECK(spi_slot_free(p.spi_ab));
+        CHECK(one(spi2) == 1);
+        CHECK_FALSE(tunnel_remove_in_sa(p.b, spi2, &err));  // the last one stays
+        CHECK(err == "a tunnel keeps one inbound SA: remove the tunnel instead");
+        CHECK_FALSE(tunnel_add_in_sa(p.b, SaSpec{spi2, c, esn, 1024, keymat(c, 9), {}}, &err));
+        REQUIRE(tunnel_info(p.b, &ib));
+        CHECK(ib.in_spis == std::vector<uint32_t>{spi2});
+        CHECK(ib.rx_packets == 4);  // counters carried across the changes
+        drop_pair(p);
+    }
+}
+
 TEST_CASE("second copies are duplicates, tampered packets auth_fail, foreign sources are not allowed") {
     Pair p = make_pair_(Cipher::AesGcm256, false, true, false);
     std::vector<Frame> in;

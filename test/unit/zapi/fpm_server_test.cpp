@@ -183,6 +183,40 @@ TEST_CASE("fpm server: mark-and-sweep across a zebra reconnect", "[zapi]") {
     CHECK(s.counters().replays_forced == 0);
 }
 
+TEST_CASE("fpm server: after a zebra restart, learned routes are held until replay_min_ms", "[zapi]") {
+    FpmServerConfig cfg;
+    cfg.replay_quiet_ms = 3000;
+    cfg.replay_min_ms = 10000;
+    FpmServer s(cfg);
+    s.on_connected(0);
+    s.on_bytes(cat({route_frame(true, "10.1.0.0/16", 186, "192.0.2.2", 2),
+                    route_frame(true, "10.2.0.0/16", 186, "192.0.2.2", 2)}),
+               100);
+    CHECK(s.on_tick(3100) == false);  // quiet, but not 10 s since the connect
+    CHECK(s.next_deadline_ms() == 10000);
+    CHECK(s.on_tick(10000) == true);
+    s.take_changes();
+    // zebra and bgpd restart: the first replay has no BGP routes at all; they
+    // come back 5 s later as the sessions re-form. Nothing leaves the FIB in
+    // between, and what never comes back is swept after the hold.
+    s.on_disconnected(20000);
+    s.on_connected(30000);
+    CHECK(s.on_tick(33000) == false);
+    CHECK(s.take_changes().empty());
+    s.on_bytes(route_frame(true, "10.1.0.0/16", 186, "192.0.2.2", 2), 35000);
+    CHECK(s.on_tick(38000) == false);  // quiet since 35000, hold until 40000
+    CHECK(s.next_deadline_ms() == 40000);
+    CHECK(s.on_tick(40000) == true);
+    CHECK(summary(s.take_changes()) == "-10.2.0.0/16 ");
+    // A frame after the hold: the quiet period decides again.
+    s.on_disconnected(50000);
+    s.on_connected(60000);
+    s.on_bytes(route_frame(true, "10.1.0.0/16", 186, "192.0.2.2", 2), 69000);
+    CHECK(s.on_tick(71999) == false);
+    CHECK(s.next_deadline_ms() == 72000);
+    CHECK(s.on_tick(72000) == true);
+}
+
 TEST_CASE("fpm server: an interrupted replay, and a replay that never goes quiet", "[zapi]") {
     FpmServerConfig cfg;
     cfg.replay_quiet_ms = 1000;

@@ -641,3 +641,51 @@ TEST_CASE("zapi session: random walk ends with zebra holding the desired set", "
         }
     }
 }
+
+TEST_CASE("zapi session: purge_unknown deletes routes of our type that zebra has and we do not want", "[zapi]") {
+    ZapiSessionConfig cfg;
+    cfg.purge_unknown = true;
+    ZapiSession s(cfg);
+    s.add_route(0, P("10.16.1.0/24"), 142);
+    handshake(s);
+    auto f = pump_all(s);
+    // Subscribed to our own type for IPv4 and IPv6, right after CAPABILITIES.
+    REQUIRE(count_cmd(f, Cmd::RedistributeAdd) == 2);
+    for (const auto& fr : f)
+        if (fr.h.command == uint16_t(Cmd::RedistributeAdd)) {
+            CHECK(fr.body[1] == uint8_t(RouteType::Nhrp));
+            CHECK((fr.body[2] << 8 | fr.body[3]) == 0);
+        }
+    CHECK(count_cmd(f, Cmd::RouteAdd) == 1);
+
+    // zebra's dump: our desired route (echoed), a stale one of ours read back
+    // from the kernel (metric 20), and a BGP route that is none of ours.
+    auto redist = [&](RouteType t, const char* p, uint32_t metric) {
+        Route r = blackhole_route(t, 0, P(p), 0, metric);
+        r.message |= msg::Distance | msg::Metric;
+        r.distance = 10;
+        ByteWriter w;
+        REQUIRE(encode_route_add(w, 0, r));
+        auto b = w.take();
+        b[9] = uint8_t(Cmd::RedistributeRouteAdd);  // same body, other command
+        return b;
+    };
+    feed(s, redist(RouteType::Nhrp, "10.16.1.0/24", 0));
+    feed(s, redist(RouteType::Nhrp, "10.16.2.0/24", 20));
+    feed(s, redist(RouteType::Bgp, "198.51.100.0/24", 0));
+    f = pump_all(s);
+    REQUIRE(count_cmd(f, Cmd::RouteDelete) == 1);
+    REQUIRE(count_cmd(f, Cmd::RouteAdd) == 0);
+    auto del = std::find_if(f.begin(), f.end(), [](const Frame& x) { return x.h.command == uint16_t(Cmd::RouteDelete); });
+    auto r = decode_route(del->body);
+    REQUIRE(r);
+    CHECK(r->prefix == P("10.16.2.0/24"));
+    CHECK(r->type == RouteType::Nhrp);
+    CHECK(s.counters().purged == 1);
+    // The echo of a later add of ours is no reason to delete it.
+    s.add_route(0, P("10.16.3.0/24"));
+    pump_all(s);
+    feed(s, redist(RouteType::Nhrp, "10.16.3.0/24", 0));
+    CHECK(count_cmd(pump_all(s), Cmd::RouteDelete) == 0);
+    CHECK(s.counters().purged == 1);
+}

@@ -1,0 +1,300 @@
+// The IKEv2 engine (RFC 7296 with RFC 7383 fragmentation, RFC 7427 and
+// RFC 4754 ECDSA authentication, RFC 4555 MOBIKE, NAT traversal): one
+// object on the control thread, responder for sites and initiator for the
+// edge role at once. It is driven from outside:
+//
+//   engine.receive(local, remote, datagram)   a UDP datagram arrived
+//   engine.on_timer()                         when now() >= next_timer()
+//
+// and it talks to the network through a Transport and to the dataplane
+// through a ChildSaSink. Time comes from a clock function, so tests drive
+// retransmissions, DPD and rekeys without waiting.
+//
+// The exchange handlers are split by exchange: ike_sa_init.cpp, ike_auth.cpp,
+// create_child.cpp and informational.cpp; this file's engine.cpp holds the
+// SA tables, message-ID windows, retransmission and timers.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "control/ike/codec.h"
+#include "control/ike/cookie.h"
+#include "control/ike/policy.h"
+#include "control/ike/sa.h"
+#include "control/ike/sink.h"
+#include "control/ike/transport.h"
+#include "control/ike/ts.h"
+#include "control/ike/proposal.h"
+
+namespace nimbus::ike {
+
+// Engine counters: one table feeds `show ike counters`, logs and tests.
+#define NIMBUS_IKE_COUNTERS(X)                                                             \
+    X(rx_datagrams, "IKE datagrams received")                                              \
+    X(rx_malformed, "messages that did not parse (counted and dropped)")                   \
+    X(rx_unknown_spi, "messages for no IKE SA we know")                                    \
+    X(rx_decrypt_failed, "SK/SKF payloads that failed the integrity check")               \
+    X(rx_bad_msgid, "requests or responses outside the Message ID window")                \
+    X(rx_unexpected, "messages not valid in the SA's state")                               \
+    X(rx_retransmits, "repeated requests answered from the cached response")               \
+    X(rx_esp_on_ike_port, "ESP-in-UDP that reached the IKE socket")                        \
+    X(rx_keepalives, "NAT keepalives received")                                            \
+    X(rx_fragments, "IKE fragments received (RFC 7383)")                                   \
+    X(tx_messages, "IKE messages sent (a fragmented one counts once)")                     \
+    X(tx_fragments, "IKE fragments sent")                                                  \
+    X(tx_retransmits, "our requests sent again")                                           \
+    X(tx_errors, "datagrams the kernel refused")                                           \
+    X(tx_keepalives, "NAT keepalives sent")                                                \
+    X(cookies_sent, "COOKIE challenges sent (half-open threshold passed)")                 \
+    X(cookies_invalid, "IKE_SA_INIT with a wrong or stale COOKIE")                         \
+    X(half_open_source_limit, "IKE_SA_INIT dropped: too many half-open SAs from the address") \
+    X(half_open_expired, "half-open IKE SAs that never authenticated")                     \
+    X(half_open_full, "IKE_SA_INIT dropped: the half-open table is full (initiator retries)") \
+    X(invalid_ke, "INVALID_KE_PAYLOAD sent or received")                                   \
+    X(no_proposal, "NO_PROPOSAL_CHOSEN sent or received")                                  \
+    X(auth_ok, "peers authenticated")                                                      \
+    X(auth_failed, "authentication failures (AUTHENTICATION_FAILED)")                     \
+    X(auth_revoked, "certificates refused as revoked")                                     \
+    X(ts_unacceptable, "child SAs refused with TS_UNACCEPTABLE")                          \
+    X(ike_established, "IKE SAs established")                                              \
+    X(ike_deleted, "IKE SAs deleted")                                                      \
+    X(child_installed, "child SAs installed")                                              \
+    X(child_removed, "child SAs removed")                                                  \
+    X(child_rekeys, "child SA rekeys completed")                                           \
+    X(ike_rekeys, "IKE SA rekeys completed")                                               \
+    X(rekey_collisions, "simultaneous rekeys resolved (RFC 7296 §2.8.1, §2.8.2)")          \
+    X(dpd_dead, "peers declared dead by liveness checks")                                  \
+    X(request_timeouts, "requests that got no answer after all retransmissions")           \
+    X(initial_contact, "stale IKE SAs removed on INITIAL_CONTACT or reconnection")         \
+    X(mobike_updates, "UPDATE_SA_ADDRESSES processed (RFC 4555)")                          \
+    X(nat_mapping_changes, "peer address changes followed without MOBIKE (§2.23)")
+
+enum class Counter : uint16_t {
+#define NIMBUS_X(n, d) n,
+    NIMBUS_IKE_COUNTERS(NIMBUS_X)
+#undef NIMBUS_X
+        Count
+};
+inline constexpr int kCounterCount = int(Counter::Count);
+const char* counter_name(int i);
+const char* counter_help(int i);
+
+// For `show ike sa` and tests.
+struct ChildInfo {
+    uint32_t spi_in = 0, spi_out = 0;
+    std::string proposal;
+    std::string state;
+    bool outbound_active = false;
+    std::string ts_local, ts_remote;
+    uint64_t age_s = 0;
+};
+
+struct SaInfo {
+    uint64_t spi_i = 0, spi_r = 0;
+    bool initiator = false;
+    std::string state;
+    TunnelId tunnel = 0;
+    std::string cloud, peer_id, local_id;
+    Endpoint local, remote;
+    bool natt = false, nat_local = false, nat_remote = false;
+    bool mobike = false, fragmentation = false;
+    std::string proposal;
+    std::string auth;
+    uint64_t age_s = 0, established_s = 0;
+    std::vector<ChildInfo> children;
+};
+
+struct TunnelInfo {
+    TunnelId id = 0;
+    std::string cloud, name;
+    std::string state;        // "up", "connecting", "down"
+    uint64_t uptime_s = 0;
+    double rtt_ms = -1;       // last liveness round trip, -1 if none yet
+    uint32_t child_rekeys = 0, ike_rekeys = 0;
+    std::vector<std::string> paths;
+    std::vector<std::string> prefixes;
+    uint64_t ike_spi = 0;
+    int children = 0;
+};
+
+class Engine {
+public:
+    using Clock = std::function<uint64_t()>;
+    Engine(Policy policy, Transport& net, ChildSaSink& sink, Clock now);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // A datagram arrived on local (address and port) from remote.
+    void receive(const Endpoint& local, const Endpoint& remote, std::span<const uint8_t> data);
+    // Several datagrams read in one go: messages for IKE SAs we already
+    // have (IKE_AUTH of half-open SAs, and everything after) are handled
+    // before new IKE_SA_INIT requests, so a reconnect storm finishes the
+    // handshakes it started before it starts more.
+    struct Datagram {
+        Endpoint local, remote;
+        std::span<const uint8_t> data;
+    };
+    void receive_batch(std::span<const Datagram> batch);
+    // Runs what is due; next_timer() says when to call again (UINT64_MAX: nothing).
+    void on_timer();
+    uint64_t next_timer() const;
+
+    // New configuration: clouds, sites and initiate entries are replaced;
+    // established SAs keep the credentials they authenticated with; tunnels
+    // of sites that are gone are closed.
+    void set_policy(Policy p);
+    const Policy& policy() const { return policy_; }
+    // What a cloud (by VRF) offers to its sites besides its `advertise`
+    // list: with FRR, the routes `routing.clouds[].advertise[_bgp]` name
+    // (RFC 7296 §2.9: our TSr is narrowed to what we offer). Read at each
+    // child SA negotiation, so routes learned later are offered to the next.
+    using Offered = std::function<std::vector<Prefix>(int vrf)>;
+    void set_offered(Offered f) { offered_ = std::move(f); }
+    // Starts the initiate entries (edge role).
+    void start();
+    // Starts one initiate entry now (the benchmark paces its load with it).
+    void initiate_entry(size_t index) {
+        started_ = true;
+        initiate(int(index));
+        reap();
+    }
+
+    // Operator actions.
+    bool clear_tunnel(TunnelId id, std::string* err);
+    // Test hooks (named so): start a rekey or a liveness check now, or
+    // move an IKE SA we initiated to another local address (MOBIKE).
+    bool rekey_child_for_test(TunnelId id, std::string* err);
+    bool rekey_ike_for_test(TunnelId id, std::string* err);
+    bool liveness_for_test(TunnelId id, std::string* err);
+    bool mobike_move_for_test(TunnelId id, const IpAddr& new_local, std::string* err);
+
+    // Introspection.
+    std::vector<SaInfo> sas() const;
+    std::vector<TunnelInfo> tunnels() const;
+    uint64_t counter(Counter c) const { return counters_[int(c)]; }
+    const uint64_t* counters() const { return counters_; }
+    size_t half_open() const { return half_open_.total(); }
+    size_t sa_count() const { return sas_.size(); }
+    const IkeSa* sa_for_test(uint64_t local_spi) const;
+    const Tunnel* tunnel_for_test(TunnelId id) const;
+    CookieJar& cookies_for_test() { return cookies_; }
+
+    // Exchange handlers and helpers (engine internals, shared by the
+    // per-exchange .cpp files).
+    struct Rx {
+        Endpoint local, remote;
+        std::span<const uint8_t> raw;   // the IKE message (marker stripped)
+        Message msg;
+    };
+
+private:
+    // engine.cpp
+    void dispatch(Rx& rx);
+    void handle_request(IkeSa& sa, Rx& rx);
+    void handle_response(IkeSa& sa, Rx& rx);
+    bool open(IkeSa& sa, Rx& rx, bool* complete);
+    void send_raw(const Endpoint& local, const Endpoint& remote, std::span<const uint8_t> msg);
+    void send_response(IkeSa& sa, Rx& rx, uint8_t exchange, std::vector<Payload> payloads);
+    bool send_request(IkeSa& sa, std::unique_ptr<Request> req, uint8_t exchange, std::vector<Payload> payloads);
+    std::vector<Bytes> seal(IkeSa& sa, const Header& h, const std::vector<Payload>& payloads);
+    void transmit(IkeSa& sa, const std::vector<Bytes>& dgrams, const Endpoint& to);
+    void next_task(IkeSa& sa);
+    void probe_addresses(IkeSa& sa);
+    void queue(IkeSa& sa, Task t);
+    void sa_timer(IkeSa& sa, uint64_t now);
+    void schedule(IkeSa& sa);
+    void destroy(IkeSa& sa, const char* why);
+    void reap();
+    void count(Counter c, uint64_t n = 1) { counters_[int(c)] += n; }
+    void set_reconnect(Tunnel& t, uint64_t at);
+    uint64_t new_spi();
+    uint32_t new_child_spi();
+    IkeSa* find(uint64_t local_spi);
+    IkeSa& add_sa(std::unique_ptr<IkeSa> sa);
+    void note_rx(IkeSa& sa, const Rx& rx);
+    size_t max_message(const IkeSa& sa) const;
+
+    // ike_sa_init.cpp
+    void init_request(Rx& rx);
+    void init_response(IkeSa& sa, Rx& rx);
+    void initiate(int index);
+    void send_init(IkeSa& sa);
+    bool derive_ike_keys(IkeSa& sa, std::span<const uint8_t> g_ir, const IkeSa* rekeyed = nullptr);
+
+    // ike_auth.cpp
+    void auth_request(IkeSa& sa, Rx& rx);
+    void auth_response(IkeSa& sa, Rx& rx);
+    void send_auth_request(IkeSa& sa);
+    void auth_fail(IkeSa& sa, Rx& rx, uint16_t notify, const std::string& why);
+
+    // create_child.cpp
+    void create_child_request(IkeSa& sa, Rx& rx);
+    void create_child_response(IkeSa& sa, Rx& rx);
+    void start_rekey_child(IkeSa& sa, uint32_t spi);
+    void start_rekey_ike(IkeSa& sa);
+    void resolve_child_collision(IkeSa& sa, uint32_t old_spi, uint32_t ours, const Bytes& our_ni,
+                                 const Bytes& our_nr);
+    void resolve_ike_collision(IkeSa& sa, uint64_t ours, const Bytes& our_ni, const Bytes& our_nr);
+    void move_children(IkeSa& from, IkeSa& to);
+
+    // informational.cpp
+    void informational_request(IkeSa& sa, Rx& rx);
+    void informational_response(IkeSa& sa, Rx& rx);
+    void start_informational(IkeSa& sa, const Task& t);
+    void peer_moved(IkeSa& sa, const Rx& rx);
+
+    // children (child.cpp)
+    struct ChildResult {
+        bool ok = false;
+        uint16_t notify = 0;
+        uint16_t group = 0;   // INVALID_KE_PAYLOAD: the group to ask for
+        std::string why;
+        ChildSa child;
+        TsResult tsi, tsr;
+    };
+    ChildResult negotiate_child(IkeSa& sa, const SaPayload* sap, const TsPayload* tsi, const TsPayload* tsr,
+                                bool ignore_dh, std::optional<uint16_t> ke_group);
+    bool key_child(IkeSa& sa, ChildSa& c, std::span<const uint8_t> g_ir, const Bytes& ni, const Bytes& nr,
+                   bool we_initiated, ChildSaSpec* spec);
+    void install_child(IkeSa& sa, ChildSa c, ChildSaSpec spec);
+    void remove_child(IkeSa& sa, uint32_t spi_in, const char* why);
+    void tunnel_attach(IkeSa& sa);
+    void tunnel_refresh(IkeSa& sa);
+    void tunnel_detach(IkeSa& sa);
+    TunnelSpec tunnel_spec(const IkeSa& sa) const;
+    Tunnel* tunnel_of(const IkeSa& sa);
+    TunnelId tunnel_id_for(const std::string& cloud, const std::string& name, int initiate);
+    void replace_stale(IkeSa& sa, bool initial_contact);
+
+    Policy policy_;
+    Offered offered_;
+    Transport& net_;
+    ChildSaSink& sink_;
+    Clock now_;
+    CookieJar cookies_;
+    HalfOpen half_open_;
+    std::unordered_map<uint64_t, std::unique_ptr<IkeSa>> sas_;     // by local SPI
+    std::map<std::pair<uint64_t, Endpoint>, uint64_t> init_index_;  // (SPIi, source) → local SPI
+    std::set<std::pair<uint64_t, uint64_t>> timers_;                // (deadline, local SPI)
+    std::map<TunnelId, Tunnel> tunnels_;
+    std::set<std::pair<uint64_t, TunnelId>> reconnects_;            // (when, tunnel), initiator role
+    std::unordered_set<uint32_t> child_spis_;                       // our inbound SPIs in use
+    std::map<std::pair<std::string, std::string>, TunnelId> tunnel_ids_;
+    TunnelId next_tunnel_ = 1;
+    std::vector<uint64_t> doomed_;
+    uint64_t counters_[kCounterCount] = {};
+    bool started_ = false;
+};
+
+}  // namespace nimbus::ike

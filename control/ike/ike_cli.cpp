@@ -1,0 +1,179 @@
+// `show ike sa`, `show ike counters`, `show tunnels`, `clear tunnel ID` and
+// the test hooks (`test ike rekey child|ike ID`, `test ike liveness ID`),
+// next to the engine they read. Every command answers in text and JSON from
+// the same data.
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "control/ike/service.h"
+#include "src/common/table.h"
+
+namespace nimbus::ike {
+
+namespace {
+
+using mgmt::Args;
+using mgmt::Result;
+using nlohmann::json;
+
+std::string duration(uint64_t s) {
+    if (s < 120) return fmt::format("{}s", s);
+    if (s < 7200) return fmt::format("{}m{:02}s", s / 60, s % 60);
+    if (s < 2 * 86400) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
+    return fmt::format("{}d{:02}h", s / 86400, (s / 3600) % 24);
+}
+
+bool tunnel_arg(const Args& a, TunnelId* id, std::string* err) {
+    const std::string& s = a.get("ID");
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(s.c_str(), &end, 10);
+    if (s.empty() || *end || v == 0) {
+        *err = "% Tunnel ID must be a number (see 'show tunnels')";
+        return false;
+    }
+    *id = v;
+    return true;
+}
+
+Result show_sa(Engine* e, const Args& a) {
+    if (!e) return Result{0, "IKE is not configured (no clouds).\n", json::array()};
+    TunnelId only = 0;
+    if (a.has("ID")) {
+        std::string err;
+        if (!tunnel_arg(a, &only, &err)) return Result::error(err);
+    }
+    json out = json::array();
+    std::string text;
+    for (auto& s : e->sas()) {
+        if (only && s.tunnel != only) continue;
+        json children = json::array();
+        for (auto& c : s.children)
+            children.push_back({{"spi_in", fmt::format("{:08x}", c.spi_in)},
+                                {"spi_out", fmt::format("{:08x}", c.spi_out)},
+                                {"proposal", c.proposal},
+                                {"state", c.state},
+                                {"outbound_active", c.outbound_active},
+                                {"local_ts", c.ts_local},
+                                {"remote_ts", c.ts_remote},
+                                {"age_s", c.age_s}});
+        out.push_back({{"tunnel", s.tunnel},
+                       {"cloud", s.cloud},
+                       {"spi_i", fmt::format("{:016x}", s.spi_i)},
+                       {"spi_r", fmt::format("{:016x}", s.spi_r)},
+                       {"role", s.initiator ? "initiator" : "responder"},
+                       {"state", s.state},
+                       {"peer_id", s.peer_id},
+                       {"local_id", s.local_id},
+                       {"local", s.local.str()},
+                       {"remote", s.remote.str()},
+                       {"natt", s.natt},
+                       {"nat_local", s.nat_local},
+                       {"nat_remote", s.nat_remote},
+                       {"mobike", s.mobike},
+                       {"fragmentation", s.fragmentation},
+                       {"proposal", s.proposal},
+                       {"auth", s.auth},
+                       {"age_s", s.age_s},
+                       {"established_s", s.established_s},
+                       {"children", children}});
+        text += fmt::format("IKE SA {:016x}_i {:016x}_r  tunnel {}  cloud {}  {} ({})\n", s.spi_i, s.spi_r, s.tunnel,
+                            s.cloud.empty() ? "-" : s.cloud, s.state, s.initiator ? "initiator" : "responder");
+        text += fmt::format("  peer '{}' at {}, local '{}' at {}{}{}\n", s.peer_id, s.remote.str(), s.local_id,
+                            s.local.str(), s.nat_remote ? ", peer behind NAT" : "",
+                            s.nat_local ? ", we are behind NAT" : "");
+        text += fmt::format("  {}  auth {}  up {}{}{}\n", s.proposal.empty() ? "-" : s.proposal,
+                            s.auth.empty() ? "-" : s.auth, duration(s.established_s), s.mobike ? "  MOBIKE" : "",
+                            s.fragmentation ? "  fragmentation" : "");
+        for (auto& c : s.children)
+            text += fmt::format("  child {:08x}_i {:08x}_o  {}  {}{}  age {}\n    {} === {}\n", c.spi_in, c.spi_out,
+                                c.proposal, c.state, c.outbound_active ? " (outbound)" : "", duration(c.age_s),
+                                c.ts_local, c.ts_remote);
+    }
+    if (only && out.empty()) return Result::error(fmt::format("% No IKE SA for tunnel {}", only));
+    if (text.empty()) text = "No IKE SAs.\n";
+    return Result{0, text, out};
+}
+
+Result show_tunnels(Engine* e, const Args&) {
+    Table t({{"ID", "id", true},
+             {"Cloud", "cloud"},
+             {"Site", "name"},
+             {"State", "state"},
+             {"Uptime", "uptime"},
+             {"RTT ms", "rtt_ms", true},
+             {"Rekeys child/IKE", "rekeys"},
+             {"Paths", "paths"},
+             {"Prefixes", "prefixes"}});
+    json out = json::array();
+    if (e)
+        for (auto& tn : e->tunnels()) {
+            json rtt = tn.rtt_ms < 0 ? json(nullptr) : json(double(int64_t(tn.rtt_ms * 1000)) / 1000);
+            t.row({tn.id, tn.cloud, tn.name, tn.state, tn.state == "up" ? duration(tn.uptime_s) : "-", rtt,
+                   fmt::format("{}/{}", tn.child_rekeys, tn.ike_rekeys), tn.paths, tn.prefixes});
+            out.push_back({{"id", tn.id},
+                           {"cloud", tn.cloud},
+                           {"name", tn.name},
+                           {"state", tn.state},
+                           {"uptime_s", tn.uptime_s},
+                           {"rtt_ms", rtt},
+                           {"child_rekeys", tn.child_rekeys},
+                           {"ike_rekeys", tn.ike_rekeys},
+                           {"children", tn.children},
+                           {"paths", tn.paths},
+                           {"prefixes", tn.prefixes},
+                           {"ike_sa", fmt::format("{:016x}", tn.ike_spi)}});
+        }
+    return Result{0, t.size() ? t.text() : "No tunnels.\n", out};
+}
+
+Result show_counters(Engine* e, const Args&) {
+    Table t({{"Counter", "name"}, {"Value", "value", true}, {"Meaning", "help"}});
+    json out = json::object();
+    for (int i = 0; i < kCounterCount; i++) {
+        uint64_t v = e ? e->counters()[i] : 0;
+        t.row({counter_name(i), v, counter_help(i)});
+        out[counter_name(i)] = v;
+    }
+    if (e) out["half_open"] = e->half_open();
+    return Result{0, t.text() + fmt::format("Half-open IKE SAs: {}\n", e ? e->half_open() : 0), out};
+}
+
+}  // namespace
+
+void Service::register_commands(mgmt::Registry& reg) {
+    reg.add("show ike sa [tunnel ID]", "IKE SAs and their child SAs",
+            [this](const Args& a) { return show_sa(engine_.get(), a); });
+    reg.add("show ike counters", "IKE engine counters (malformed, cookies, rekeys, DPD, ...)",
+            [this](const Args& a) { return show_counters(engine_.get(), a); });
+    // `show tunnels` (control/esp) lists these with the dataplane's counters;
+    // this is the IKE view alone.
+    reg.add("show ike tunnels", "IKE tunnels: state, uptime, last RTT, rekeys, paths, prefixes",
+            [this](const Args& a) { return show_tunnels(engine_.get(), a); });
+    reg.add("clear tunnel ID", "close a tunnel's IKE SA (DELETE to the peer); an edge reconnects",
+            [this](const Args& a) {
+                TunnelId id;
+                std::string err;
+                if (!engine_) return Result::error("% IKE is not configured");
+                if (!tunnel_arg(a, &id, &err) || !engine_->clear_tunnel(id, &err)) return Result::error(err);
+                rearm();
+                return Result{0, fmt::format("Tunnel {} cleared.\n", id), json{{"cleared", id}}};
+            });
+    auto hook = [this](const char* what, bool (Engine::*fn)(TunnelId, std::string*)) {
+        return [this, what, fn](const Args& a) {
+            TunnelId id;
+            std::string err;
+            if (!engine_) return Result::error("% IKE is not configured");
+            if (!tunnel_arg(a, &id, &err) || !(engine_.get()->*fn)(id, &err)) return Result::error(err);
+            rearm();
+            return Result{0, fmt::format("{} started on tunnel {}.\n", what, id), json{{"tunnel", id}}};
+        };
+    };
+    reg.add("test ike rekey child ID", "test hook: rekey the tunnel's child SA now",
+            hook("Child SA rekey", &Engine::rekey_child_for_test));
+    reg.add("test ike rekey ike ID", "test hook: rekey the tunnel's IKE SA now",
+            hook("IKE SA rekey", &Engine::rekey_ike_for_test));
+    reg.add("test ike liveness ID", "test hook: run a liveness check now", hook("Liveness check", &Engine::liveness_for_test));
+}
+
+}  // namespace nimbus::ike

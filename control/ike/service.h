@@ -1,0 +1,60 @@
+// nimbusd's IKE service: builds the engine's Policy from the validated
+// config (loading certificates, keys and CRLs), opens the UDP sockets,
+// drives the engine from the control loop, applies reloads without
+// dropping tunnels, and registers the `show ike`, `show tunnels`,
+// `clear tunnel` and test commands.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/config/config.h"
+#include "control/ike/engine.h"
+#include "control/ike/sink.h"
+#include "control/ike/udp.h"
+#include "control/loop/loop.h"
+#include "control/mgmt/commands.h"
+
+namespace nimbus::ike {
+
+// Config → Policy. Loads PKI files; errors are "file:line:col: clouds[i].pki: ..."
+// lines. Pure apart from reading files (unit-testable).
+bool build_policy(const config::Config& c, Policy* out, std::vector<std::string>* errors);
+
+class Service {
+public:
+    // `sink` is the dataplane binding (or a LoggingSink); it must outlive us.
+    Service(control::Loop& loop, ChildSaSink& sink);
+    ~Service();
+
+    // Nothing to do when the config has no clouds. On failure *err names
+    // the problem and nothing is left open.
+    bool start(const config::Config& c, std::string* err);
+    // SIGHUP: new clouds, sites, proposals, PKI material (files are read
+    // again even if their names did not change). Established SAs stay.
+    bool reload(const config::Config& c, std::vector<std::string>* errors);
+    // Whether reload(c) would succeed: the policy builds, PKI files load.
+    bool check(const config::Config& c, std::vector<std::string>* errors) const;
+    void stop();
+
+    void register_commands(mgmt::Registry& reg);
+    Engine* engine() { return engine_.get(); }
+    // Passed on to the engine (now and whenever it is created).
+    void set_offered(Engine::Offered f);
+
+private:
+    void rearm();
+    std::vector<IpAddr> listen_addresses(const config::Config& c) const;
+
+    control::Loop& loop_;
+    ChildSaSink& sink_;
+    UdpTransport udp_;
+    std::unique_ptr<Engine> engine_;
+    control::Loop::TimerId timer_ = 0;
+    uint64_t timer_at_ = 0;
+    config::Ike ike_cfg_;
+    Engine::Offered offered_;
+};
+
+}  // namespace nimbus::ike

@@ -1,0 +1,969 @@
+// The IKE engine, initiator against responder, in process: full handshakes
+// with PSK and certificates, fragmentation over 1280-octet paths, COOKIEs,
+// INVALID_KE_PAYLOAD, traffic-selector policy, rekeys of both kinds from
+// both sides, simultaneous rekeys, liveness and DPD, DELETE, INITIAL_CONTACT,
+// NAT traversal, MOBIKE, retransmission and the message-ID window, and
+// malformed input. Time is simulated; nothing waits.
+#include <catch2/catch.hpp>
+
+#include <openssl/rand.h>
+
+#include <optional>
+
+#include "src/common/log.h"
+#include "test/unit/ike/sim.h"
+#include "test/unit/pki/testpki.h"
+
+using namespace sim;
+
+namespace {
+
+constexpr uint64_t kS = 1'000'000'000ull;
+
+// Engine logs only warnings and errors during tests (NIMBUS_TEST_LOG=1: all).
+const bool kQuiet = [] {
+    if (!getenv("NIMBUS_TEST_LOG")) nimbus::log::set_level(nimbus::log::Level::Warn);
+    return true;
+}();
+const testpki::Pki& PKI() { return testpki::Pki::get(); }
+
+std::vector<SiteOpts> two_sites() {
+    return {{"CN=store-0001", {"10.16.1.0/24"}}, {"CN=store-0002", {"10.16.2.0/24"}}};
+}
+
+CloudOpts pki_opts(const char* cert, const char* key) {
+    CloudOpts o;
+    o.ca = PKI().path("ca.crt");
+    o.crl = PKI().path("ca.crl");
+    o.cert = PKI().path(cert);
+    o.key = PKI().path(key);
+    return o;
+}
+
+struct Pair {
+    Net net;
+    Node* conc = nullptr;
+    Node* edge = nullptr;
+};
+
+// A concentrator at 192.0.2.10 and an edge at 192.0.2.21.
+void psk_pair(Pair& p, CloudOpts co = {}, CloudOpts eo = {}, EngineSettings cs = {}, EngineSettings es = {},
+              std::vector<const char*> edge_prefixes = {"10.16.1.0/24"}, const char* edge_id = "store-0001.test") {
+    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
+    p.conc = &p.net.add("conc", "192.0.2.10", concentrator(cloud(co, sites), cs));
+    p.edge = &p.net.add("edge", "192.0.2.21", edge(cloud(eo), "192.0.2.10", edge_id, edge_prefixes, {"10.0.0.0/8"}, es));
+}
+
+void pki_pair(Pair& p, const char* edge_cert = "site1.crt", const char* edge_key = "site1.key",
+              const char* conc_cert = "conc.crt", EngineSettings cs = {}, EngineSettings es = {}) {
+    p.conc = &p.net.add("conc", "192.0.2.10", concentrator(cloud(pki_opts(conc_cert, "conc.key"), two_sites()), cs));
+    std::string key = edge_key;
+    p.edge = &p.net.add("edge", "192.0.2.21",
+                        edge(cloud(pki_opts(edge_cert, key.c_str())), "192.0.2.10", nullptr, {"10.16.1.0/24"},
+                             {"10.0.0.0/8"}, es));
+}
+
+std::optional<SaInfo> established(const Node& n) {
+    for (auto& s : n.eng->sas())
+        if (s.state == "established") return s;
+    return std::nullopt;
+}
+
+// Both sinks agree on the child SA: SPIs crossed, keys crossed.
+void check_child_agreement(const Node& a, const Node& b) {
+    auto* ta = up_tunnel(a);
+    auto* tb = up_tunnel(b);
+    REQUIRE(ta);
+    REQUIRE(tb);
+    REQUIRE(ta->active_out);
+    REQUIRE(tb->active_out);
+    auto& ca = ta->children.at(ta->active_out);
+    auto& cb = tb->children.at(tb->active_out);
+    CHECK(ca.spi_out == cb.spi_in);
+    CHECK(cb.spi_out == ca.spi_in);
+    CHECK(ca.key_out_tag == cb.key_in_tag);
+    CHECK(ca.key_in_tag == cb.key_out_tag);
+    CHECK(ca.key_in_tag != ca.key_out_tag);
+}
+
+}  // namespace
+
+TEST_CASE("PSK: edge and concentrator establish an IKE SA and a child SA") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    auto c = established(*p.conc);
+    REQUIRE(c);
+    CHECK(c->peer_id == "store-0001.test");
+    CHECK(c->cloud == "corp");
+    CHECK(c->auth == "psk");
+    CHECK(c->proposal == "aes256gcm16-prfsha256-x25519");
+    REQUIRE(c->children.size() == 1);
+    CHECK(c->children[0].proposal == "aes256gcm16-noesn");
+    CHECK(c->children[0].ts_remote == "10.16.1.0/24");
+    CHECK(c->children[0].ts_local == "10.0.0.0/8");
+    REQUIRE(established(*p.edge));
+    check_child_agreement(*p.conc, *p.edge);
+    auto* t = up_tunnel(*p.conc);
+    CHECK(t->spec.remote_prefixes == std::vector<Prefix>{*Prefix::parse("10.16.1.0/24")});
+    CHECK(t->spec.vrf == 1);
+    CHECK(t->spec.name == "store-0001.test");
+    CHECK_FALSE(t->spec.paths.udp_encap);
+    CHECK(p.conc->eng->counter(Counter::auth_ok) == 1);
+    CHECK(p.conc->eng->half_open() == 0);
+    // Four messages: IKE_SA_INIT and IKE_AUTH, each way.
+    CHECK(p.net.delivered == 4);
+    auto tun = p.conc->eng->tunnels();
+    REQUIRE(tun.size() == 1);
+    CHECK(tun[0].state == "up");
+    CHECK(tun[0].prefixes == std::vector<std::string>{"10.16.1.0/24"});
+}
+
+TEST_CASE("certificates: P-384 devices under a P-521 CA, RFC 7427 signatures") {
+    Pair p;
+    pki_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    auto c = established(*p.conc);
+    REQUIRE(c);
+    CHECK(c->peer_id == "C=XX, O=nimbus-test, CN=store-0001");
+    CHECK(c->local_id == "C=XX, O=nimbus-test, CN=conc.test");
+    CHECK(c->auth == "digital-signature");
+    auto e = established(*p.edge);
+    REQUIRE(e);
+    CHECK(e->auth == "digital-signature");
+    CHECK(e->peer_id == "C=XX, O=nimbus-test, CN=conc.test");
+    check_child_agreement(*p.conc, *p.edge);
+}
+
+TEST_CASE("IKE_AUTH with a P-384 certificate and a P-521 chain is fragmented over a 1280-octet path") {
+    Pair p;
+    pki_pair(p, "site1.crt", "site1.key", "conc-chain.crt");
+    p.net.mtu = 1280;
+    p.edge->eng->start();
+    p.net.pump();
+    REQUIRE(established(*p.conc));
+    REQUIRE(established(*p.edge));
+    CHECK(p.net.too_big == 0);
+    // The concentrator's answer (certificate + CA) needed fragments.
+    CHECK(p.conc->eng->counter(Counter::tx_fragments) >= 2);
+    CHECK(p.edge->eng->counter(Counter::rx_fragments) >= 2);
+    for (auto& d : p.net.log) CHECK(d.data.size() + 28 <= 1280);
+    check_child_agreement(*p.conc, *p.edge);
+}
+
+TEST_CASE("without fragmentation the same answer would not fit a 1280-octet path") {
+    // The control: a larger fragment size makes the concentrator send one
+    // datagram, which the path drops.
+    EngineSettings big;
+    big.fragment_size = 9000;
+    big.retransmit_tries = 2;
+    Pair p;
+    pki_pair(p, "site1.crt", "site1.key", "conc-chain.crt", big);
+    p.net.mtu = 1280;
+    p.edge->eng->start();
+    p.net.advance_s(2);
+    CHECK(p.net.too_big >= 1);
+    CHECK_FALSE(established(*p.edge));
+}
+
+TEST_CASE("COOKIEs are demanded past the half-open threshold, and the handshake still completes") {
+    EngineSettings cs;
+    cs.cookie_threshold = 0;
+    Pair p;
+    psk_pair(p, {}, {}, cs);
+    p.edge->eng->start();
+    p.net.pump();
+    REQUIRE(established(*p.conc));
+    CHECK(p.conc->eng->counter(Counter::cookies_sent) == 1);
+    CHECK(p.conc->eng->counter(Counter::cookies_invalid) == 0);
+    // IKE_SA_INIT twice (without and with the cookie), IKE_AUTH once.
+    CHECK(p.net.delivered == 6);
+}
+
+TEST_CASE("a wrong COOKIE gets a fresh challenge and no state") {
+    EngineSettings cs;
+    cs.cookie_threshold = 0;
+    cs.retransmit_tries = 3;
+    Pair p;
+    psk_pair(p, {}, {}, cs);
+    // Corrupt the cookie on its way back to the responder.
+    p.net.filter = [](Datagram& d) {
+        if (d.to.addr == *IpAddr::parse("192.0.2.10") && d.data.size() > 40 && d.data[16] == PT_NOTIFY)
+            d.data[28 + 8 + 10] ^= 0xff;
+        return true;
+    };
+    p.edge->eng->start();
+    p.net.pump(20);
+    CHECK(p.conc->eng->counter(Counter::cookies_invalid) >= 1);
+    CHECK(p.conc->eng->sa_count() == 0);
+    CHECK(p.conc->eng->half_open() == 0);
+}
+
+TEST_CASE("per-source half-open limit") {
+    EngineSettings cs;
+    cs.half_open_per_source = 3;
+    cs.cookie_threshold = 1000;
+    Net net;
+    Node& conc = net.add("conc", "192.0.2.10",
+                         concentrator(cloud({}, {{"store-0001.test", {"10.16.1.0/24"}}}), cs));
+    // Five initiators on one address that never finish.
+    std::vector<Node*> eds;
+    for (int i = 0; i < 5; i++) {
+        Policy ep = edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"});
+        Node& e = net.add("edge" + std::to_string(i), "192.0.2.21", std::move(ep));
+        eds.push_back(&e);
+    }
+    net.filter = [](Datagram& d) { return !(d.to.addr == *IpAddr::parse("192.0.2.21")); };  // no answers get back
+    for (auto* e : eds) e->eng->start();
+    net.pump();
+    CHECK(conc.eng->half_open() == 3);
+    CHECK(conc.eng->counter(Counter::half_open_source_limit) == 2);
+    // Half-open SAs expire.
+    net.filter = [](Datagram&) { return false; };
+    net.advance_s(31);
+    CHECK(conc.eng->half_open() == 0);
+    CHECK(conc.eng->counter(Counter::half_open_expired) == 3);
+}
+
+TEST_CASE("INVALID_KE_PAYLOAD: the initiator retries with the responder's group") {
+    CloudOpts co;
+    co.ike = {"aes256gcm16-prfsha384-ecp384"};
+    CloudOpts eo;
+    eo.ike = {"aes256gcm16-prfsha256-x25519", "aes256gcm16-prfsha384-ecp384"};
+    Pair p;
+    psk_pair(p, co, eo);
+    p.edge->eng->start();
+    p.net.pump();
+    auto c = established(*p.conc);
+    REQUIRE(c);
+    CHECK(c->proposal == "aes256gcm16-prfsha384-ecp384");
+    CHECK(p.conc->eng->counter(Counter::invalid_ke) == 1);
+    CHECK(p.edge->eng->counter(Counter::invalid_ke) == 1);
+    check_child_agreement(*p.conc, *p.edge);
+}
+
+TEST_CASE("every IKE and ESP suite: AES-GCM 128/256 and ChaCha20-Poly1305, PRF SHA-256/384, x25519 and ECP") {
+    const char* suites[][2] = {
+        {"aes256gcm16-prfsha256-x25519", "aes256gcm16-x25519"},
+        {"aes128gcm16-prfsha256-x25519", "aes128gcm16-x25519"},
+        {"chacha20poly1305-prfsha256-x25519", "chacha20poly1305"},
+        {"chacha20poly1305-prfsha384-ecp256", "chacha20poly1305-ecp256"},
+        {"aes256gcm16-prfsha384-ecp384", "aes256gcm16-esn"},
+    };
+    for (auto& s : suites) {
+        INFO(s[0] << " / " << s[1]);
+        CloudOpts o;
+        o.ike = {s[0]};
+        o.esp = {s[1]};
+        Pair p;
+        psk_pair(p, o, o);
+        p.edge->eng->start();
+        p.net.pump();
+        auto c = established(*p.conc);
+        REQUIRE(c);
+        CHECK(c->proposal == s[0]);
+        check_child_agreement(*p.conc, *p.edge);
+        // Rekey the child (with PFS when the suite has a group) and check again.
+        std::string err;
+        REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+        p.net.advance_s(3);
+        check_child_agreement(*p.conc, *p.edge);
+        CHECK(p.conc->eng->counter(Counter::child_rekeys) == 1);
+    }
+}
+
+TEST_CASE("ESN is negotiated between nimbus peers") {
+    CloudOpts o;
+    o.esp = {"aes256gcm16-esn"};
+    Pair p;
+    psk_pair(p, o, o);
+    p.edge->eng->start();
+    p.net.pump();
+    auto* t = up_tunnel(*p.conc);
+    REQUIRE(t);
+    CHECK(t->children.at(t->active_out).esn);
+    CHECK(up_tunnel(*p.edge)->children.at(up_tunnel(*p.edge)->active_out).esn);
+    // A peer that wants no ESN gets none.
+    CloudOpts e2;
+    e2.esp = {"aes256gcm16-noesn"};
+    CloudOpts c2;
+    c2.esp = {"aes256gcm16-esn", "aes256gcm16-noesn"};
+    Pair q;
+    psk_pair(q, c2, e2);
+    q.edge->eng->start();
+    q.net.pump();
+    REQUIRE(up_tunnel(*q.conc));
+    CHECK_FALSE(up_tunnel(*q.conc)->children.begin()->second.esn);
+}
+
+TEST_CASE("wrong PSK, unknown identity, wrong CA and revoked certificates are refused") {
+    SECTION("wrong PSK") {
+        CloudOpts eo;
+        eo.psk = "not-the-right-psk-0123456789";
+        Pair p;
+        psk_pair(p, {}, eo);
+        p.edge->eng->start();
+        p.net.pump();
+        CHECK_FALSE(established(*p.conc));
+        CHECK(p.conc->eng->counter(Counter::auth_failed) == 1);
+        CHECK(p.edge->eng->counter(Counter::auth_failed) == 1);
+        CHECK(p.conc->sink.tunnels().empty());
+        CHECK(p.conc->eng->sa_count() == 0);
+    }
+    SECTION("unknown identity") {
+        Pair p;
+        psk_pair(p, {}, {}, {}, {}, {"10.16.1.0/24"}, "intruder.test");
+        p.edge->eng->start();
+        p.net.pump();
+        CHECK_FALSE(established(*p.conc));
+        CHECK(p.conc->eng->counter(Counter::auth_failed) == 1);
+    }
+    SECTION("certificate from another CA with a site's name") {
+        Pair p;
+        p.conc = &p.net.add("conc", "192.0.2.10", concentrator(cloud(pki_opts("conc.crt", "conc.key"), two_sites())));
+        CloudOpts eo = pki_opts("rogue.crt", "rogue.key");
+        eo.ca = PKI().path("evil.crt");
+        eo.crl = "";
+        p.edge = &p.net.add("edge", "192.0.2.21", edge(cloud(eo), "192.0.2.10", nullptr, {"10.16.1.0/24"}));
+        p.edge->eng->start();
+        p.net.pump();
+        CHECK_FALSE(established(*p.conc));
+        CHECK(p.conc->eng->counter(Counter::auth_failed) == 1);
+        CHECK(p.conc->eng->counter(Counter::auth_revoked) == 0);
+        CHECK(p.conc->sink.tunnels().empty());
+    }
+    SECTION("revoked certificate") {
+        Pair p;
+        p.conc = &p.net.add("conc", "192.0.2.10",
+                            concentrator(cloud(pki_opts("conc.crt", "conc.key"),
+                                               {{"CN=store-0003", {"10.16.3.0/24"}}})));
+        p.edge = &p.net.add("edge", "192.0.2.21",
+                            edge(cloud(pki_opts("revoked.crt", "revoked.key")), "192.0.2.10", nullptr, {"10.16.3.0/24"}));
+        p.edge->eng->start();
+        p.net.pump();
+        CHECK_FALSE(established(*p.conc));
+        CHECK(p.conc->eng->counter(Counter::auth_revoked) == 1);
+        CHECK(p.conc->eng->counter(Counter::auth_failed) == 1);
+        CHECK(p.edge->eng->counter(Counter::auth_failed) == 1);
+    }
+    SECTION("a valid certificate whose identity is not the claimed site") {
+        // site2's certificate, claiming to be store-0001 by IDi.
+        Pair p;
+        p.conc = &p.net.add("conc", "192.0.2.10", concentrator(cloud(pki_opts("conc.crt", "conc.key"), two_sites())));
+        p.edge = &p.net.add("edge", "192.0.2.21",
+                            edge(cloud(pki_opts("site2.crt", "site2.key")), "192.0.2.10",
+                                 "C=XX, O=nimbus-test, CN=store-0001", {"10.16.1.0/24"}));
+        p.edge->eng->start();
+        p.net.pump();
+        CHECK_FALSE(established(*p.conc));
+        CHECK(p.conc->eng->counter(Counter::auth_failed) == 1);
+    }
+}
+
+TEST_CASE("traffic selectors: narrowed to the site, refused for default routes and other sites") {
+    SECTION("a wider proposal is narrowed") {
+        Pair p;
+        psk_pair(p, {}, {}, {}, {}, {"10.16.0.0/23"});
+        p.edge->eng->start();
+        p.net.pump();
+        auto c = established(*p.conc);
+        REQUIRE(c);
+        REQUIRE(c->children.size() == 1);
+        CHECK(c->children[0].ts_remote == "10.16.1.0/24");
+        CHECK(up_tunnel(*p.conc)->spec.remote_prefixes == std::vector<Prefix>{*Prefix::parse("10.16.1.0/24")});
+    }
+    for (auto [name, prefix] : {std::pair{"default route", "0.0.0.0/0"}, std::pair{"IPv6 default", "::/0"},
+                                std::pair{"another site's prefix", "10.16.2.0/24"},
+                                std::pair{"a prefix covering another site", "10.16.0.0/16"}}) {
+        SECTION(name) {
+            Pair p;
+            psk_pair(p, {}, {}, {}, {}, {prefix});
+            p.edge->eng->start();
+            p.net.pump();
+            CHECK(p.conc->eng->counter(Counter::ts_unacceptable) == 1);
+            CHECK(p.conc->sink.tunnels().empty());
+            CHECK(p.edge->sink.tunnels().empty());
+            // The edge gives the IKE SA up (DELETE) and tries again later.
+            p.net.advance_s(0.5);
+            CHECK(p.conc->eng->sa_count() == 0);
+        }
+    }
+}
+
+namespace {
+
+// Checked after every datagram: whatever either side sends right now, the
+// other side can decrypt. This is the hitless-rekey property, at the level
+// of the SA tables the dataplane gets.
+void watch_hitless(Pair& p, int* checks) {
+    p.net.invariant = [&p, checks] {
+        (*checks)++;
+        REQUIRE(outbound_receivable(*p.conc, *p.edge));
+        REQUIRE(outbound_receivable(*p.edge, *p.conc));
+    };
+}
+
+std::pair<uint32_t, uint32_t> active_spis(const Node& n) {
+    auto* t = up_tunnel(n);
+    if (!t || !t->active_out) return {0, 0};
+    auto& c = t->children.at(t->active_out);
+    return {c.spi_in, c.spi_out};
+}
+
+size_t child_count(const Node& n) {
+    size_t k = 0;
+    for (auto& [id, t] : n.sink.tunnels()) k += t.children.size();
+    return k;
+}
+
+}  // namespace
+
+TEST_CASE("child SA rekey, started by either side, is hitless and removes the old SA") {
+    for (bool by_edge : {true, false}) {
+        INFO((by_edge ? "edge" : "concentrator") << " starts the rekey");
+        Pair p;
+        psk_pair(p);
+        p.edge->eng->start();
+        p.net.pump();
+        auto before = active_spis(*p.conc);
+        int checks = 0;
+        watch_hitless(p, &checks);
+        std::string err;
+        Node* by = by_edge ? p.edge : p.conc;
+        REQUIRE(by->eng->rekey_child_for_test(1, &err));
+        p.net.pump();
+        auto after = active_spis(*p.conc);
+        CHECK(after.first != before.first);
+        CHECK(after.second != before.second);
+        check_child_agreement(*p.conc, *p.edge);
+        // The old inbound SA lingers briefly for packets in flight, then goes.
+        p.net.advance_s(3);
+        CHECK(child_count(*p.conc) == 1);
+        CHECK(child_count(*p.edge) == 1);
+        CHECK(checks >= 4);
+        CHECK(p.conc->eng->counter(Counter::child_rekeys) == 1);
+        CHECK(p.edge->eng->counter(Counter::child_rekeys) == 1);
+        CHECK(p.conc->eng->tunnels()[0].child_rekeys == 1);
+        // The new inbound SA was installed before the old one was removed,
+        // and the tunnel never went down.
+        auto& ev = p.conc->sink.events();
+        CHECK(std::find(ev.begin(), ev.end(), "down 1") == ev.end());
+        auto in_new = std::find(ev.begin(), ev.end(), fmt::format("in 1 {:08x}", after.first));
+        auto rm_old = std::find(ev.begin(), ev.end(), fmt::format("rm 1 {:08x}", before.first));
+        REQUIRE(in_new != ev.end());
+        REQUIRE(rm_old != ev.end());
+        CHECK(in_new < rm_old);
+    }
+}
+
+TEST_CASE("ten child rekeys and three IKE rekeys in a row stay hitless") {
+    Pair p;
+    CloudOpts o;
+    o.esp = {"aes256gcm16-x25519"};
+    psk_pair(p, o, o);
+    p.edge->eng->start();
+    p.net.pump();
+    int checks = 0;
+    watch_hitless(p, &checks);
+    std::string err;
+    for (int i = 0; i < 13; i++) {
+        Node* by = i % 2 ? p.conc : p.edge;
+        if (i % 4 == 3) REQUIRE(by->eng->rekey_ike_for_test(1, &err));
+        else REQUIRE(by->eng->rekey_child_for_test(1, &err));
+        p.net.advance_s(3);
+        check_child_agreement(*p.conc, *p.edge);
+    }
+    auto t = p.conc->eng->tunnels()[0];
+    CHECK(t.child_rekeys == 10);
+    CHECK(t.ike_rekeys == 3);
+    CHECK(p.conc->eng->sa_count() == 1);
+    CHECK(p.edge->eng->sa_count() == 1);
+    CHECK(child_count(*p.conc) == 1);
+    // Liveness still works on the newest IKE SA.
+    REQUIRE(p.edge->eng->liveness_for_test(1, &err));
+    p.net.pump();
+    CHECK(p.edge->eng->tunnels()[0].rtt_ms >= 0);
+}
+
+TEST_CASE("IKE SA rekey moves the children and deletes the old IKE SA") {
+    for (bool by_edge : {true, false}) {
+        INFO((by_edge ? "edge" : "concentrator") << " starts the rekey");
+        Pair p;
+        psk_pair(p);
+        p.edge->eng->start();
+        p.net.pump();
+        auto old_sa = established(*p.conc)->spi_r;
+        auto child = active_spis(*p.conc);
+        std::string err;
+        REQUIRE((by_edge ? p.edge : p.conc)->eng->rekey_ike_for_test(1, &err));
+        p.net.pump();
+        CHECK(p.conc->eng->sa_count() == 1);
+        CHECK(p.edge->eng->sa_count() == 1);
+        auto c = established(*p.conc);
+        REQUIRE(c);
+        CHECK(c->spi_r != old_sa);
+        REQUIRE(c->children.size() == 1);
+        CHECK(active_spis(*p.conc) == child);   // children are not rekeyed, just moved
+        CHECK(p.conc->eng->counter(Counter::ike_rekeys) == 1);
+        // The new IKE SA works: rekey the child over it.
+        REQUIRE(p.conc->eng->rekey_child_for_test(1, &err));
+        p.net.advance_s(3);
+        check_child_agreement(*p.conc, *p.edge);
+        CHECK(p.edge->eng->counter(Counter::child_rekeys) == 1);
+    }
+}
+
+TEST_CASE("simultaneous child rekeys (RFC 7296 §2.8.1) leave exactly one new child SA") {
+    for (int round = 0; round < 8; round++) {
+        Pair p;
+        psk_pair(p);
+        p.edge->eng->start();
+        p.net.pump();
+        auto before = active_spis(*p.conc);
+        int checks = 0;
+        watch_hitless(p, &checks);
+        std::string err;
+        // Both requests are on the wire before either side sees the other's.
+        REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+        REQUIRE(p.conc->eng->rekey_child_for_test(1, &err));
+        p.net.advance_s(5);
+        CHECK(p.conc->eng->counter(Counter::rekey_collisions) == 1);
+        CHECK(p.edge->eng->counter(Counter::rekey_collisions) == 1);
+        CHECK(child_count(*p.conc) == 1);
+        CHECK(child_count(*p.edge) == 1);
+        check_child_agreement(*p.conc, *p.edge);
+        CHECK(active_spis(*p.conc).first != before.first);
+        CHECK(p.conc->eng->tunnels()[0].child_rekeys == 1);
+        CHECK(p.edge->eng->tunnels()[0].child_rekeys == 1);
+    }
+}
+
+TEST_CASE("simultaneous IKE SA rekeys (RFC 7296 §2.8.2) leave exactly one new IKE SA") {
+    for (int round = 0; round < 8; round++) {
+        Pair p;
+        psk_pair(p);
+        p.edge->eng->start();
+        p.net.pump();
+        auto old_sa = established(*p.conc)->spi_r;
+        std::string err;
+        REQUIRE(p.edge->eng->rekey_ike_for_test(1, &err));
+        REQUIRE(p.conc->eng->rekey_ike_for_test(1, &err));
+        p.net.advance_s(5);
+        CHECK(p.conc->eng->counter(Counter::rekey_collisions) == 1);
+        CHECK(p.edge->eng->counter(Counter::rekey_collisions) == 1);
+        CHECK(p.conc->eng->sa_count() == 1);
+        CHECK(p.edge->eng->sa_count() == 1);
+        auto c = established(*p.conc);
+        REQUIRE(c);
+        CHECK(c->spi_r != old_sa);
+        auto e = established(*p.edge);
+        REQUIRE(e);
+        CHECK(e->spi_i == c->spi_i);
+        CHECK(e->spi_r == c->spi_r);
+        CHECK(c->children.size() == 1);
+        // And it is usable.
+        REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+        p.net.advance_s(3);
+        check_child_agreement(*p.conc, *p.edge);
+    }
+}
+
+TEST_CASE("liveness: RTT recorded; a dead peer is removed within interval x retries") {
+    CloudOpts o;
+    o.dpd_interval = 5;
+    o.dpd_retries = 3;
+    Pair p;
+    psk_pair(p, o, o);
+    p.edge->eng->start();
+    p.net.pump();
+    // Liveness checks run by themselves every interval.
+    p.net.advance_s(5.5);
+    CHECK(p.conc->eng->tunnels()[0].rtt_ms >= 0);
+    CHECK(p.edge->eng->tunnels()[0].rtt_ms >= 0);
+    // The edge dies: nothing more arrives from it.
+    uint64_t died = p.net.now;
+    p.net.filter = [](Datagram& d) { return !(d.from.addr == *IpAddr::parse("192.0.2.21")); };
+    while (up_tunnel(*p.conc) && p.net.now - died < 60 * kS) p.net.advance(100'000'000);
+    CHECK_FALSE(up_tunnel(*p.conc));
+    CHECK(p.net.now - died <= 15 * kS);
+    CHECK(p.conc->eng->counter(Counter::dpd_dead) == 1);
+    CHECK(p.conc->eng->sa_count() == 0);
+    auto& ev = p.conc->sink.events();
+    CHECK(ev.back() == "down 1");
+}
+
+TEST_CASE("clear tunnel: DELETE to the peer; an edge connects again") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    std::string err;
+    REQUIRE(p.conc->eng->clear_tunnel(1, &err));
+    p.net.pump();
+    CHECK(p.conc->sink.tunnels().empty());
+    CHECK(p.edge->sink.tunnels().empty());
+    CHECK(p.conc->eng->sa_count() == 0);
+    CHECK(p.edge->eng->sa_count() == 0);
+    // The edge reconnects after its back-off.
+    p.net.advance_s(2);
+    REQUIRE(established(*p.conc));
+    check_child_agreement(*p.conc, *p.edge);
+    CHECK_FALSE(p.conc->eng->clear_tunnel(7, &err));
+    CHECK(err == "% No such tunnel: 7");
+}
+
+TEST_CASE("INITIAL_CONTACT from a restarted site removes its stale SAs") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    auto old_sa = established(*p.conc)->spi_r;
+    // The edge restarts: a new engine, no memory of the old SA.
+    p.net.remove(*p.edge);
+    p.edge = &p.net.add("edge2", "192.0.2.21",
+                        edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"}));
+    p.edge->eng->start();
+    p.net.pump();
+    CHECK(p.conc->eng->counter(Counter::initial_contact) == 1);
+    CHECK(p.conc->eng->sa_count() == 1);
+    auto c = established(*p.conc);
+    REQUIRE(c);
+    CHECK(c->spi_r != old_sa);
+    CHECK(child_count(*p.conc) == 1);
+    check_child_agreement(*p.conc, *p.edge);
+    // The tunnel kept its identity and never went down for the dataplane.
+    auto& ev = p.conc->sink.events();
+    CHECK(std::count(ev.begin(), ev.end(), "up 1") == 1);
+    CHECK(std::find(ev.begin(), ev.end(), "down 1") == ev.end());
+}
+
+TEST_CASE("an edge behind a masquerading NAT: float to 4500, UDP encapsulation, keepalives") {
+    EngineSettings es;
+    es.keepalive_ns = 20 * kS;
+    Net net;
+    Node& conc = net.add("conc", "203.0.113.2",
+                         concentrator(cloud({}, {{"store-0001.test", {"10.16.1.0/24"}}})));
+    Node& ed = net.add("edge", "198.51.100.2",
+                       edge(cloud({}), "203.0.113.2", "store-0001.test", {"10.16.1.0/24"}, {"10.0.0.0/8"}, es));
+    // The NAT: 198.51.100.2:port <-> 203.0.113.1:(port + 10000)
+    IpAddr inside = *IpAddr::parse("198.51.100.2"), outside = *IpAddr::parse("203.0.113.1");
+    net.filter = [&](Datagram& d) {
+        if (d.from.addr == inside) {
+            d.from.addr = outside;
+            d.from.port = uint16_t(d.from.port + 10000);
+        } else if (d.to.addr == outside) {
+            d.to.addr = inside;
+            d.to.port = uint16_t(d.to.port - 10000);
+        }
+        return true;
+    };
+    ed.eng->start();
+    net.pump();
+    auto c = established(conc);
+    REQUIRE(c);
+    CHECK(c->nat_remote);
+    CHECK_FALSE(c->nat_local);
+    CHECK(c->natt);
+    CHECK(c->remote.str() == "203.0.113.1[14500]");
+    auto* t = up_tunnel(conc);
+    REQUIRE(t);
+    CHECK(t->spec.paths.udp_encap);
+    CHECK(t->spec.paths.remote.str() == "203.0.113.1[14500]");
+    CHECK(t->spec.paths.local.str() == "203.0.113.2[4500]");
+    auto e = established(ed);
+    REQUIRE(e);
+    CHECK(e->nat_local);
+    CHECK(up_tunnel(ed)->spec.paths.udp_encap);
+    // The edge, behind the NAT, keeps the mapping open.
+    net.advance_s(21);
+    CHECK(ed.eng->counter(Counter::tx_keepalives) >= 1);
+    CHECK(conc.eng->counter(Counter::rx_keepalives) >= 1);
+    CHECK(conc.eng->counter(Counter::tx_keepalives) == 0);
+}
+
+TEST_CASE("a concentrator behind a port-forward detects it and sends keepalives") {
+    Net net;
+    Node& conc = net.add("conc", "10.99.0.2", concentrator(cloud({}, {{"store-0001.test", {"10.16.1.0/24"}}})));
+    Node& ed = net.add("edge", "198.51.100.2", edge(cloud({}), "192.0.2.99", "store-0001.test", {"10.16.1.0/24"}));
+    // 192.0.2.99:500/4500 is forwarded to 10.99.0.2 (destination NAT).
+    IpAddr pub = *IpAddr::parse("192.0.2.99"), priv = *IpAddr::parse("10.99.0.2");
+    net.filter = [&](Datagram& d) {
+        if (d.to.addr == pub) d.to.addr = priv;
+        if (d.from.addr == priv) d.from.addr = pub;
+        return true;
+    };
+    ed.eng->start();
+    net.pump();
+    auto c = established(conc);
+    REQUIRE(c);
+    CHECK(c->nat_local);
+    CHECK_FALSE(c->nat_remote);
+    CHECK(c->natt);
+    net.advance_s(21);
+    CHECK(conc.eng->counter(Counter::tx_keepalives) >= 1);
+}
+
+TEST_CASE("MOBIKE: UPDATE_SA_ADDRESSES moves the IKE SA and its children") {
+    Pair p;
+    psk_pair(p);
+    p.net.alias("192.0.2.31", *p.edge);
+    p.edge->eng->start();
+    p.net.pump();
+    auto c = established(*p.conc);
+    REQUIRE(c);
+    CHECK(c->mobike);
+    auto child = active_spis(*p.conc);
+    std::string err;
+    REQUIRE(p.edge->eng->mobike_move_for_test(1, *IpAddr::parse("192.0.2.31"), &err));
+    p.net.pump();
+    c = established(*p.conc);
+    REQUIRE(c);
+    CHECK(c->remote.str() == "192.0.2.31[4500]");
+    CHECK(p.conc->eng->counter(Counter::mobike_updates) == 1);
+    auto* t = up_tunnel(*p.conc);
+    CHECK(t->spec.paths.remote.str() == "192.0.2.31[4500]");
+    CHECK(active_spis(*p.conc) == child);
+    // And the SA keeps working from the new address.
+    REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+    p.net.advance_s(3);
+    check_child_agreement(*p.conc, *p.edge);
+}
+
+TEST_CASE("retransmission with backoff; repeated requests answered from the cached response") {
+    Pair p;
+    psk_pair(p);
+    // Lose the first IKE_AUTH response once.
+    int lost = 0;
+    p.net.filter = [&](Datagram& d) {
+        if (d.from.addr == *IpAddr::parse("192.0.2.10") && d.data.size() > 17 && d.data[18] == IKE_AUTH && !lost) {
+            lost++;
+            return false;
+        }
+        return true;
+    };
+    p.edge->eng->start();
+    p.net.pump();
+    CHECK_FALSE(established(*p.edge));
+    p.net.advance_s(1.1);
+    REQUIRE(established(*p.edge));
+    CHECK(p.edge->eng->counter(Counter::tx_retransmits) == 1);
+    CHECK(p.conc->eng->counter(Counter::rx_retransmits) == 1);
+    // Exactly one IKE SA and one child on the concentrator: the repeat did not create another.
+    CHECK(p.conc->eng->counter(Counter::auth_ok) == 1);
+    check_child_agreement(*p.conc, *p.edge);
+    // A replayed old request from elsewhere gets nothing.
+    Datagram auth_req;
+    for (auto& d : p.net.log)
+        if (d.to.addr == *IpAddr::parse("192.0.2.10") && d.data[18] == IKE_AUTH) auth_req = d;
+    auto before = p.conc->eng->counter(Counter::rx_bad_msgid);
+    p.conc->eng->receive(auth_req.to, Endpoint{*IpAddr::parse("198.51.100.66"), 500}, auth_req.data);
+    CHECK(p.conc->eng->counter(Counter::rx_retransmits) == 2);  // same source rules: answered only if authentic
+    CHECK(p.conc->eng->counter(Counter::rx_bad_msgid) == before);
+}
+
+TEST_CASE("an unanswered request is retransmitted with exponential backoff, then the SA is given up") {
+    EngineSettings es;
+    es.retransmit_timeout_ns = 1 * kS;
+    es.retransmit_tries = 4;
+    Pair p;
+    psk_pair(p, {}, {}, {}, es);
+    std::vector<uint64_t> sent;
+    p.net.filter = [&](Datagram& d) {
+        if (d.to.addr == *IpAddr::parse("192.0.2.10")) sent.push_back(p.net.now);
+        return false;
+    };
+    auto start = p.net.now;
+    p.edge->eng->start();
+    while (p.edge->eng->counter(Counter::request_timeouts) == 0 && p.net.now - start < 60 * kS)
+        p.net.advance(100'000'000);
+    REQUIRE(sent.size() == 4);
+    CHECK(sent[1] - sent[0] == 1 * kS);
+    CHECK(sent[2] - sent[1] == 2 * kS);
+    CHECK(sent[3] - sent[2] == 4 * kS);
+    // Given up 8 s after the last try; the edge then starts over after a pause.
+    CHECK(p.net.now - sent[3] <= 8 * kS + 100'000'000);
+    CHECK(p.edge->eng->counter(Counter::tx_retransmits) == 3);
+    CHECK(p.edge->eng->sa_count() == 0);
+    p.net.advance_s(1.5);
+    CHECK(sent.size() == 5);
+}
+
+TEST_CASE("malformed and stray datagrams are counted and dropped") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    Endpoint to{*IpAddr::parse("192.0.2.10"), 500}, from{*IpAddr::parse("198.51.100.9"), 500};
+    Endpoint to_natt{*IpAddr::parse("192.0.2.10"), 4500};
+    Engine& e = *p.conc->eng;
+    std::vector<uint8_t> junk(100);
+    RAND_bytes(junk.data(), int(junk.size()));
+    e.receive(to, from, junk);
+    e.receive(to, from, std::vector<uint8_t>(10, 0));
+    CHECK(e.counter(Counter::rx_malformed) == 2);
+    // ESP and keepalives on 4500.
+    e.receive(to_natt, from, std::vector<uint8_t>{0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1});
+    e.receive(to_natt, from, std::vector<uint8_t>{0xff});
+    e.receive(to_natt, from, std::vector<uint8_t>{0, 0});
+    CHECK(e.counter(Counter::rx_esp_on_ike_port) == 1);
+    CHECK(e.counter(Counter::rx_keepalives) == 1);
+    CHECK(e.counter(Counter::rx_malformed) == 3);
+    // A well-formed message for an SA that does not exist.
+    Header h;
+    h.spi_i = 1;
+    h.spi_r = 2;
+    h.exchange = INFORMATIONAL;
+    h.flags = kFlagInitiator;
+    h.message_id = 5;
+    auto m = MessageBuilder(h).add(make_notify(N_INITIAL_CONTACT)).build();
+    e.receive(to, from, *m);
+    CHECK(e.counter(Counter::rx_unknown_spi) == 1);
+    // A message for the real SA with a broken SK payload.
+    auto c = established(*p.conc);
+    h.spi_i = c->spi_i;
+    h.spi_r = c->spi_r;
+    h.message_id = 2;
+    MessageBuilder b(h);
+    auto sk = MessageBuilder(h).add(make_notify(N_INITIAL_CONTACT)).build();
+    std::vector<uint8_t> fake = *sk;
+    fake[16] = PT_SK;  // claim an SK payload: the body is not a valid AEAD
+    e.receive(to, from, fake);
+    CHECK(e.counter(Counter::rx_decrypt_failed) + e.counter(Counter::rx_malformed) >= 4);
+    // Many random mutations of a real message: never a crash, never an SA.
+    std::vector<uint8_t> base = p.net.log.front().data;
+    for (int i = 0; i < 3000; i++) {
+        auto x = base;
+        uint8_t r[3];
+        RAND_bytes(r, 3);
+        x[r[0] % x.size()] ^= uint8_t(1u << (r[1] % 8));
+        if (r[2] & 1) x.resize(r[2] % x.size());
+        e.receive(to, from, x);
+    }
+    CHECK(up_tunnel(*p.conc));
+    CHECK(p.conc->sink.tunnels().size() == 1);
+}
+
+namespace {
+
+// Sends an INFORMATIONAL request to the concentrator as if from the edge's
+// IKE SA (sealed with its real keys), for messages our initiator never
+// sends by itself.
+void inject_from_edge(Pair& p, std::vector<Payload> payloads, const Endpoint& from) {
+    auto c = established(*p.conc);
+    auto e = established(*p.edge);
+    REQUIRE(c);
+    REQUIRE(e);
+    const IkeSa* csa = p.conc->eng->sa_for_test(c->spi_r);
+    const IkeSa* esa = p.edge->eng->sa_for_test(e->spi_i);
+    Header h;
+    h.spi_i = c->spi_i;
+    h.spi_r = c->spi_r;
+    h.exchange = INFORMATIONAL;
+    h.flags = kFlagInitiator;
+    h.message_id = csa->peer_msgid;
+    MessageBuilder b(h);
+    for (auto& x : payloads) b.add_protected(x);
+    SkCipher ci = *esa->cout;
+    ci.set_iv_counter_for_test(1ull << 40);
+    auto m = b.build(ci);
+    REQUIRE(m);
+    std::vector<uint8_t> wire(4, 0);  // non-ESP marker: on the NAT-T port
+    wire.insert(wire.end(), m->begin(), m->end());
+    p.conc->eng->receive(Endpoint{*IpAddr::parse("192.0.2.10"), 4500}, from, wire);
+    p.net.pump();
+}
+
+std::vector<uint8_t> v4(const char* a) {
+    auto x = *IpAddr::parse(a);
+    return {x.b[0], x.b[1], x.b[2], x.b[3]};
+}
+
+}  // namespace
+
+TEST_CASE("MOBIKE additional addresses become paths only once checked (RFC 4555 §3.5)") {
+    Pair p;
+    psk_pair(p);
+    p.net.alias("192.0.2.31", *p.edge);   // a second WAN address of the edge
+    p.edge->eng->start();
+    p.net.pump();
+    auto e = established(*p.edge);
+    REQUIRE(e);
+    // The edge announces 192.0.2.31 (reachable), 192.0.2.99 (not) and its
+    // own LAN address 10.16.1.1 (inside the tunnel: never a path).
+    inject_from_edge(p,
+                     {make_notify(N_ADDITIONAL_IP4_ADDRESS, v4("192.0.2.31")),
+                      make_notify(N_ADDITIONAL_IP4_ADDRESS, v4("192.0.2.99")),
+                      make_notify(N_ADDITIONAL_IP4_ADDRESS, v4("10.16.1.1"))},
+                     Endpoint{*IpAddr::parse("192.0.2.21"), 4500});
+    // Only the address that answered the check is a path.
+    p.net.advance_s(5);
+    auto* t = up_tunnel(*p.conc);
+    REQUIRE(t);
+    REQUIRE(t->spec.paths.extra.size() == 1);
+    CHECK(t->spec.paths.extra[0].addr.str() == "192.0.2.31");
+    // The probe to 192.0.2.99 went unanswered and did not hurt the SA.
+    CHECK(established(*p.conc));
+    CHECK(p.conc->eng->counter(Counter::request_timeouts) == 0);
+    bool probed_lan = false;
+    for (auto& d : p.net.log)
+        if (d.to.addr == *IpAddr::parse("10.16.1.1")) probed_lan = true;
+    CHECK_FALSE(probed_lan);
+    auto tv = p.conc->eng->tunnels()[0];
+    CHECK(tv.paths.size() == 2);
+}
+
+TEST_CASE("site lookup by identity scales: CN index, case-insensitive names, scan for DNs without CN") {
+    CloudOpts o;
+    std::vector<SiteOpts> sites;
+    std::vector<std::string> names;
+    for (int i = 0; i < 2000; i++) names.push_back(fmt::format("CN=store-{:04}", i));
+    names.push_back("site.Example");
+    names.push_back("O=no-cn-here, OU=x");
+    names.push_back("192.0.2.77");
+    for (auto& n : names) sites.push_back({n.c_str(), {}});
+    auto c = cloud(o, sites);
+    CHECK(c->indexed);
+    CHECK(c->site_scan.size() == 1);
+    CHECK(find_site(*c, ident("C=XX, O=corp, CN=store-1234")) == 1234);
+    CHECK(find_site(*c, ident("C=XX, O=corp, CN=store-9999")) == -1);
+    CHECK(find_site(*c, ident("SITE.example")) == 2000);
+    CHECK(find_site(*c, ident("C=XX, O=no-cn-here, OU=x")) == 2001);
+    CHECK(find_site(*c, ident("192.0.2.77")) == 2002);
+    CHECK(find_site(*c, ident("192.0.2.78")) == -1);
+    // Without the index the same answers come from a scan.
+    c->indexed = false;
+    CHECK(find_site(*c, ident("C=XX, O=corp, CN=store-1234")) == 1234);
+    CHECK(find_site(*c, ident("SITE.example")) == 2000);
+}
+
+TEST_CASE("a batch of datagrams finishes started handshakes before it starts new ones") {
+    EngineSettings cs;
+    cs.cookie_threshold = 1;
+    Net net;
+    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites), cs));
+    Node& a = net.add("a", "192.0.2.21", edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"}));
+    Node& b = net.add("b", "192.0.2.22", edge(cloud({}), "192.0.2.10", "store-0002.test", {"10.16.2.0/24"}));
+    // A gets through IKE_SA_INIT; its IKE_AUTH request is held back.
+    a.eng->start();
+    net.pump(2);
+    REQUIRE(net.q.size() == 1);
+    Datagram a_auth = net.q.front();
+    net.q.clear();
+    REQUIRE(conc.eng->half_open() == 1);
+    // B's first IKE_SA_INIT.
+    b.eng->start();
+    REQUIRE(net.q.size() == 1);
+    Datagram b_init = net.q.front();
+    net.q.clear();
+    // Arriving in this order, B would be asked for a cookie (one SA half-open).
+    std::vector<Engine::Datagram> batch = {{b_init.to, b_init.from, b_init.data}, {a_auth.to, a_auth.from, a_auth.data}};
+    conc.eng->receive_batch(batch);
+    CHECK(conc.eng->counter(Counter::auth_ok) == 1);
+    CHECK(conc.eng->counter(Counter::cookies_sent) == 0);
+    CHECK(conc.eng->half_open() == 1);   // B's, created after A completed
+    net.pump();
+    CHECK(conc.eng->counter(Counter::auth_ok) == 2);
+}
