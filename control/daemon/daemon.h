@@ -103,6 +103,8 @@ private:
     bool ha_punt(dp::HostPkt& p);  // true: taken (a VRRP advert)
     void ha_from_host(int port, uint8_t* frame, uint32_t len);
     void ha_link(int port, bool up);
+    void ha_bind_ike();    // IKE on the virtual IPs only while master
+    void ha_track_frr();   // `track: [{frr: zebra}]` fed from the ZAPI session
 
     config::Config cfg_;
     control::Loop loop_;
@@ -135,6 +137,7 @@ private:
     uint64_t started_ = 0;
     std::unique_ptr<ha::HaDaemon> ha_;
     control::Loop::TimerId ha_timer_ = 0;
+    control::Loop::TimerId ha_track_timer_ = 0;
 };
 
 }  // namespace nimbus
