@@ -233,10 +233,11 @@ size_t cipher_keymat_len(const std::string& cipher);
 // per listed interface (and per address family present among its virtual
 // IPs), all sharing vrid/priority/preempt. Read by control/config/ha.cpp.
 struct HaTrack {
-    std::string port;   // a port whose link is tracked
+    std::string port;   // a port whose link is tracked (or empty, and frr below)
     int weight = 0;     // priority drop while down (1..254), or
     bool fault = false; // down forces backup
     Where where;
+    std::string frr;    // an FRR session instead of a port: "zebra" (nimbus's ZAPI session, needs routing.zebra)
     bool operator==(const HaTrack&) const = default;
 };
 

@@ -1,6 +1,11 @@
 // ha: { vrid, priority, preempt, preempt_delay_ms, advert_interval_ms,
 //       interfaces: [ports], virtual_ips: [addr/len], track: [...], garp: {...} }
 //
+// track: [{ port: NAME | frr: zebra, weight: N | fault: true }]: a port's
+// link, or nimbus's ZAPI session to zebra (up while zebra has accepted us:
+// a master whose FRR went away hands over, so the core follows the box
+// that can still announce the sites).
+//
 // One VRRPv3 sync group: every listed interface runs an instance for each
 // address family among the virtual IPs that fall in its connected subnets.
 // Each virtual IP must lie in a subnet of exactly one listed port, with that
@@ -34,7 +39,7 @@ std::string subnets(const Config& c, const std::vector<std::string>& ports) {
     return s;
 }
 
-void read_track(MapReader& m, Ha& h, const Config& c) {
+void read_track(MapReader& m, Ha& h, const Config& c, bool has_zebra) {
     Errors& e = m.errors();
     each(m.get("track"), m.path("track"), e, [&](const YAML::Node& n, const std::string& path) {
         MapReader t(n, path, e);
@@ -42,19 +47,42 @@ void read_track(MapReader& m, Ha& h, const Config& c) {
         HaTrack tr;
         tr.where = where_of(n);
         bool ok = true;
-        if (auto s = t.str("port", true)) {
-            if (!c.port(*s)) {
-                e.add(t.get("port").Mark(), path + ".port", fmt::format("unknown port '{}'", *s));
-                ok = false;
+        if (t.has("port") == t.has("frr")) {
+            e.add(n.Mark(), path,
+                  "give either 'port: NAME' (a link) or 'frr: zebra' (nimbus's ZAPI session to zebra) to track");
+            ok = false;
+            t.get("port");   // known keys either way: no "unknown key" on top
+            t.get("frr");
+        } else if (t.has("port")) {
+            if (auto s = t.str("port", true)) {
+                if (!c.port(*s)) {
+                    e.add(t.get("port").Mark(), path + ".port", fmt::format("unknown port '{}'", *s));
+                    ok = false;
+                } else {
+                    for (auto& o : h.track)
+                        if (o.port == *s) {
+                            e.add(t.get("port").Mark(), path + ".port",
+                                  fmt::format("port '{}' is already tracked at line {}", *s, o.where.line));
+                            ok = false;
+                        }
+                    tr.port = *s;
+                }
             } else {
-                for (auto& o : h.track)
-                    if (o.port == *s) {
-                        e.add(t.get("port").Mark(), path + ".port",
-                              fmt::format("port '{}' is already tracked at line {}", *s, o.where.line));
-                        ok = false;
-                    }
-                tr.port = *s;
+                ok = false;
             }
+        } else if (auto s = t.choice("frr", {"zebra"})) {
+            if (!has_zebra) {
+                e.add(t.get("frr").Mark(), path + ".frr",
+                      "nimbus has no session to zebra to track: set routing.zebra (the zserv socket)");
+                ok = false;
+            }
+            for (auto& o : h.track)
+                if (o.frr == *s) {
+                    e.add(t.get("frr").Mark(), path + ".frr",
+                          fmt::format("frr '{}' is already tracked at line {}", *s, o.where.line));
+                    ok = false;
+                }
+            tr.frr = *s;
         } else {
             ok = false;
         }
@@ -64,8 +92,9 @@ void read_track(MapReader& m, Ha& h, const Config& c) {
         if (t.has("fault") && !f) ok = false;
         if (ok && (bool(w) == (f && *f) || (f && !*f && !w))) {
             e.add(n.Mark(), path,
-                  "give either 'weight: N' (priority drops by N while the link is down) or 'fault: true' "
-                  "(link down forces backup)");
+                  fmt::format("give either 'weight: N' (priority drops by N while the {} is down) or 'fault: true' "
+                              "({} down forces backup)",
+                              tr.frr.empty() ? "link" : "session", tr.frr.empty() ? "link" : "session"));
             ok = false;
         }
         if (w) tr.weight = int(*w);
@@ -180,7 +209,10 @@ void read_ha(MapReader& top, Config& c) {
                                   "instance, which needs at least one address, RFC 9568 §5.2.5)",
                                   h.interfaces[i]));
 
-    read_track(m, h, c);
+    // routing: is read after ha:; what a track needs of it is known already.
+    const YAML::Node rn = top.get("routing");
+    bool has_zebra = rn.IsMap() && rn["zebra"].IsDefined() && rn["zebra"].IsScalar() && !rn["zebra"].Scalar().empty();
+    read_track(m, h, c, has_zebra);
     read_garp(m, h);
     m.finish();
     c.ha = std::move(h);

@@ -197,6 +197,10 @@ bool Daemon::bring_up(std::string* err) {
         for (auto& p : cfg_.ports)
             for (auto& pa : p.addresses)
                 if (pa.addr == a) return cfg_.vrf_index(p.vrf);
+        // An HA virtual IP: the port whose subnet holds it.
+        for (auto& p : cfg_.ports)
+            for (auto& pa : p.addresses)
+                if (cfg_.ha && pa.addr.family == a.family && pa.subnet().contains(a)) return cfg_.vrf_index(p.vrf);
         return 0;
     });
     ike_ = std::make_unique<ike::Service>(loop_, *ike_sink_);

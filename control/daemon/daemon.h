@@ -112,6 +112,8 @@ private:
     void ha_wire();
     bool start_frr(std::string* err);
     bool ha_registered_ = false;
+    void ha_bind_ike();    // IKE on the virtual IPs only while master
+    void ha_track_frr();   // `track: [{frr: zebra}]` fed from the ZAPI session
 
     config::Config cfg_;
     control::Loop loop_;
@@ -146,6 +148,7 @@ private:
     uint64_t started_ = 0;
     std::unique_ptr<ha::HaDaemon> ha_;
     control::Loop::TimerId ha_timer_ = 0;
+    control::Loop::TimerId ha_track_timer_ = 0;
 };
 
 }  // namespace nimbus

@@ -78,7 +78,8 @@ std::unique_ptr<HaDaemon> HaDaemon::create(const config::Ha& cfg, std::vector<Po
     // interface fails into FAULT). Every member carries every track: the
     // group moves as one anyway.
     std::vector<Track> tracks;
-    for (auto& t : cfg.track) tracks.push_back(Track{"port:" + t.port, uint8_t(t.fault ? 0 : t.weight)});
+    for (auto& t : cfg.track)
+        tracks.push_back(Track{t.frr.empty() ? "port:" + t.port : "frr:" + t.frr, uint8_t(t.fault ? 0 : t.weight)});
     for (auto& i : cfg.interfaces)
         if (std::none_of(cfg.track.begin(), cfg.track.end(), [&](const config::HaTrack& t) { return t.port == i; }))
             tracks.push_back(Track{"port:" + i, 0});

@@ -27,14 +27,11 @@
 // Tracking: every listed interface is tracked as "port:NAME" (link down
 // forces backup, as keepalived's interface FAULT) unless `track:` gives it a
 // weight; `track:` adds other ports. set_track() is the hook for other
-// objects. For a failed FRR (BGP) session the FRR work:
-//   1. adds a form to `ha.track` in control/config/ha.cpp, e.g.
-//      `{ bgp_peer: 203.0.113.1, weight: 50 }` or `{ bgp_peer: ..., fault: true }`;
-//   2. turns it into Track{"frr:<peer>", weight} next to the port tracks in
-//      HaDaemon::create();
-//   3. calls Daemon::ha()->set_track(now, "frr:<peer>", up) when the session
-//      leaves or reaches Established.
-// An object nobody tracks is a no-op, so step 3 is safe before 1 and 2.
+// objects. `track: [{frr: zebra, ...}]` is "frr:zebra": nimbus's ZAPI
+// session to zebra, up from the handshake (CAPABILITIES) until the socket
+// closes; the daemon (ha_hooks.cpp) feeds it from routing::Frr. A BGP peer
+// of bgpd's would be one more name ("frr:bgp:PEER") fed the same way.
+// Setting an object nobody tracks is a no-op.
 //
 // Role-change event (for the IKE and FRR work): subscribe() gets a RoleEvent
 // every time the box as a whole (the sync group) becomes Master, Backup or

@@ -3,6 +3,10 @@
 // functions of Daemon, built with it; daemon.cpp calls them from a few hooks.
 #include "control/daemon/daemon.h"
 #include "control/ha/ha_cli.h"
+#include <algorithm>
+
+#include <fmt/format.h>
+
 #include "src/common/clock.h"
 
 namespace nimbus {
@@ -49,12 +53,52 @@ bool Daemon::ha_start(std::string* err) {
     ha_ = ha::HaDaemon::create(*cfg_.ha, std::move(ports), std::move(env), err);
     if (!ha_) return false;
     ha_->start(mono_ns());
+    ha_track_frr();
+    ha_bind_ike();
     return true;
+}
+
+// The IKE engine answers on the virtual IPs only while the box is master
+// (issue 6): sockets of their own when `ike.listen` names their interface,
+// and on giving them up, the IKE SAs and tunnels bound to them go.
+void Daemon::ha_bind_ike() {
+    if (!ike_) return;
+    auto addrs = [](const std::vector<IfAddr>& v) {
+        std::vector<IpAddr> out;
+        for (auto& a : v) out.push_back(a.addr);
+        return out;
+    };
+    ike_->set_virtual_ips(addrs(ha_->virtual_ips()), ha_->role() == ha::Role::Master, "HA start");
+    ha_->subscribe([this, addrs](const ha::RoleEvent& e) {
+        if (ike_)
+            ike_->set_virtual_ips(addrs(e.vips), e.role == ha::Role::Master,
+                                  fmt::format("HA role {}: {}", ha::role_name(e.role), e.reason));
+    });
+}
+
+// `track: [{frr: zebra}]`: the ZAPI session is up from zebra's CAPABILITIES
+// (replaying or synced) until it closes; a version mismatch counts as down.
+// Read every 100 ms: the socket's EOF is seen at once, so a takeover starts
+// within a poll period (plus the VRRP timers) of zebra going away.
+void Daemon::ha_track_frr() {
+    bool tracked = std::any_of(cfg_.ha->track.begin(), cfg_.ha->track.end(),
+                               [](const config::HaTrack& t) { return t.frr == "zebra"; });
+    if (!tracked) return;
+    auto poll = [this] {
+        if (!ha_) return;
+        const routing::ZapiSession* z = frr_ ? frr_->zapi() : nullptr;
+        bool up = z && (z->phase() == routing::ZapiPhase::Replaying || z->phase() == routing::ZapiPhase::Synced);
+        ha_->set_track(mono_ns(), "frr:zebra", up);
+    };
+    poll();
+    ha_track_timer_ = loop_.every_ms(100, poll);
 }
 
 // Graceful: a master resigns (priority 0) and removes its VIPs while the
 // dataplane still runs (dp::shutdown lets injected frames leave).
 void Daemon::ha_stop() {
+    if (ha_track_timer_) loop_.cancel(ha_track_timer_);
+    ha_track_timer_ = 0;
     if (!ha_) return;
     ha_->shutdown(mono_ns());
     if (ha_timer_) loop_.cancel(ha_timer_);

@@ -914,6 +914,20 @@ bool Engine::clear_tunnel(TunnelId id, std::string* err) {
     return true;
 }
 
+size_t Engine::drop_local(const IpAddr& addr, const char* why) {
+    std::vector<IkeSa*> gone;
+    for (auto& [spi, sp] : sas_)
+        if (sp->state != IkeState::Dead && sp->local.addr == addr) gone.push_back(sp.get());
+    for (IkeSa* sa : gone) {
+        destroy(*sa, why);
+        count(Counter::local_address_lost);
+    }
+    if (!gone.empty())
+        LOG_INFO("ike", "event=local_address_lost addr={} ike_sas={} reason=\"{}\"", addr.str(), gone.size(), why);
+    reap();
+    return gone.size();
+}
+
 namespace {
 IkeSa* established_sa(Engine&, IkeSa* sa, std::string* err, TunnelId id) {
     if (!sa || sa->state != IkeState::Established) {

@@ -77,7 +77,8 @@ namespace nimbus::ike {
     X(request_timeouts, "requests that got no answer after all retransmissions")           \
     X(initial_contact, "stale IKE SAs removed on INITIAL_CONTACT or reconnection")         \
     X(mobike_updates, "UPDATE_SA_ADDRESSES processed (RFC 4555)")                          \
-    X(nat_mapping_changes, "peer address changes followed without MOBIKE (§2.23)")
+    X(nat_mapping_changes, "peer address changes followed without MOBIKE (§2.23)")            \
+    X(local_address_lost, "IKE SAs dropped: their local address (an HA virtual IP) left the box")
 
 enum class Counter : uint16_t {
 #define NIMBUS_X(n, d) n,
@@ -172,6 +173,12 @@ public:
 
     // Operator actions.
     bool clear_tunnel(TunnelId id, std::string* err);
+    // HA: `addr` (a virtual IP) is no longer ours. Every IKE SA bound to it
+    // goes at once with its children and tunnel (the dataplane forgets
+    // them), without a DELETE: we can no longer send from that address,
+    // and the sites' next exchange reaches the new master, which they
+    // re-authenticate with. Returns how many IKE SAs went.
+    size_t drop_local(const IpAddr& addr, const char* why);
     // Test hooks (named so): start a rekey or a liveness check now, or
     // move an IKE SA we initiated to another local address (MOBIKE).
     bool rekey_child_for_test(TunnelId id, std::string* err);

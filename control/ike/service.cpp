@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <limits>
 
 #include <fmt/format.h>
@@ -118,6 +119,66 @@ std::vector<IpAddr> Service::listen_addresses(const config::Config& c) const {
     return v;
 }
 
+// The subnets of what `ike.listen` names: a VIP in one of them belongs to a
+// listened interface and gets sockets of its own while we are master.
+std::vector<Prefix> Service::listen_subnets(const config::Config& c) const {
+    std::vector<Prefix> v;
+    for (auto& l : c.ike.listen) {
+        auto a = IpAddr::parse(l);
+        for (auto& p : c.ports)
+            for (auto& ia : p.addresses)
+                if (ia.addr.is_link_local()) continue;
+                else if (a ? ia.addr == *a : p.name == l) v.push_back(ia.subnet());
+    }
+    return v;
+}
+
+void Service::watch(int fd) {
+    loop_.add_fd(fd, EPOLLIN, [this, fd](uint32_t) {
+        std::vector<UdpTransport::Datagram> got;
+        std::vector<Engine::Datagram> batch;
+        for (int round = 0; round < 4; round++) {
+            size_t n = udp_.read_batch(fd, &got);
+            batch.clear();
+            for (auto& g : got) batch.push_back(Engine::Datagram{g.local, g.remote, g.data});
+            engine_->receive_batch(batch);
+            if (n < 64) break;
+        }
+        rearm();
+    });
+}
+
+void Service::set_virtual_ips(const std::vector<IpAddr>& vips, bool held, const std::string& why) {
+    if (!engine_) return;
+    for (const IpAddr& v : vips) {
+        bool own_sockets = std::any_of(listen_subnets_.begin(), listen_subnets_.end(),
+                                       [&](const Prefix& p) { return p.contains(v); });
+        if (held) {
+            if (!own_sockets || udp_.bound_to(v)) continue;
+            std::string err;
+            auto fds = udp_.add_address(v, ike_cfg_.port_ike, ike_cfg_.port_natt, &err);
+            if (fds.empty()) {
+                LOG_ERROR("ike", "event=vip_bind_failed vip={} error=\"{}\"", v.str(), err);
+                continue;
+            }
+            for (int fd : fds) watch(fd);
+            vip_bound_.push_back(v);
+            LOG_INFO("ike", "event=vip_bound vip={} ports={}/{} reason=\"{}\"", v.str(), ike_cfg_.port_ike,
+                     ike_cfg_.port_natt, why);
+        } else {
+            auto fds = udp_.fds_for(v);
+            for (int fd : fds) loop_.del_fd(fd);   // out of epoll before they close
+            udp_.remove_address(v);
+            vip_bound_.erase(std::remove(vip_bound_.begin(), vip_bound_.end(), v), vip_bound_.end());
+            size_t n = engine_->drop_local(v, "virtual IP released (HA)");
+            if (n || !fds.empty())
+                LOG_INFO("ike", "event=vip_released vip={} sockets_closed={} ike_sas_dropped={} reason=\"{}\"",
+                         v.str(), fds.size(), n, why);
+        }
+    }
+    rearm();
+}
+
 bool Service::start(const config::Config& c, std::string* err) {
     if (c.clouds.empty()) return true;
     // Known-answer tests of every IKE crypto path before we use them.
@@ -137,19 +198,8 @@ bool Service::start(const config::Config& c, std::string* err) {
     ike_cfg_ = c.ike;
     engine_ = std::make_unique<Engine>(std::move(p), udp_, sink_, [] { return mono_ns(); });
     if (offered_) engine_->set_offered(offered_);
-    for (int fd : udp_.fds())
-        loop_.add_fd(fd, EPOLLIN, [this, fd](uint32_t) {
-            std::vector<UdpTransport::Datagram> got;
-            std::vector<Engine::Datagram> batch;
-            for (int round = 0; round < 4; round++) {
-                size_t n = udp_.read_batch(fd, &got);
-                batch.clear();
-                for (auto& g : got) batch.push_back(Engine::Datagram{g.local, g.remote, g.data});
-                engine_->receive_batch(batch);
-                if (n < 64) break;
-            }
-            rearm();
-        });
+    for (int fd : udp_.fds()) watch(fd);
+    listen_subnets_ = listen_subnets(c);
     engine_->start();
     rearm();
     LOG_INFO("ike", "event=started clouds={} sites={} initiate={} sockets={} ports={}/{}", c.clouds.size(),
@@ -194,6 +244,7 @@ void Service::stop() {
     for (int fd : udp_.fds()) loop_.del_fd(fd);
     engine_.reset();
     udp_.close();
+    vip_bound_.clear();
 }
 
 void Service::rearm() {

@@ -38,6 +38,18 @@ public:
     bool check(const config::Config& c, std::vector<std::string>* errors) const;
     void stop();
 
+    // HA (control/ha): the sync group's virtual IPs are the box's only while
+    // it is master. held=true (Master, after the VIPs went onto the host
+    // interfaces): with `ike.listen` naming addresses or ports, sockets are
+    // bound to the VIPs in their subnets (the wildcard sockets of an empty
+    // `listen` answer on them as soon as the kernel has them). held=false
+    // (Backup, Init; after the VIPs left): those sockets close and every
+    // IKE SA bound to a VIP goes with its tunnel, without a DELETE; the
+    // sites reconnect to the new master when their liveness check fails.
+    void set_virtual_ips(const std::vector<IpAddr>& vips, bool held, const std::string& why);
+    // The VIPs that have sockets of their own right now (for tests, `show`).
+    const std::vector<IpAddr>& bound_virtual_ips() const { return vip_bound_; }
+
     void register_commands(mgmt::Registry& reg);
     Engine* engine() { return engine_.get(); }
     // Passed on to the engine (now and whenever it is created).
@@ -45,7 +57,9 @@ public:
 
 private:
     void rearm();
+    void watch(int fd);
     std::vector<IpAddr> listen_addresses(const config::Config& c) const;
+    std::vector<Prefix> listen_subnets(const config::Config& c) const;
 
     control::Loop& loop_;
     ChildSaSink& sink_;
@@ -55,6 +69,8 @@ private:
     uint64_t timer_at_ = 0;
     config::Ike ike_cfg_;
     Engine::Offered offered_;
+    std::vector<Prefix> listen_subnets_;   // where a VIP gets sockets of its own (empty: wildcard)
+    std::vector<IpAddr> vip_bound_;
 };
 
 }  // namespace nimbus::ike

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -59,6 +60,42 @@ void UdpTransport::close() {
     fds_.clear();
 }
 
+int UdpTransport::open_socket(const IpAddr& a, uint16_t port, std::string* err, int* err_no) {
+    int af = a.is_v4() ? AF_INET : AF_INET6;
+    int fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err_no = errno;
+        *err = fmt::format("IKE socket: {}", std::strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // Room for a reconnect storm (FORCE: past rmem_max, as root).
+    int rb = kRcvBuf;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb) != 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
+    if (af == AF_INET) {
+        setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+        // The host interface's address may still be coming up (or be a
+        // virtual IP HA is installing).
+        setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
+    } else {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
+        setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one);
+    }
+    sockaddr_storage ss;
+    socklen_t len;
+    to_sockaddr(a, port, &ss, &len);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        *err_no = errno;
+        *err = fmt::format("IKE socket on {}[{}]: {}", a.str(), port, std::strerror(errno));
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 bool UdpTransport::open(const std::vector<IpAddr>& addresses, uint16_t port_ike, uint16_t port_natt,
                         std::string* err) {
     std::vector<IpAddr> addrs = addresses;
@@ -66,49 +103,77 @@ bool UdpTransport::open(const std::vector<IpAddr>& addresses, uint16_t port_ike,
     if (wildcard) addrs = {IpAddr::v4(0), *IpAddr::parse("::")};
     for (const IpAddr& a : addrs) {
         for (uint16_t port : {port_ike, port_natt}) {
+            int e = 0;
+            std::string why;
+            int fd = open_socket(a, port, &why, &e);
+            if (fd < 0) {
+                if (wildcard && !a.is_v4() && (e == EAFNOSUPPORT || e == EADDRNOTAVAIL)) continue;  // no IPv6
+                *err = why;
+                close();
+                return false;
+            }
             Sock s;
+            s.fd = fd;
             s.addr = a;
             s.wildcard = a.is_zero();
             s.family = a.family;
             s.port = port;
-            int af = a.is_v4() ? AF_INET : AF_INET6;
-            s.fd = socket(af, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-            if (s.fd < 0) {
-                *err = fmt::format("IKE socket: {}", std::strerror(errno));
-                close();
-                return false;
-            }
-            int one = 1;
-            setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            // Room for a reconnect storm (FORCE: past rmem_max, as root).
-            int rb = kRcvBuf;
-            if (setsockopt(s.fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof rb) != 0)
-                setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof rb);
-            if (af == AF_INET) {
-                setsockopt(s.fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
-                // The host interface's address may still be coming up.
-                setsockopt(s.fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one);
-            } else {
-                setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-                setsockopt(s.fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one);
-                setsockopt(s.fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof one);
-            }
-            sockaddr_storage ss;
-            socklen_t len;
-            to_sockaddr(a, port, &ss, &len);
-            if (bind(s.fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-                int e = errno;
-                ::close(s.fd);
-                if (wildcard && af == AF_INET6 && (e == EAFNOSUPPORT || e == EADDRNOTAVAIL)) continue;  // no IPv6
-                *err = fmt::format("IKE socket on {}[{}]: {}", a.str(), port, std::strerror(e));
-                close();
-                return false;
-            }
-            fds_.push_back(s.fd);
+            fds_.push_back(fd);
             socks_.push_back(s);
         }
     }
     return true;
+}
+
+bool UdpTransport::bound_to(const IpAddr& a) const {
+    return std::any_of(socks_.begin(), socks_.end(), [&](const Sock& s) { return !s.wildcard && s.addr == a; });
+}
+
+std::vector<int> UdpTransport::add_address(const IpAddr& a, uint16_t port_ike, uint16_t port_natt,
+                                           std::string* err) {
+    std::vector<int> out;
+    if (bound_to(a)) return out;
+    std::vector<Sock> added;
+    for (uint16_t port : {port_ike, port_natt}) {
+        int e = 0;
+        int fd = open_socket(a, port, err, &e);
+        if (fd < 0) {
+            for (auto& s : added) ::close(s.fd);
+            return {};
+        }
+        Sock s;
+        s.fd = fd;
+        s.addr = a;
+        s.wildcard = false;
+        s.family = a.family;
+        s.port = port;
+        added.push_back(s);
+    }
+    for (auto& s : added) {
+        socks_.push_back(s);
+        fds_.push_back(s.fd);
+        out.push_back(s.fd);
+    }
+    return out;
+}
+
+std::vector<int> UdpTransport::fds_for(const IpAddr& a) const {
+    std::vector<int> out;
+    for (auto& s : socks_)
+        if (!s.wildcard && s.addr == a) out.push_back(s.fd);
+    return out;
+}
+
+void UdpTransport::remove_address(const IpAddr& a) {
+    for (auto it = socks_.begin(); it != socks_.end();) {
+        if (!it->wildcard && it->addr == a) {
+            ::close(it->fd);
+            fds_.erase(std::remove(fds_.begin(), fds_.end(), it->fd), fds_.end());
+            it = socks_.erase(it);
+        } else {
+            ++it;
+        }
+    }
 }
 
 void UdpTransport::drain(int fd, const Rx& rx) { drain_into(fd, 256, rx); }

@@ -23,6 +23,15 @@ public:
     // Opens the sockets. `addresses` empty: wildcard (IPv4 and IPv6).
     bool open(const std::vector<IpAddr>& addresses, uint16_t port_ike, uint16_t port_natt, std::string* err);
     void close();
+    // HA: sockets for one more address (a virtual IP while we are master),
+    // opened next to those of open(); returns the new fds (empty and *err
+    // set on failure, nothing left open). Already bound: no new fds.
+    std::vector<int> add_address(const IpAddr& a, uint16_t port_ike, uint16_t port_natt, std::string* err);
+    // Closes the sockets add_address() opened for `a` (take fds_for(a) out
+    // of any poller first).
+    void remove_address(const IpAddr& a);
+    bool bound_to(const IpAddr& a) const;
+    std::vector<int> fds_for(const IpAddr& a) const;
     const std::vector<int>& fds() const { return fds_; }
     // Reads what is waiting on `fd` (non-blocking), calling `rx` per datagram.
     void drain(int fd, const Rx& rx);
@@ -48,6 +57,8 @@ private:
         uint16_t port = 0;
     };
     const Sock* pick(const Endpoint& local) const;
+    // One socket on (a, port); -1 with *err (errno in *err_no) on failure.
+    int open_socket(const IpAddr& a, uint16_t port, std::string* err, int* err_no);
     void drain_into(int fd, size_t max, const Rx& rx);
     std::vector<Sock> socks_;
     std::vector<uint8_t> batch_buf_;

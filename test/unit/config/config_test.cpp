@@ -539,6 +539,71 @@ TEST_CASE("ha: broken sections are rejected with exact positions and key paths")
     }
 }
 
+TEST_CASE("ha: tracking nimbus's session to zebra (frr: zebra)") {
+    // routing: comes after ha: in the file and is still known to the track.
+    std::string y = std::string(kHaPorts) +
+                    "ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n"
+                    "  track: [{frr: zebra, weight: 60}, {port: wan0, fault: true}]\n"
+                    "routing: { zebra: /run/frr/zserv.api }\n";
+    auto r = parse(y, "c.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    auto& t = r.config->ha->track;
+    REQUIRE(t.size() == 2);
+    CHECK(t[0].frr == "zebra");
+    CHECK(t[0].port.empty());
+    CHECK(t[0].weight == 60);
+    CHECK_FALSE(t[0].fault);
+    CHECK(t[1].port == "wan0");
+    CHECK(t[1].frr.empty());
+    auto f = parse(std::string(kHaPorts) +
+                       "routing: { zebra: /run/frr/zserv.api }\n"
+                       "ha: { vrid: 51, interfaces: [lan0], virtual_ips: [10.0.0.1/24], track: [{frr: zebra, fault: true}] }\n",
+                   "f.yaml");
+    for (auto& e : f.errors) WARN(e);
+    REQUIRE(f.ok());
+    CHECK(f.config->ha->track[0].fault);
+
+    struct Case {
+        const char* yaml;
+        const char* error;
+    };
+    const char* ha = "ha:\n  vrid: 51\n  interfaces: [lan0]\n  virtual_ips: [10.0.0.1/24]\n";
+    const Case cases[] = {
+        {"  track: [{frr: zebra, weight: 10}]\n",
+         "t.yaml:9:17: ha.track[0].frr: nimbus has no session to zebra to track: set routing.zebra (the zserv "
+         "socket)"},
+        {"  track: [{frr: zebra, weight: 10}]\nrouting: { fpm: \"127.0.0.1:2620\" }\n",
+         "t.yaml:9:17: ha.track[0].frr: nimbus has no session to zebra to track: set routing.zebra (the zserv "
+         "socket)"},
+        {"  track: [{frr: bgpd, weight: 10}]\nrouting: { zebra: /z }\n",
+         "t.yaml:9:17: ha.track[0].frr: 'bgpd' is not one of: zebra"},
+        {"  track: [{frr: zebra, port: wan0, weight: 10}]\nrouting: { zebra: /z }\n",
+         "t.yaml:9:11: ha.track[0]: give either 'port: NAME' (a link) or 'frr: zebra' (nimbus's ZAPI session to "
+         "zebra) to track"},
+        {"  track: [{weight: 10}]\n",
+         "t.yaml:9:11: ha.track[0]: give either 'port: NAME' (a link) or 'frr: zebra' (nimbus's ZAPI session to "
+         "zebra) to track"},
+        {"  track: [{frr: zebra}]\nrouting: { zebra: /z }\n",
+         "t.yaml:9:11: ha.track[0]: give either 'weight: N' (priority drops by N while the session is down) or "
+         "'fault: true' (session down forces backup)"},
+        {"  track:\n    - {frr: zebra, weight: 10}\n    - {frr: zebra, fault: true}\nrouting: { zebra: /z }\n",
+         "t.yaml:11:13: ha.track[1].frr: frr 'zebra' is already tracked at line 10"},
+        {"  track: [{frr: zebra, weight: 0}]\nrouting: { zebra: /z }\n",
+         "t.yaml:9:32: ha.track[0].weight: 0 is out of range 1..254"},
+    };
+    int n = 0;
+    for (auto& c : cases) {
+        INFO("case " << n++ << ": " << c.yaml);
+        auto res = parse(std::string(kHaPorts) + ha + c.yaml, "t.yaml");
+        CHECK_FALSE(res.ok());
+        bool found = std::find(res.errors.begin(), res.errors.end(), c.error) != res.errors.end();
+        CHECK(found);
+        if (!found)
+            for (auto& e : res.errors) WARN("got: " << e);
+    }
+}
+
 #include "control/config/diff.h"
 
 TEST_CASE("config diff: keyed lists, plain lists, scalars; secrets never shown") {

@@ -967,3 +967,50 @@ TEST_CASE("a batch of datagrams finishes started handshakes before it starts new
     net.pump();
     CHECK(conc.eng->counter(Counter::auth_ok) == 2);
 }
+
+TEST_CASE("HA: a virtual IP given up takes its IKE SAs and tunnels at once, silently; the site finds the new master") {
+    Net net;
+    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
+    CloudOpts fast;
+    fast.dpd_interval = 2;
+    fast.dpd_retries = 3;
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud(fast, sites)));
+    const IpAddr vip = *IpAddr::parse("192.0.2.1");
+    net.alias("192.0.2.1", conc);   // the master holds the VIP
+    // One site talks to the VIP, the other to the box's own address.
+    Node& e1 = net.add("e1", "192.0.2.21", edge(cloud(fast), "192.0.2.1", "store-0001.test", {"10.16.1.0/24"}));
+    Node& e2 = net.add("e2", "192.0.2.22", edge(cloud(fast), "192.0.2.10", "store-0002.test", {"10.16.2.0/24"}));
+    e1.eng->start();
+    e2.eng->start();
+    net.pump();
+    REQUIRE(conc.eng->sa_count() == 2);
+    REQUIRE(conc.sink.tunnels().size() == 2);
+    auto before = net.delivered;
+
+    // Backup: the VIP left the box.
+    CHECK(conc.eng->drop_local(vip, "virtual IP released (HA)") == 1);
+    CHECK(net.q.empty());   // no DELETE: the address is not ours to send from
+    CHECK(conc.eng->sa_count() == 1);
+    REQUIRE(conc.sink.tunnels().size() == 1);
+    CHECK(conc.sink.tunnels().begin()->second.spec.name == "store-0002.test");
+    CHECK(conc.eng->counter(Counter::local_address_lost) == 1);
+    CHECK(conc.eng->drop_local(vip, "again") == 0);
+    CHECK(net.delivered == before);
+    auto left = established(conc);
+    REQUIRE(left);
+    CHECK(left->peer_id == "store-0002.test");
+
+    // The new master takes the VIP, with no state of the old SA: the site's
+    // liveness check goes unanswered, it gives up and reconnects to it.
+    Node& conc2 = net.add("conc2", "192.0.2.11", concentrator(cloud(fast, sites)));
+    net.alias("192.0.2.1", conc2);
+    std::string err;
+    REQUIRE(e1.eng->liveness_for_test(1, &err));
+    net.advance_s(60);
+    auto c2 = established(conc2);
+    REQUIRE(c2);
+    CHECK(c2->peer_id == "store-0001.test");
+    CHECK(c2->local.addr == vip);
+    CHECK(conc2.eng->counter(Counter::rx_unknown_spi) >= 1);   // the DPD that found nobody
+    check_child_agreement(conc2, e1);
+}
