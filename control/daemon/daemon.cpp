@@ -638,6 +638,12 @@ void Daemon::handle_punt(dp::HostPkt& p) {
 void Daemon::hold(dp::HostPkt& p) {
     int vrf = p.port < cfg_.ports.size() ? cfg_.vrf_index(cfg_.ports[p.port].vrf) : 0;
     int egress = rib_.connected_port(vrf, p.aux);
+    // A decrypted packet came in on a WAN port but was routed in its
+    // tunnel's VRF: the neighbour is on a connected subnet of another VRF.
+    // (Re-injection still goes through the arrival port, so that packet is
+    // lost; the resolution lets the next ones through, e.g. on a new HA
+    // master that never heard from the LAN host.)
+    for (int v = 0; egress < 0 && v < int(cfg_.vrfs.size()); v++) egress = rib_.connected_port(v, p.aux);
     if (egress < 0) {
         dp::release(p);
         hstats_.held_overflow++;
