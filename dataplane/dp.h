@@ -44,7 +44,7 @@ struct MbufMeta {
     uint8_t esp_path;   // EspIn: index of the tunnel path it came on (0xff: other)
     uint16_t esp_off;   // EspIn: offset of the ESP header in the frame
     uint32_t tunnel;    // EspOut: tunnel id; EspIn: SPI
-    uint16_t tunnel_gen;  // EspOut: the tunnel's generation when routed (ids are reused)
+    uint16_t tunnel_gen;  // EspOut: the tunnel's generation once out_flush resolved it (ids are reused); 0 before
 };
 inline constexpr uint16_t kMbufPrivSize = 64;
 static_assert(sizeof(MbufMeta) <= kMbufPrivSize);
@@ -140,6 +140,10 @@ struct Dataplane {
     int nworkers = 0;
     rte_mempool* pool = nullptr;
     std::atomic<Nh*>* nh = nullptr;  // indexed by NhId
+    // More tunnels (and so next hops) than the caches hold: workers then
+    // prefetch a burst's tables level by level (esp_in/esp_out, worker.cpp);
+    // with few, the passes would only cost. A hint, set by the control thread.
+    std::atomic<bool> group_prefetch{false};
     uint32_t nh_cap = 0;
     VrfTables vrfs[kMaxVrfs];
     rte_rcu_qsbr* qsbr = nullptr;

@@ -93,6 +93,49 @@ inline void sa_drop(WorkerCtx& w, uint16_t port, rte_mbuf* m, SaIn* sa, SaCounte
     drop_pkt(w, port, m, d);
 }
 
+// Group prefetch (sa.h) of an inbound burst, one level per pass: the SPI's
+// slot, the SA (header, runtime, window), the tunnel table's slot and the
+// tunnel's counters, the tunnel, then the keys. Nothing is decided here:
+// in_flush checks everything again on warm lines.
+void prefetch_burst(rte_mbuf* const* pkts, uint16_t n) {
+    constexpr uint32_t kNoSlot = ~0u;
+    uint32_t slot[kBatch];
+    SaIn* sas[kBatch];
+    for (uint16_t i = 0; i < n; i++) {
+        rte_mbuf* m = pkts[i];
+        uint32_t off = meta(m)->esp_off;
+        slot[i] = kNoSlot;
+        if (m->nb_segs != 1 || m->pkt_len < off + kEspHdr) continue;
+        slot[i] = get32(rte_pktmbuf_mtod(m, uint8_t*) + off) & kSpiSlotMask;
+        __builtin_prefetch(&g->esp->in[slot[i]]);
+    }
+    // (A run of packets of one SA is prefetched once.)
+    const SaIn* prev = nullptr;
+    for (uint16_t i = 0; i < n; i++) {
+        SaIn* sa = slot[i] == kNoSlot ? nullptr : g->esp->in[slot[i]].load(std::memory_order_acquire);
+        bool again = sa == prev;
+        prev = sa;
+        sas[i] = again ? nullptr : sa;  // null: nothing (more) to prefetch for this one
+        if (!sas[i]) continue;
+        __builtin_prefetch(sa);
+        __builtin_prefetch(&sa->rt);
+        __builtin_prefetch(&sa->win);
+    }
+    for (uint16_t i = 0; i < n; i++) {
+        SaIn* sa = sas[i];
+        if (!sa || sa->tunnel >= kMaxTunnels) continue;
+        __builtin_prefetch(&g->esp->tunnels[sa->tunnel]);
+        __builtin_prefetch(&g->esp->ctr[sa->tunnel]);
+    }
+    for (uint16_t i = 0; i < n; i++) {
+        if (!sas[i]) continue;
+        if (const Tunnel* t = tunnel_get(sas[i]->tunnel)) prefetch_lines(t, offsetof(Tunnel, paths) + sizeof(Path));
+    }
+    // The keys last (16 lines each; see esp_out.cpp).
+    for (uint16_t i = 0; i < n; i++)
+        if (sas[i]) sas[i]->key.prefetch();
+}
+
 }  // namespace
 
 bool classify_local(WorkerCtx& w, uint16_t port, rte_mbuf* m, bool v4, uint8_t* l3, uint32_t l3len) {
@@ -147,6 +190,9 @@ void in_flush(WorkerCtx& w) {
     std::memcpy(pkts, b.in, sizeof(rte_mbuf*) * n);
     b.nin = 0;
     uint16_t ns = 0;
+
+    // ---- 0. with big tables, prefetch them for the whole burst
+    if (g->group_prefetch.load(std::memory_order_relaxed)) prefetch_burst(pkts, n);
 
     // ---- 1. parse, SA, owner, path, replay check (nothing changes yet)
     for (uint16_t i = 0; i < n; i++) {

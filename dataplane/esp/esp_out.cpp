@@ -317,8 +317,9 @@ void out_push(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, TunnelId t) {
     MbufMeta* md = meta(m);
     md->in_port = in_port;
     md->tunnel = t;
-    const Tunnel* tn = tunnel_get(t);
-    md->tunnel_gen = tn ? tn->gen : 0;
+    // Not read here: with many tunnels this would be one full cache miss per
+    // packet; out_flush resolves the burst's tunnels together.
+    md->tunnel_gen = kGenUnresolved;
     Batch& b = *w.esp;
     if (b.nout == kBatch) out_flush(w);
     b.out[b.nout++] = m;
@@ -328,21 +329,50 @@ void out_flush(WorkerCtx& w) {
     Batch& b = *w.esp;
     if (!b.nout) return;
     rte_mbuf* pkts[kBatch];
+    const Tunnel* tun[kBatch];
     uint16_t n = b.nout;
     std::memcpy(pkts, b.out, sizeof(rte_mbuf*) * n);
     b.nout = 0;
+    // Group prefetch (sa.h) when the tables are big, one level of the chain
+    // per pass: the tunnel table's slot, the tunnel, then its outbound SA
+    // (header, runtime line, key) and counters. The tunnels are resolved
+    // here in any case.
+    const bool pf = g->group_prefetch.load(std::memory_order_relaxed);
+    for (uint16_t i = 0; pf && i < n; i++) {
+        TunnelId id = meta(pkts[i])->tunnel;
+        if (id < kMaxTunnels) __builtin_prefetch(&g->esp->tunnels[id]);
+    }
+    // A run of packets of one tunnel (the common case with few tunnels) is
+    // prefetched once.
+    for (uint16_t i = 0; i < n; i++) {
+        tun[i] = tunnel_get(meta(pkts[i])->tunnel);
+        if (pf && tun[i] && (i == 0 || tun[i] != tun[i - 1])) prefetch_lines(tun[i], offsetof(Tunnel, paths) + sizeof(Path));
+    }
+    for (uint16_t i = 0; pf && i < n; i++) {
+        const Tunnel* t = tun[i];
+        if (!t || !t->out || (i && t == tun[i - 1])) continue;
+        __builtin_prefetch(t->out);
+        __builtin_prefetch(&t->out->rt);
+        __builtin_prefetch(t->ctr);
+    }
+    // The keys last: 16 lines each, they would crowd out the lines above
+    // (the core tracks only a few dozen misses at a time).
+    for (uint16_t i = 0; pf && i < n; i++)
+        if (tun[i] && tun[i]->out && (i == 0 || tun[i] != tun[i - 1])) tun[i]->out->key.prefetch();
     for (uint16_t i = 0; i < n; i++) {
         rte_mbuf* m = pkts[i];
         MbufMeta* md = meta(m);
         uint16_t port = md->in_port;
-        const Tunnel* t = tunnel_get(md->tunnel);
+        const Tunnel* t = tun[i];
         // A packet handed off across a tunnel's removal must not leave
-        // through a new tunnel that reuses the id.
-        if (unlikely(!t || !t->out || t->gen != md->tunnel_gen)) {
+        // through a new tunnel that reuses the id: it carries the generation
+        // its first worker resolved.
+        if (unlikely(!t || !t->out || (md->tunnel_gen != kGenUnresolved && t->gen != md->tunnel_gen))) {
             drop_pkt(w, port, m, Drop::no_tunnel);
             continue;
         }
         if (t->worker != w.index) {
+            md->tunnel_gen = t->gen;
             t->out->rt.ctr[int(SaCounter::handoff)]++;  // benign race: statistics only
             handoff(w, m, t->worker, Handoff::EspOut);
             continue;

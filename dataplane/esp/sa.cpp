@@ -85,6 +85,15 @@ int min_port_mtu(int vrf) {
     return m ? m : 1500;
 }
 
+// Above this many tunnels (about 4 KiB of tables each, so some MiB: more
+// than the L2 holds) the workers prefetch bursts level by level (dp.h).
+constexpr uint32_t kGroupPrefetchTunnels = 256;
+
+void update_prefetch_hint(const EspState* s) {
+    uint32_t live = uint32_t(s->next_id - s->free_ids.size());
+    g->group_prefetch.store(live > kGroupPrefetchTunnels, std::memory_order_relaxed);
+}
+
 void free_tunnel_objects(Tunnel* t, bool with_sas) {
     if (!t) return;
     if (with_sas) zfree(t->out);
@@ -297,6 +306,7 @@ TunnelId tunnel_install(const TunnelSpec& spec, std::string* err) {
         *err = fmt::format("tunnel table full ({} tunnels)", kMaxTunnels);
         return kNoTunnel;
     }
+    update_prefetch_hint(s);
     uint16_t worker = uint16_t(id % uint32_t(g->nworkers));
 
     Tunnel* t = zalloc<Tunnel>("nimbus_tunnel");
@@ -315,7 +325,8 @@ TunnelId tunnel_install(const TunnelSpec& spec, std::string* err) {
     if (!t || !out || !ctr) return fail("out of memory for the tunnel's SAs (raise the EAL memory)");
 
     t->id = id;
-    t->gen = ++s->tunnel_gen[id];
+    if (++s->tunnel_gen[id] == kGenUnresolved) ++s->tunnel_gen[id];  // 0 means "not resolved yet"
+    t->gen = s->tunnel_gen[id];
     t->worker = worker;
     t->vrf = uint16_t(spec.vrf);
     t->underlay_vrf = uint16_t(spec.underlay_vrf);
@@ -384,6 +395,7 @@ void tunnel_remove(TunnelId id) {
     s->names[id].clear();
     s->all_out[id] = nullptr;
     s->free_ids.push_back(id);
+    update_prefetch_hint(s);
 }
 
 bool tunnel_update_paths(TunnelId id, const std::vector<PathSpec>& paths, std::string* err) {
