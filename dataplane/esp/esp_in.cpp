@@ -251,7 +251,7 @@ void in_flush(WorkerCtx& w) {
         s.path = path;
         s.outer_tos = (l3[0] >> 4) == 4 ? l3[1] : uint8_t((l3[0] << 4) | (l3[1] >> 4));
         crypto::Op& op = b.in_ops[ns];
-        op = crypto::Op{};
+        op.ok = false;  // every field set here (a reset would stall on store forwarding)
         op.key = &sa->key;
         op.iv = esp + kEspHdr;
         if (sa->esn) {

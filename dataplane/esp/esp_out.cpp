@@ -22,21 +22,37 @@ inline void put32(uint8_t* p, uint32_t v) {
     std::memcpy(p, &v, 4);
 }
 
+// RFC 791 header checksum from the header's values (RFC 1071 sum of the
+// 16-bit words), not by reading back the header just written: that 16-byte
+// load over a row of narrow stores cannot be forwarded from the store
+// buffer and cost ~20 cycles a packet (perf: the hottest line of this file).
+inline uint16_t v4_cksum(uint8_t tos, uint16_t tot, uint16_t id, uint8_t proto, uint32_t src, uint32_t dst) {
+    uint32_t s = (0x45u << 8 | tos) + tot + id + (64u << 8 | proto) + (src >> 16) + (src & 0xffff) + (dst >> 16) +
+                 (dst & 0xffff);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return uint16_t(~s);
+}
+
 template <bool kUdp>
 void outer_v4(WorkerCtx& w, const Path& p, uint8_t* l3, uint32_t esp_len, uint8_t tos) {
     auto* ip = reinterpret_cast<rte_ipv4_hdr*>(l3);
-    uint32_t tot = 20 + (kUdp ? 8 : 0) + esp_len;
+    uint16_t tot = uint16_t(20 + (kUdp ? 8 : 0) + esp_len);
+    uint16_t id = w.ip_id++;
+    constexpr uint8_t proto = kUdp ? IPPROTO_UDP : IPPROTO_ESP;
+    uint32_t src, dst;  // network order
+    std::memcpy(&src, p.local.b.data(), 4);
+    std::memcpy(&dst, p.remote.b.data(), 4);
     ip->version_ihl = 0x45;
     ip->type_of_service = tos;
-    ip->total_length = rte_cpu_to_be_16(uint16_t(tot));
-    ip->packet_id = rte_cpu_to_be_16(w.ip_id++);
+    ip->total_length = rte_cpu_to_be_16(tot);
+    ip->packet_id = rte_cpu_to_be_16(id);
     ip->fragment_offset = 0;  // DF clear: the peer reassembles outer fragments
     ip->time_to_live = 64;
-    ip->next_proto_id = kUdp ? IPPROTO_UDP : IPPROTO_ESP;
-    ip->hdr_checksum = 0;
-    std::memcpy(&ip->src_addr, p.local.b.data(), 4);
-    std::memcpy(&ip->dst_addr, p.remote.b.data(), 4);
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    ip->next_proto_id = proto;
+    ip->src_addr = src;
+    ip->dst_addr = dst;
+    ip->hdr_checksum = rte_cpu_to_be_16(v4_cksum(tos, tot, id, proto, rte_be_to_cpu_32(src), rte_be_to_cpu_32(dst)));
     if constexpr (kUdp) {
         auto* u = reinterpret_cast<rte_udp_hdr*>(ip + 1);
         u->src_port = rte_cpu_to_be_16(p.sport);
@@ -137,6 +153,7 @@ bool prep(WorkerCtx& w, const Tunnel& t, SaOut& sa, rte_mbuf* m, Prepared& p) {
     p.t = &t;
     p.tos = inner_tos(l3 + 0, v4);
     crypto::Op& op = w.esp->out_ops[w.esp->nops];
+    op.ok = false;
     op.key = &sa.key;
     op.iv = esp + 8;
     if constexpr (kEsn) {
@@ -254,8 +271,8 @@ void run_stage(WorkerCtx& w) {
 void stage(WorkerCtx& w, const Tunnel& t, rte_mbuf* m) {
     capture_tunnel(t.id, m, CapDir::TunnelOutPlain);
     if (w.esp->nops == kBatch) run_stage(w);
-    crypto::Op& op = w.esp->out_ops[w.esp->nops];
-    op = crypto::Op{};
+    // (prep fills every field of the op: no reset here, whose zeroed
+    // temporary copy stalled on store forwarding.)
     if (t.out->prep(w, t, *t.out, m, w.esp->out_prep[w.esp->nops])) w.esp->nops++;
 }
 
