@@ -801,6 +801,23 @@ bool Daemon::start_frr(std::string* err) {
         }
         return std::nullopt;
     });
+    // zebra 8.4 may miss the addresses of a host interface created while it
+    // runs (its RTM_NEWADDR read before the RTM_NEWLINK, FRRouting/frr#13288),
+    // and bgpd then cannot use them. When zebra reports the interface (or
+    // accepts our HELLO: all of them), announce the addresses again:
+    // RTM_NEWADDR with NLM_F_REPLACE changes nothing but is reported anew.
+    frr_->set_interface_hook([this](const std::string& name) {
+        for (size_t i = 0; i < cfg_.ports.size() && i < taps_.size(); i++) {
+            if (!name.empty() && cfg_.ports[i].name != name) continue;
+            std::string e;
+            for (auto& a : cfg_.ports[i].addresses)
+                if (!nl_.addr_add(taps_[i]->ifindex(), a, &e))
+                    LOG_WARN("hostif", "event=address_refresh_failed port={} addr={} error=\"{}\"", cfg_.ports[i].name,
+                             a.str(), e);
+            LOG_INFO("hostif", "event=address_refresh port={} reason={}", cfg_.ports[i].name,
+                      name.empty() ? "zebra session" : "zebra reported the interface");
+        }
+    });
     // An HA pair announces its sites from the master only.
     if (ha_) frr_->set_inject_active(ha_->role() == ha::Role::Master, "HA role is not master");
     if (!frr_->start(err)) {

@@ -57,6 +57,11 @@ public:
     // Who owns tunnels tells which prefixes a site may hold (the safety net
     // of the injector). Sites created with the test hook are known too.
     void set_allowed_lookup(AllowedLookup f) { allowed_ = std::move(f); }
+    // Host interfaces zebra reports (see ZapiSession::set_interface_hook);
+    // set before start(). No-op without routing.zebra.
+    void set_interface_hook(std::function<void(const std::string&)> f) {
+        if (zapi_) zapi_->set_interface_hook(std::move(f));
+    }
     // An HA pair announces its sites only from the master.
     void set_inject_active(bool active, const std::string& why);
 

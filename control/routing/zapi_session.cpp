@@ -229,7 +229,9 @@ void ZapiSession::handle_frame(const zapi::Header& h, std::span<const uint8_t> b
         }
         case Cmd::VrfDelete: vrfs_.erase(h.vrf_id); return;
         case Cmd::RedistributeRouteAdd: return handle_redistributed(h.vrf_id, body);
-        default: return;  // interface updates, close notifies: not ours to act on
+        case Cmd::InterfaceAdd:
+        case Cmd::InterfaceUp: return interface_seen(body);
+        default: return;  // other interface updates, close notifies: not ours to act on
     }
 }
 
@@ -246,6 +248,7 @@ void ZapiSession::handle_handshake(const zapi::Header& h, std::span<const uint8_
             }
             caps_ = *c;
             backoff_ms_ = cfg_.backoff_initial_ms;
+            if (on_interface_) on_interface_("");
             LOG_INFO("zapi",
                      "zebra CAPABILITIES ok: vrf_backend={} mpls={} multipath={} mlag_role={}; "
                      "replaying {} routes",
@@ -263,12 +266,12 @@ void ZapiSession::handle_handshake(const zapi::Header& h, std::span<const uint8_
                 uint16_t(Cmd::Hello), raw, zapi::guess_peer(h.command, body.size())));
         }
         // What FRR 8.4 may push to any client unasked, even before our HELLO
-        // is processed: harmless.
+        // is processed: harmless (interfaces zebra learns: see the hook).
         case Cmd::InterfaceAdd:
+        case Cmd::InterfaceUp: return interface_seen(body);
         case Cmd::InterfaceDelete:
         case Cmd::InterfaceAddressAdd:
         case Cmd::InterfaceAddressDelete:
-        case Cmd::InterfaceUp:
         case Cmd::InterfaceDown:
         case Cmd::InterfaceSetMaster:
         case Cmd::RouterIdUpdate:
@@ -286,6 +289,21 @@ void ZapiSession::handle_handshake(const zapi::Header& h, std::span<const uint8_
                 h.command, zapi::command_name(h.command), zapi::kPin.frr, body.size(),
                 zapi::guess_peer(h.command, body.size())));
     }
+}
+
+// zserv_encode_interface(): the body starts with the interface name in a
+// fixed, zero-padded field (INTERFACE_NAMSIZ); Linux names are shorter
+// than any value that constant had, so the name ends at the first NUL.
+void ZapiSession::interface_seen(std::span<const uint8_t> body) {
+    if (!on_interface_) return;
+    size_t n = std::min<size_t>(body.size(), 20);
+    size_t len = 0;
+    while (len < n && body[len]) len++;
+    if (len == 0 || len == n) {
+        counters_.malformed++;
+        return;
+    }
+    on_interface_(std::string(reinterpret_cast<const char*>(body.data()), len));
 }
 
 void ZapiSession::version_mismatch(const std::string& why) {

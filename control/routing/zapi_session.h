@@ -25,9 +25,11 @@
 //    the replay; after a restart of nimbus itself only the purge remains.
 #pragma once
 
+
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -151,6 +153,14 @@ public:
     ZapiPhase phase() const { return phase_; }
     const ZapiCounters& counters() const { return counters_; }
     const std::string& last_error() const { return last_error_; }
+
+    // Called with an interface's name when zebra reports it added or up
+    // (INTERFACE_ADD / INTERFACE_UP, unsolicited in FRR 8.4), and with ""
+    // once zebra accepted our HELLO. The daemon re-announces the addresses
+    // of its host interfaces then: zebra 8.4 can drop an address whose
+    // RTM_NEWADDR its dataplane thread reads before the main thread has
+    // the RTM_NEWLINK (FRRouting/frr#13288), leaving bgpd unable to use it.
+    void set_interface_hook(std::function<void(const std::string&)> f) { on_interface_ = std::move(f); }
     const std::optional<zapi::Capabilities>& capabilities() const { return caps_; }
     std::optional<RouteStatus> route(uint32_t vrf, const Prefix& p) const;
     size_t route_count() const { return routes_.size(); }
@@ -176,6 +186,7 @@ private:
     void handle_notify(const zapi::NotifyOwner& n);
     void handle_redistributed(uint32_t vrf, std::span<const uint8_t> body);
     void version_mismatch(const std::string& why);
+    void interface_seen(std::span<const uint8_t> body);
     void start_replay();
     void finish_replay();
     void enqueue(const RouteKey& k);
@@ -192,6 +203,7 @@ private:
     ZapiPhase phase_ = ZapiPhase::Disconnected;
     ZapiCounters counters_;
     std::string last_error_;
+    std::function<void(const std::string&)> on_interface_;
     bool version_blocked_ = false;  // by cfg_.frr_version
     bool want_disconnect_ = false;
     uint64_t handshake_deadline_ = 0;

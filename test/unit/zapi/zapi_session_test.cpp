@@ -689,3 +689,41 @@ TEST_CASE("zapi session: purge_unknown deletes routes of our type that zebra has
     CHECK(count_cmd(pump_all(s), Cmd::RouteDelete) == 0);
     CHECK(s.counters().purged == 1);
 }
+
+TEST_CASE("zapi session: interfaces zebra reports reach the interface hook (FRRouting/frr#13288 workaround)",
+          "[zapi]") {
+    ZapiSession s;
+    std::vector<std::string> seen;
+    s.set_interface_hook([&](const std::string& n) { seen.push_back(n); });
+    // zserv_encode_interface(): name, zero-padded to INTERFACE_NAMSIZ, then
+    // ifindex, status, flags ... (only the name is read).
+    auto iface = [](const std::string& name, size_t field = 20) {
+        std::vector<uint8_t> b(field + 32, 0);
+        std::copy(name.begin(), name.end(), b.begin());
+        b[field + 3] = 5;  // ifindex 5
+        return b;
+    };
+    // Before CAPABILITIES (FRR 8.4 pushes interface updates unasked).
+    s.on_connected(0);
+    drain(s);
+    feed(s, frame(Cmd::InterfaceAdd, 0, iface("wan0")));
+    CHECK(seen == std::vector<std::string>{"wan0"});
+    // CAPABILITIES: "" = every interface.
+    feed(s, caps_frame());
+    CHECK(seen == std::vector<std::string>{"wan0", ""});
+    drain(s);
+    // Synced: ADD and UP count, DOWN / address updates do not.
+    feed(s, frame(Cmd::InterfaceUp, 0, iface("lan0")));
+    feed(s, frame(Cmd::InterfaceDown, 0, iface("core0")));
+    feed(s, frame(Cmd::InterfaceAddressAdd, 0, iface("x")));
+    CHECK(seen == std::vector<std::string>{"wan0", "", "lan0"});
+    // A 16-byte name field (INTERFACE_NAMSIZ = IFNAMSIZ builds) reads the same.
+    feed(s, frame(Cmd::InterfaceAdd, 0, iface("pw", 16)));
+    CHECK(seen.back() == "pw");
+    // No NUL in the name field, or an empty name: counted, not reported.
+    uint64_t m0 = s.counters().malformed;
+    feed(s, frame(Cmd::InterfaceAdd, 0, std::vector<uint8_t>(20, 'a')));
+    feed(s, frame(Cmd::InterfaceUp, 0, std::vector<uint8_t>(24, 0)));
+    CHECK(s.counters().malformed - m0 == 2);
+    CHECK(seen.size() == 4);
+}
