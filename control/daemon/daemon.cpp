@@ -785,9 +785,26 @@ void Daemon::register_commands() {
 // The `routing:` section as it is in cfg_: FRR's sessions, injection and
 // learning (at start-up and when an apply changes the section).
 bool Daemon::start_frr(std::string* err) {
+    // zebra 8.4 may lose the address of an interface created while it runs
+    // (FRR issue #13288: RTM_NEWADDR handled before RTM_NEWLINK, "can't find
+    // ifp"): then it has no connected route there, and bgpd waits for NHT
+    // forever on a session over that host interface. Whenever zebra accepts
+    // us it has read our TAPs' links, so the ports' addresses are announced
+    // again (NLM_F_REPLACE of the same address: a fresh RTM_NEWADDR, nothing
+    // else changes). HA's virtual IPs come later (election) and need not.
+    auto zebra_ready = [this] {
+        for (size_t i = 0; i < cfg_.ports.size(); i++)
+            for (auto& a : cfg_.ports[i].addresses) {
+                std::string e;
+                if (!nl_.addr_add(tap_ifindex(int(i)), a, &e))
+                    LOG_WARN("routing", "event=readdress_failed port={} address={} error=\"{}\"", cfg_.ports[i].name,
+                             a.str(), e);
+            }
+    };
     frr_ = std::make_unique<routing::Frr>(cfg_, loop_, rib_,
                                           routing::FrrPorts{[this](int port) { return tap_ifindex(port); },
-                                                            [](int port) { return dp::port_info(port).mac; }});
+                                                            [](int port) { return dp::port_info(port).mac; },
+                                                            zebra_ready});
     // A site may announce only its own prefixes: a static tunnel's allowed
     // prefixes, or an IKE site's configured ones (route owner = the site's
     // id as written in its cloud).

@@ -146,7 +146,10 @@ bool Frr::start(std::string* err) {
         if (!token.expired()) on_rib(vrf, r, added);
     });
     if (fpm_listener_ && !fpm_listener_->start(err)) return false;
-    if (zebra_) zebra_->start();
+    if (zebra_) {
+        if (ports_.zebra_ready) zebra_->set_on_ready(ports_.zebra_ready);
+        zebra_->start();
+    }
     started_ = true;
     LOG_INFO("routing", "event=started zebra=\"{}\" fpm=\"{}\" route_type={} instance={} host_routes={}",
              rc_.zebra, fpm_listener_ ? fpm_listener_->listen_str() : "", rc_.route_type, rc_.instance,

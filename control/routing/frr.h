@@ -34,6 +34,9 @@ namespace nimbus::routing {
 struct FrrPorts {
     std::function<int(int port)> tap_ifindex;  // host interface of a port
     std::function<MacAddr(int port)> mac;      // the port's (and its TAP's) MAC
+    // zebra has accepted a ZAPI connection (each time): the daemon announces
+    // its host interfaces' addresses again, see Daemon::start_frr.
+    std::function<void()> zebra_ready;
 };
 
 class Frr {

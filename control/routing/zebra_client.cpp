@@ -93,6 +93,7 @@ void ZebraClient::attempt() {
     quick_retries_ = 0;
     last_error_.clear();
     want_out_ = false;
+    ready_ = false;
     loop_.add_fd(fd_, EPOLLIN, [this](uint32_t ev) { on_event(ev); });
     LOG_INFO("zapi", "event=connected path={}", path_);
     s_.on_connected(now_ms());
@@ -150,6 +151,7 @@ void ZebraClient::drop(const std::string& why) {
     ::close(fd_);
     fd_ = -1;
     want_out_ = false;
+    ready_ = false;
     s_.on_disconnected(now_ms());
     schedule_reconnect();
 }
@@ -175,6 +177,10 @@ void ZebraClient::on_event(uint32_t events) {
         return drop("socket hung up");
     }
     if (events & EPOLLOUT) flush();
+    if (!ready_ && (s_.phase() == ZapiPhase::Replaying || s_.phase() == ZapiPhase::Synced)) {
+        ready_ = true;
+        if (on_ready_) on_ready_();
+    }
     service();
 }
 

@@ -42,6 +42,9 @@ public:
     const ZebraClientStats& stats() const { return stats_; }
     const std::string& last_socket_error() const { return last_error_; }
     uint64_t next_attempt_in_ms() const;
+    // Called once per connection, when zebra has answered the HELLO
+    // (CAPABILITIES: replaying or synced).
+    void set_on_ready(std::function<void()> f) { on_ready_ = std::move(f); }
 
 private:
     void attempt();
@@ -63,6 +66,8 @@ private:
     bool want_out_ = false;
     bool stopped_ = true;
     bool service_scheduled_ = false;
+    bool ready_ = false;  // on_ready_ called on this connection
+    std::function<void()> on_ready_;
     control::Loop::TimerId reconnect_timer_ = 0, tick_timer_ = 0, service_timer_ = 0;
     uint64_t reconnect_at_ns_ = 0;
     ZebraClientStats stats_;
