@@ -23,6 +23,11 @@ backup does not; on takeover the site's DPD fails, it restarts its IKE SA
 and reaches the new master; the outage of site LAN -> concentrator LAN
 traffic is recorded. Tracking of nimbus's ZAPI session to zebra: zebra
 stopped on the master hands over.
+
+With FRR: each box has its own zebra + bgpd and an eBGP session to a core
+router (FRR) over a link of its own; a static tunnel's prefix is injected by
+the master only, so the core's route to the site follows a crash and the
+preemption back (see the section before test_injected_routes_follow_the_master).
 """
 import datetime
 import os
@@ -44,7 +49,7 @@ RUNS = int(os.environ.get("NIMBUS_HA_RUNS", "5"))
 
 
 def nimbus_config(host, prio, interfaces=("lan0", "wan0"), preempt=True, extra_ha="", punt="", metrics=False,
-                  extra_top=""):
+                  extra_top="", extra_ports=""):
     vips = ["10.0.0.1/24", '"2001:db8::1/64"']
     if "wan0" in interfaces:
         vips.append("192.0.2.1/24")
@@ -58,6 +63,7 @@ mgmt: {{ socket: "@SOCK@"{', metrics: { listen: "127.0.0.1:9108" }' if metrics e
 ports:
   - {{ name: lan0, device: "net_af_packet0,iface=vlan,framecnt=4096", addresses: [10.0.0.{host}/24, "2001:db8::{host}/64"] }}
   - {{ name: wan0, device: "net_af_packet1,iface=vwan,framecnt=4096", addresses: [192.0.2.{host}/24] }}
+{extra_ports}
 routes:
   - {{ prefix: 198.51.100.0/24, via: 192.0.2.100 }}
 ha:
@@ -125,19 +131,19 @@ def inst(d, name):
     raise KeyError(name)
 
 
-def crash(d):
+def crash(d, links=("vlan", "vwan")):
     """kill -9 and take the node's links down: nothing of it answers any more."""
     os.kill(d.pid(), signal.SIGKILL)
-    d.ns.run(["ip", "link", "set", "vlan", "down"])
-    d.ns.run(["ip", "link", "set", "vwan", "down"])
+    for link in links:
+        d.ns.run(["ip", "link", "set", link, "down"])
     d.proc.wait(timeout=10)
     # What nimbusd removes on a clean exit: its DPDK runtime folder.
     shutil.rmtree(f"/var/run/dpdk/nimbus-{d.node}", ignore_errors=True)
 
 
-def revive(d):
-    d.ns.run(["ip", "link", "set", "vlan", "up"])
-    d.ns.run(["ip", "link", "set", "vwan", "up"])
+def revive(d, links=("vlan", "vwan")):
+    for link in links:
+        d.ns.run(["ip", "link", "set", link, "up"])
     d.start()
 
 
@@ -178,6 +184,13 @@ def note(line):
     if out:
         with open(out, "a") as f:
             f.write(line + "\n")
+
+
+def log_time(d, needle):
+    """The time stamp of the last line of d's log that holds `needle`."""
+    line = [x for x in d.log().splitlines() if needle in x][-1]
+    return datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
 
 
 def report(what, runs, key="lost"):
@@ -837,12 +850,8 @@ def test_track_frr_zebra_session(lab):
     took = time.time() - t0
     wait_role(a, "backup")
 
-    def stamp(d, needle):
-        line = [x for x in d.log().splitlines() if needle in x][-1]
-        return datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-            tzinfo=datetime.timezone.utc).timestamp()
-    seen = stamp(a, "track=frr:zebra state=down") - t0
-    master = stamp(b, "role=master") - t0
+    seen = log_time(a, "track=frr:zebra state=down") - t0
+    master = log_time(b, "role=master") - t0
     i = inst(a, "wan0.v4")
     assert i["tracks_down"] == ["frr:zebra"] and i["effective_priority"] == 50, i
     assert "frr:zebra" in a.text("show", "ha")
@@ -854,3 +863,210 @@ def test_track_frr_zebra_session(lab):
     wait_role(a, "master", timeout=20)
     wait_role(b, "backup")
     assert all(not i["tracks_down"] and i["effective_priority"] == 200 for i in ha(a)["instances"])
+
+
+# ---- Injected routes follow the master: the core's route to a site moves ---
+#
+#   core (FRR AS 65000) ── ca 10.1.2.1 ═ vcore 10.1.2.2 core0 ── a: nimbusd + zebra + bgpd (AS 65001)
+#                       ── cb 10.1.3.1 ═ vcore 10.1.3.2 core0 ── b: nimbusd + zebra + bgpd (AS 65001)
+#
+# Each concentrator peers eBGP with the core over a point-to-point link of its
+# own (a third port, core0), as DC cores usually are wired; a and b are the
+# HA pair of the lab above on the shared LAN and WAN. Both have the static
+# tunnel site1 (the owner of 10.16.1.0/24), so both *could* announce it; only
+# the master's injector sends it to its zebra. A crash takes the core link
+# down with the others: the core's interface loses carrier and bgpd drops the
+# session at once (fast-external-failover, on by default for directly
+# connected eBGP), so the test does not depend on the 3 s hold time.
+
+SITE_PREFIX = "10.16.1.0/24"
+CORE_NET = "10.200.0.1/32"      # what the core announces (learned back over FPM)
+CORE_LINKS = ("vlan", "vwan", "vcore")
+
+CORE_BGPD = """hostname core
+router bgp 65000
+ bgp router-id 10.200.0.1
+ no bgp ebgp-requires-policy
+""" + "".join(f""" neighbor 10.1.{h}.2 remote-as 65001
+ neighbor 10.1.{h}.2 timers 1 3
+ neighbor 10.1.{h}.2 timers connect 1
+""" for h in (2, 3)) + f""" address-family ipv4 unicast
+  network {CORE_NET}
+ exit-address-family
+"""
+
+
+def conc_bgpd(host):
+    """conf/frr/bgpd.conf as shipped, peering with the core on core0."""
+    return frrlab.shipped("bgpd.conf", [
+        ("hostname conc-dc1-a", f"hostname conc-{host}"),
+        ("bgp router-id 192.0.2.1", f"bgp router-id 10.1.{host}.2"),
+        (" neighbor 192.0.2.2 timers connect 5\n", " neighbor 192.0.2.2 timers 1 3\n neighbor 192.0.2.2 timers connect 1\n"),
+        ("192.0.2.2", f"10.1.{host}.1")])
+
+
+def frr_node_config(host, prio, zserv):
+    keys = ("5a" * 36, "a5" * 36)   # aes256gcm16 key || salt; nothing is encrypted here
+    top = f"""manual_sas:
+  - name: site1
+    cipher: aes256gcm16
+    allowed: [{SITE_PREFIX}]
+    paths: [ {{ local: 192.0.2.{host}, remote: 192.0.2.50 }} ]
+    out: {{ spi: 0x1001, key: "{keys[0]}" }}
+    in: [ {{ spi: 0x2001, key: "{keys[1]}" }} ]
+routing:
+  zebra: {zserv}
+  fpm: 127.0.0.1:2620
+  sites:
+    - {{ name: site1, tag: 142, metric: 50 }}
+"""
+    port = (f'  - {{ name: core0, device: "net_af_packet2,iface=vcore,framecnt=4096", '
+            f'addresses: [10.1.{host}.2/24] }}')
+    return nimbus_config(host, prio, extra_ports=port, extra_top=top)
+
+
+def core_via(core, prefix):
+    """The gateways of the core's kernel route to `prefix` (empty: none)."""
+    import json
+    out = core.run(["ip", "-j", "route", "show", prefix], check=False).stdout
+    gws = set()
+    for r in json.loads(out or "[]"):
+        if r.get("dst") != prefix:
+            continue
+        if "gateway" in r:
+            gws.add(r["gateway"])
+        for nh in r.get("nexthops", []):
+            gws.add(nh.get("gateway"))
+    return gws
+
+
+def core_bgp_peers(core_frr, prefix):
+    """Who the core's BGP table has `prefix` from."""
+    try:
+        paths = core_frr.vtysh_json(f"show bgp ipv4 unicast {prefix} json").get("paths", [])
+    except Exception:
+        return set()
+    return {p["peer"]["peerId"] for p in paths}
+
+
+def zebra_has(f, prefix):
+    return prefix in f.vtysh("show ip route nhrp")
+
+
+class Trace:
+    """Samples the core's kernel route to the site until `done(gateways)`;
+    keeps (time, gateways) of every change."""
+
+    def __init__(self, core, prefix):
+        self.core, self.prefix = core, prefix
+        self.changes = []
+
+    def until(self, done, timeout, what):
+        def pred():
+            via = core_via(self.core, self.prefix)
+            if not self.changes or self.changes[-1][1] != via:
+                self.changes.append((time.time(), via))
+            return done(via)
+        wait_until(pred, timeout, what, interval=0.005)
+
+    def first(self, t0, cond):
+        return next((t - t0 for t, via in self.changes if t >= t0 and cond(via)), None)
+
+
+def test_injected_routes_follow_the_master(lab):
+    if not frrlab.available():
+        pytest.skip("FRR (zebra, bgpd, vtysh) not installed")
+    h = HaLab(lab)
+    core = lab.ns("co")
+    core.addr("lo", CORE_NET)
+    core_frr = frrlab.Frr(lab, core, "fcore", "hostname core\n", CORE_BGPD)
+    nodes, frr = {}, {}
+    for short, host, prio in (("a", 2, 200), ("b", 3, 100)):
+        zserv = os.path.join(lab.dir, f"frr-f{short}", "run", "zserv.api")
+        d = h.node(short, host, prio, config=frr_node_config(host, prio, zserv))
+        lab.veth(core, f"c{short}", d.ns, "vcore")
+        core.addr(f"c{short}", f"10.1.{host}.1/24")
+        core.no_offload(f"c{short}")
+        f = frrlab.Frr(lab, d.ns, f"f{short}", frrlab.shipped("zebra.conf"), conc_bgpd(host), fpm=True)
+        assert f.zserv == zserv
+        nodes[short], frr[short] = d, f
+    a, b = nodes["a"], nodes["b"]
+    fa, fb = frr["a"], frr["b"]
+    A, B = "10.1.2.2", "10.1.3.2"
+    core_frr.start()
+    fa.start()
+    fb.start()
+    a.start()
+    wait_role(a, "master")
+    b.start()
+    wait_role(b, "backup")
+    wait_until(lambda: all(i["master"] for i in ha(b)["instances"]), 10, "the backup to hear the master")
+    # Both sessions to the core are up: b's silence below is its choice.
+    wait_until(core_frr.bgp_established, 30, "the core's eBGP sessions with a and b")
+    wait_until(lambda: core_via(core, SITE_PREFIX) == {A}, 20, "the core's route to the site via a")
+    # zebra knows the addresses of nimbusd's host interfaces, which it saw
+    # appear while running (FRR #13288, see Daemon::start_frr).
+    for f, addr in ((fa, A), (fb, B)):
+        assert f"{addr}/24" in f.vtysh("show interface core0"), f.vtysh("show interface core0")
+
+    # While a is master: the core has the site from a only; b holds the same
+    # tunnel, judges its prefix, and announces nothing.
+    assert core_bgp_peers(core_frr, SITE_PREFIX) == {A}
+    assert zebra_has(fa, SITE_PREFIX) and not zebra_has(fb, SITE_PREFIX)
+    rb = b.cli("show", "routing")
+    assert rb["inject"]["active"] is False and "not master" in rb["inject"]["inactive_reason"], rb["inject"]
+    assert rb["zapi"]["state"] == "synced", rb["zapi"]
+    assert "SUSPENDED" in b.text("show", "routing")
+    assert a.cli("show", "routing")["inject"]["active"] is True
+    assert [(e["site"], e["prefix"], e["verdict"]) for e in b.cli("show", "routing", "injected")] == \
+        [("site1", SITE_PREFIX, "injected")]
+    # Both learn the core's routes over FPM whatever their role.
+    for d in (a, b):
+        wait_until(lambda: any(r["prefix"] == CORE_NET and r["source"] == "fpm" for r in d.cli("show", "ip", "route")),
+                   20, f"{d.name} to learn {CORE_NET} over FPM")
+
+    # a crashes (kill -9, every link down): the core's session to a drops
+    # with its link, b becomes master and announces; the core follows.
+    tr = Trace(core, SITE_PREFIX)
+    tr.changes.append((time.time(), {A}))
+    t0 = time.time()
+    crash(a, links=CORE_LINKS)
+    t_down = time.time() - t0
+    tr.until(lambda via: via == {B}, 15, "the core's route to the site via b")
+    t_b = time.time() - t0
+    t_a_gone = tr.first(t0, lambda via: A not in via)
+    b_master = log_time(b, "role=master") - t0
+    assert role(b) == "master"
+    assert b.cli("show", "routing")["inject"]["active"] is True
+    wait_until(lambda: core_bgp_peers(core_frr, SITE_PREFIX) == {B}, 5, "the core's BGP table to have b's path only")
+    assert zebra_has(fb, SITE_PREFIX)
+    note(f"MEASURE ha_frr_core_follows: crash of the master (kill -9 + links down, done after {t_down:.2f} s) -> "
+         f"core's route via a gone after {t_a_gone:.2f} s, b master after {b_master:.2f} s, core's kernel route via b after {t_b:.2f} s")
+    # VRRP takeover (~0.4 s) plus two FRR hops (~0.12 s, frr-zapi.md §8.1),
+    # with room for a loaded 2-core box.
+    assert t_b < 5, tr.changes
+
+    # a comes back and preempts: b withdraws, the core's route returns to a.
+    tr = Trace(core, SITE_PREFIX)
+    tr.changes.append((time.time(), {B}))
+    t1 = time.time()
+    revive(a, links=CORE_LINKS)
+    wait_role(a, "master", timeout=20)
+    wait_role(b, "backup")
+    tr.until(lambda via: via == {A}, 30, "the core's route to the site via a again")
+    t_back = time.time() - t1
+    a_master = log_time(a, "role=master") - t1
+    wait_until(lambda: not zebra_has(fb, SITE_PREFIX), 5, "b's zebra to drop the site")
+    wait_until(lambda: core_bgp_peers(core_frr, SITE_PREFIX) == {A}, 5, "the core's BGP table to have a's path only")
+    assert b.cli("show", "routing")["inject"]["active"] is False
+    assert f"{A}/24" in fa.vtysh("show interface core0")
+    b_gone = tr.first(t1, lambda via: B not in via)
+    a_there = tr.first(t1, lambda via: A in via)
+    no_route = sum(t2 - t for (t, via), (t2, _) in zip(tr.changes, tr.changes[1:]) if not via)
+    note(f"MEASURE ha_frr_core_returns: master back with preempt -> a master after {a_master:.2f} s, core's route "
+         f"via b gone after {b_gone:.2f} s, via a after {a_there:.2f} s (seen {t_back:.2f} s); core without a "
+         f"route for {no_route:.2f} s; changes {[(round(t - t1, 2), sorted(v)) for t, v in tr.changes]}")
+    # a preempts as soon as it is up, before its eBGP session is: b's
+    # withdrawal leaves the core without a route until a's session is
+    # established and announces (preempt_delay_ms is the operator's knob).
+    assert no_route < 10, tr.changes

@@ -18,10 +18,21 @@ import time
 from nimbuslab import run, wait_until
 
 FRR_BIN = "/usr/lib/frr"
+CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "conf", "frr")
 
 
 def available():
     return os.path.exists(os.path.join(FRR_BIN, "zebra")) and shutil.which("vtysh") is not None
+
+
+def shipped(fn, replace=()):
+    """A file of conf/frr/ as shipped, with lab-only changes (each must apply)."""
+    with open(os.path.join(CONF, fn)) as f:
+        text = f.read()
+    for a, b in replace:
+        assert a in text, f"{a!r} not in conf/frr/{fn}"
+        text = text.replace(a, b)
+    return text
 
 
 class Frr:
