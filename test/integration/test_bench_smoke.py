@@ -54,3 +54,19 @@ def test_bench_esp_smoke():
     mem = summary["memory"][0]
     assert mem["sa_table_bytes"] > 0 and mem["under_target"], mem
     assert all(r["mpps"] > 0 for r in summary["inmemory"])
+
+
+def test_bench_ike_smoke():
+    """nimbus-bench ike, small: 300 sites with certificates, a 1 s rate
+    phase and a 300-site storm. Not a performance check: it runs, every
+    site comes up, the concentrator survives, and the output is complete."""
+    p = run([os.path.join(BUILD, "src", "nimbus-bench"), "ike", "--seconds", "1", "--sites", "300"], timeout=240)
+    rows = {r["phase"]: r for r in (json.loads(line) for line in p.stdout.splitlines() if line.startswith("{"))}
+    assert set(rows) == {"openssl", "rate", "storm", "summary"}, p.stdout[-3000:]
+    assert rows["openssl"]["bound_hs_per_s"] > 0
+    assert rows["rate"]["handshakes"] > 0 and rows["rate"]["conc_auth_ok"] >= rows["rate"]["handshakes"]
+    storm = rows["storm"]
+    assert storm["all_up"] and storm["up"] == 300 and not storm["crashed"], storm
+    s = rows["summary"]
+    assert s["bound_strict"] >= max(s["bound_before"], s["bound_after"]) > 0, s
+    assert s["storm_all_up"] and s["storm_seconds"] > 0, s
