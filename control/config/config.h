@@ -71,6 +71,15 @@ struct Mgmt {
     std::string state_dir;       // audit log, config history; default /var/lib/nimbus/<node>
     Api api;
     std::string metrics_listen;  // plain-HTTP /metrics on "ADDR:PORT"
+    // Per-tunnel series (nimbus_tunnel_up{cloud,site} ...): "on", "off", or
+    // "auto" = on while there are at most per_tunnel_limit tunnels; per-cloud
+    // series are always there (bounded cardinality at 100k tunnels).
+    std::string metrics_per_tunnel = "auto";
+    int metrics_per_tunnel_limit = 1000;
+    // `show alarms`: certificates expiring within cert_expiry_days, CRLs
+    // whose nextUpdate is within crl_expiry_hours (or passed).
+    int alarm_cert_days = 30;
+    int alarm_crl_hours = 24;
     bool operator==(const Mgmt&) const = default;
 };
 
