@@ -173,9 +173,19 @@ void read_mgmt(MapReader& top, Config& c) {
     if (m.has("metrics")) {
         MapReader mt(m.get("metrics"), "mgmt.metrics", m.errors());
         hostport(mt, "listen", &c.mgmt.metrics_listen);
+        if (auto v = mt.choice("per_tunnel", {"auto", "on", "off"})) c.mgmt.metrics_per_tunnel = *v;
+        if (auto v = mt.integer("per_tunnel_limit", 0, 10000000)) c.mgmt.metrics_per_tunnel_limit = int(*v);
         mt.finish();
     } else {
         m.get("metrics");
+    }
+    if (m.has("alarms")) {
+        MapReader al(m.get("alarms"), "mgmt.alarms", m.errors());
+        if (auto v = al.integer("cert_expiry_days", 0, 3650)) c.mgmt.alarm_cert_days = int(*v);
+        if (auto v = al.integer("crl_expiry_hours", 0, 24 * 365)) c.mgmt.alarm_crl_hours = int(*v);
+        al.finish();
+    } else {
+        m.get("alarms");
     }
     m.finish();
 }

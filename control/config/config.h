@@ -72,6 +72,15 @@ struct Mgmt {
     Api api;
     std::string metrics_listen;  // plain-HTTP /metrics on "ADDR:PORT"
     int history = 20;            // configs kept for `config rollback N`
+    // Per-tunnel series (nimbus_tunnel_up{cloud,site} ...): "on", "off", or
+    // "auto" = on while there are at most per_tunnel_limit tunnels; per-cloud
+    // series are always there (bounded cardinality at 100k tunnels).
+    std::string metrics_per_tunnel = "auto";
+    int metrics_per_tunnel_limit = 1000;
+    // `show alarms`: certificates expiring within cert_expiry_days, CRLs
+    // whose nextUpdate is within crl_expiry_hours (or passed).
+    int alarm_cert_days = 30;
+    int alarm_crl_hours = 24;
     bool operator==(const Mgmt&) const = default;
 };
 

@@ -763,17 +763,46 @@ void Daemon::poll_links() {
 void Daemon::register_commands() {
     show::register_all(reg_, *this);
     tunnels_.register_commands(reg_, cfg_);
+    tunnels_.register_metrics(metrics_, cfg_);
+    tunnels_.set_started(started_ ? started_ : wall_s());
     if (ike_) {
         ike_->register_commands(reg_);
+        metrics_.add([this](mgmt::MetricsWriter& w) {
+            if (ike_) ike_->write_metrics(w);
+        });
         tunnels_.set_dynamic([this] {
             std::vector<esp::DynamicTunnel> v;
             ike::Engine* e = ike_ ? ike_->engine() : nullptr;
             if (!e) return v;
             auto* sink = static_cast<ike::DataplaneSink*>(ike_sink_.get());
-            for (auto& t : e->tunnels())
-                v.push_back(esp::DynamicTunnel{t.id, t.cloud, t.name, t.state, t.uptime_s, t.rtt_ms, t.child_rekeys,
-                                               t.ike_rekeys, t.paths, t.prefixes, sink->dp_id(t.id)});
+            for (auto& t : e->tunnels()) {
+                esp::DynamicTunnel d{t.id, t.cloud, t.name, t.state, t.uptime_s, t.rtt_ms, t.child_rekeys,
+                                     t.ike_rekeys, t.paths, t.prefixes};
+                d.dp = sink->dp_id(t.id);
+                d.peer = t.remote;
+                d.rtt_min_ms = t.rtt_min_ms;
+                d.rtt_avg_ms = t.rtt_avg_ms;
+                d.rtt_max_ms = t.rtt_max_ms;
+                d.rtt_samples = t.rtt_samples;
+                d.flaps = t.flaps;
+                d.last_down = t.last_down;
+                d.last_down_detail = t.last_down_detail;
+                d.last_down_age_s = t.last_down_age_s;
+                v.push_back(std::move(d));
+            }
             return v;
+        });
+        tunnels_.set_summary_extra([this] {
+            esp::SummaryExtra x;
+            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
+            if (!e) return x;
+            x.handshakes_per_s_10s = ike_->handshake_rate(10);
+            x.handshakes_per_s_60s = ike_->handshake_rate(60);
+            x.handshakes_total = e->counter(ike::Counter::ike_established);
+            x.auth_failures_total = e->counter(ike::Counter::auth_failed) + e->counter(ike::Counter::auth_revoked);
+            for (int r = 1; r < ike::kDownReasonCount; r++)
+                x.downs[ike::down_reason_name(ike::DownReason(r))] = e->downs()[r];
+            return x;
         });
     }
     routing::Frr::register_commands(reg_, [this] { return frr_.get(); });

@@ -161,6 +161,7 @@ void register_all(mgmt::Registry& reg, Daemon& d) {
     routing::register_commands(reg, ctx);
     register_ops(reg, d);
     register_capture(reg, d);
+    register_alarms(reg, d);
 }
 
 }  // namespace nimbus::show

@@ -10,6 +10,7 @@ namespace show {
 void register_all(mgmt::Registry& reg, Daemon& d);
 void register_ops(mgmt::Registry& reg, Daemon& d);
 void register_capture(mgmt::Registry& reg, Daemon& d);
+void register_alarms(mgmt::Registry& reg, Daemon& d);
 nlohmann::json status_json(Daemon& d, const mgmt::Registry& reg);
 }
 }  // namespace nimbus

@@ -4,7 +4,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
+#include <map>
+
+#include "control/esp/tunnel_view.h"
 #include "src/common/bytes.h"
+#include "src/common/clock.h"
 #include "src/common/log.h"
 #include "src/common/table.h"
 
@@ -202,6 +208,102 @@ json sa_json(const dp::SaInfo& s, const std::string& tunnel) {
     return j;
 }
 
+json ms(double v) { return v < 0 ? json(nullptr) : json(double(int64_t(v * 1000 + 0.5)) / 1000); }
+
+json in_spis(const dp::TunnelInfo& ti) {
+    json in = json::array();
+    for (uint32_t x : ti.in_spis) in.push_back(spi_str(x));
+    return in;
+}
+
+json path_json(const dp::TunnelInfo& ti) {
+    json jp = json::array();
+    for (auto& p : ti.paths)
+        jp.push_back({{"local", p.spec.local.str()},
+                      {"remote", p.spec.remote.str()},
+                      {"remote_port", p.spec.remote_port},
+                      {"up", p.spec.up},
+                      {"rx", p.rx},
+                      {"first", p.first},
+                      {"tx", p.tx}});
+    return jp;
+}
+
+// Drops of a tunnel by reason: the drop counters of its current SAs (the
+// counters of SAs already replaced by a rekey are gone with them).
+uint64_t sa_drops(const dp::TunnelInfo& ti, json* out) {
+    static const dp::SaCounter kinds[] = {dp::SaCounter::auth_fail,       dp::SaCounter::duplicate,
+                                          dp::SaCounter::replay_too_old,  dp::SaCounter::bad_padding,
+                                          dp::SaCounter::bad_next_header, dp::SaCounter::inner_src_not_allowed,
+                                          dp::SaCounter::expired,         dp::SaCounter::seq_exhausted};
+    uint64_t sum[std::size(kinds)] = {};
+    auto add = [&](uint32_t spi, bool in) {
+        dp::SaInfo s;
+        if (!dp::sa_info(spi, in, &s)) return;
+        for (size_t k = 0; k < std::size(kinds); k++) sum[k] += s.counters[int(kinds[k])];
+    };
+    if (ti.out_spi) add(ti.out_spi, false);
+    for (uint32_t s : ti.in_spis) add(s, true);
+    uint64_t total = 0;
+    for (size_t k = 0; k < std::size(kinds); k++) {
+        (*out)[dp::sa_counter_name(int(kinds[k]))] = sum[k];
+        total += sum[k];
+    }
+    return total;
+}
+
+void fill_counters(TunnelRow& r, const dp::TunnelInfo& ti) {
+    r.rx_packets = ti.rx_packets;
+    r.rx_bytes = ti.rx_bytes;
+    r.tx_packets = ti.tx_packets;
+    r.tx_bytes = ti.tx_bytes;
+}
+
+std::string detail_text(const TunnelRow& r) {
+    const json& j = r.data;
+    std::string s = fmt::format("Tunnel {} ({} {}), cloud {}, {}", r.site, r.kind, r.id, r.cloud.empty() ? "-" : r.cloud,
+                                r.state);
+    if (r.state == "up") s += fmt::format(" for {}", duration(r.uptime_s));
+    s += fmt::format(", peer {}\n", r.peer.empty() ? "-" : r.peer);
+    if (j.contains("out_spi")) {
+        s += fmt::format("  {} encap, MTU {}, out SPI {}, in SPIs", j.value("encap", ""), j.value("mtu", 0),
+                         j.value("out_spi", ""));
+        for (auto& x : j["in_spis"]) s += " " + x.get<std::string>();
+        s += '\n';
+    }
+    s += fmt::format("  rx {} packets {} bytes, tx {} packets {} bytes\n", r.rx_packets, r.rx_bytes, r.tx_packets,
+                     r.tx_bytes);
+    if (r.kind == "ike") {
+        const json& rt = j["rtt"];
+        s += rt["last_ms"].is_null()
+                 ? std::string("  RTT: no liveness sample yet\n")
+                 : fmt::format("  RTT ms: last {} min {} avg {} max {} ({} samples)\n", rt["last_ms"].dump(),
+                               rt["min_ms"].dump(), rt["avg_ms"].dump(), rt["max_ms"].dump(), rt["samples"].dump());
+        s += fmt::format("  rekeys: child {} IKE {}; flaps {}", r.child_rekeys, r.ike_rekeys, r.flaps);
+        if (!r.last_down.empty())
+            s += fmt::format("; last down: {} ({}) {} s ago", r.last_down, j.value("last_down_detail", ""),
+                             j["last_down_age_s"].dump());
+        s += '\n';
+        for (auto& p : j["paths"]) s += "  path " + p.get<std::string>() + "\n";
+        if (!j["prefixes"].empty()) s += "  prefixes " + json_cell_text(j["prefixes"]) + "\n";
+    }
+    if (j.contains("critical_copies"))
+        s += fmt::format("  worker {}, critical copies {}, from other addresses {}\n", j.value("worker", 0),
+                         j.value("critical_copies", 0), j.value("rx_other_path", 0));
+    const json& pc = j.contains("path_counters") ? j["path_counters"] : (r.kind == "static" ? j["paths"] : json());
+    if (pc.is_array())
+        for (size_t i = 0; i < pc.size(); i++)
+            s += fmt::format("  path {}{} {} -> {}:{}  rx {}  first copies {}  tx {}\n", i, i == 0 ? " (primary)" : "",
+                             pc[i]["local"].get<std::string>(), pc[i]["remote"].get<std::string>(),
+                             pc[i]["remote_port"].dump(), pc[i]["rx"].dump(), pc[i]["first"].dump(),
+                             pc[i]["tx"].dump());
+    std::string drops;
+    for (auto& [k, v] : j["drops"].items())
+        if (v.get<uint64_t>()) drops += fmt::format(" {} {}", k, v.get<uint64_t>());
+    s += "  drops:" + (drops.empty() ? std::string(" none") : drops) + "\n";
+    return s;
+}
+
 }  // namespace
 
 void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) {
@@ -282,112 +384,288 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 }
                 return Result::error("% No such manual SA: " + a.get("SPI"));
             });
-    reg.add("show tunnels [NAME]",
-            "tunnels: static ones (peer, paths, counters) and IKE ones (state, uptime, last RTT, rekeys, paths)",
+    reg.add("show tunnels [cloud CLOUD] [state STATE] [site PREFIX]",
+            "tunnels, one line each (static and IKE): state, uptime, peer, RTT last/avg/max, packets, drops, "
+            "rekeys, flaps, last down reason; filters by cloud, state (up|connecting|down), site-name prefix",
             [this, &cfg](const Args& a) {
-                Table tb({{"Tunnel", "name"}, {"VRF", "vrf"}, {"Peer", "peer"}, {"Encap", "encap"},
-                          {"MTU", "mtu", true}, {"Out SPI", "out_spi"}, {"Rx packets", "rx_packets", true},
-                          {"Rx bytes", "rx_bytes", true}, {"Tx packets", "tx_packets", true},
-                          {"Tx bytes", "tx_bytes", true}});
+                TunnelFilter f{a.get("CLOUD"), a.get("STATE"), a.get("PREFIX")};
+                if (a.has("STATE") && !valid_state(f.state))
+                    return Result::error("% state is one of: up, connecting, down");
+                std::vector<TunnelRow> all = rows(cfg);
+                std::vector<const TunnelRow*> sel;
                 json out = json::array();
-                std::string paths;
-                for (auto& t : tunnels_) {
-                    if (a.has("NAME") && t.name != a.get("NAME")) continue;
-                    dp::TunnelInfo ti;
-                    if (!dp::tunnel_info(t.id, &ti)) continue;
-                    std::string peer = ti.paths.empty() ? "" : ti.paths[0].spec.remote.str();
-                    std::string vrf = cfg.vrfs[size_t(ti.vrf)].name;
-                    tb.row({t.name, vrf, peer, ti.udp ? "udp" : "esp", ti.mtu, spi_str(ti.out_spi), ti.rx_packets,
-                            ti.rx_bytes, ti.tx_packets, ti.tx_bytes});
-                    json jp = json::array();
-                    paths += fmt::format("\n{}: worker {}, inbound SPIs", t.name, ti.worker);
-                    json in = json::array();
-                    for (uint32_t s : ti.in_spis) {
-                        paths += ' ';
-                        paths += spi_str(s);
-                        in.push_back(spi_str(s));
+                for (auto& r : all)
+                    if (f.match(r)) {
+                        sel.push_back(&r);
+                        out.push_back(r.data);
                     }
-                    paths += fmt::format(", critical copies {}, from other addresses {}\n", ti.critical_copies,
-                                         ti.rx_other_path);
-                    for (size_t i = 0; i < ti.paths.size(); i++) {
-                        auto& p = ti.paths[i];
-                        paths += fmt::format("  path {}{} {} -> {}:{}  rx {}  first copies {}  tx {}\n", i,
-                                             i == 0 ? " (primary)" : "", p.spec.local.str(), p.spec.remote.str(),
-                                             p.spec.remote_port, p.rx, p.first, p.tx);
-                        jp.push_back({{"local", p.spec.local.str()},
-                                      {"remote", p.spec.remote.str()},
-                                      {"remote_port", p.spec.remote_port},
-                                      {"up", p.spec.up},
-                                      {"rx", p.rx},
-                                      {"first", p.first},
-                                      {"tx", p.tx}});
-                    }
-                    out.push_back({{"name", t.name},
-                                   {"id", ti.id},
-                                   {"vrf", vrf},
-                                   {"underlay_vrf", cfg.vrfs[size_t(ti.underlay_vrf)].name},
-                                   {"peer", peer},
-                                   {"encap", ti.udp ? "udp" : "esp"},
-                                   {"mtu", ti.mtu},
-                                   {"worker", ti.worker},
-                                   {"out_spi", spi_str(ti.out_spi)},
-                                   {"in_spis", in},
-                                   {"rx_packets", ti.rx_packets},
-                                   {"rx_bytes", ti.rx_bytes},
-                                   {"tx_packets", ti.tx_packets},
-                                   {"tx_bytes", ti.tx_bytes},
-                                   {"rx_other_path", ti.rx_other_path},
-                                   {"critical_copies", ti.critical_copies},
-                                   {"paths", jp}});
+                if (all.empty()) return Result{0, "No tunnels.\n", out};
+                return Result{0, render_list(sel), out};
+            });
+    reg.add("show tunnels summary [cloud CLOUD]",
+            "tunnel counts per cloud and state, handshakes per second, tunnel downs and dataplane drops by reason",
+            [this, &cfg](const Args& a) {
+                std::vector<TunnelRow> all = rows(cfg);
+                std::vector<const TunnelRow*> sel;
+                for (auto& r : all)
+                    if (!a.has("CLOUD") || r.cloud == a.get("CLOUD")) sel.push_back(&r);
+                SummaryExtra x;
+                if (summary_extra_) x = summary_extra_();
+                for (int i = 0; i < dp::port_count(); i++) {
+                    dp::PortCounters c = dp::port_counters(i, -1);
+                    for (int k = 0; k < dp::kDropCount; k++)
+                        if (c.drops[k]) x.dp_drops[dp::drop_name(k)] += c.drops[k];
                 }
-                // Tunnels IKE negotiates: their state, uptime, last RTT,
-                // rekeys and paths, and the dataplane's counters while up.
-                Table dt({{"ID", "id", true}, {"Cloud", "cloud"}, {"Site", "name"}, {"State", "state"},
-                          {"Uptime s", "uptime_s", true}, {"RTT ms", "rtt_ms", true}, {"Rekeys child/IKE", "rekeys"},
-                          {"Paths", "paths"}, {"Prefixes", "prefixes"}, {"Rx packets", "rx_packets", true},
-                          {"Tx packets", "tx_packets", true}});
-                if (dynamic_)
-                    for (auto& d : dynamic_()) {
-                        if (a.has("NAME") && d.name != a.get("NAME") && std::to_string(d.id) != a.get("NAME")) continue;
-                        dp::TunnelInfo ti;
-                        bool live = d.dp != dp::kNoTunnel && dp::tunnel_info(d.dp, &ti);
-                        json rtt = d.rtt_ms < 0 ? json(nullptr) : json(double(int64_t(d.rtt_ms * 1000)) / 1000);
-                        dt.row({d.id, d.cloud, d.name, d.state, d.uptime_s, rtt,
-                                fmt::format("{}/{}", d.child_rekeys, d.ike_rekeys), d.paths, d.prefixes,
-                                live ? ti.rx_packets : 0, live ? ti.tx_packets : 0});
-                        json j = {{"id", d.id},
-                                  {"cloud", d.cloud},
-                                  {"name", d.name},
-                                  {"state", d.state},
-                                  {"uptime_s", d.uptime_s},
-                                  {"rtt_ms", rtt},
-                                  {"child_rekeys", d.child_rekeys},
-                                  {"ike_rekeys", d.ike_rekeys},
-                                  {"paths", d.paths},
-                                  {"prefixes", d.prefixes},
-                                  {"dp_id", live ? json(d.dp) : json(nullptr)}};
-                        if (live) {
-                            j["vrf"] = cfg.vrfs[size_t(ti.vrf)].name;
-                            j["encap"] = ti.udp ? "udp" : "esp";
-                            j["out_spi"] = spi_str(ti.out_spi);
-                            json in = json::array();
-                            for (uint32_t x : ti.in_spis) in.push_back(spi_str(x));
-                            j["in_spis"] = in;
-                            j["rx_packets"] = ti.rx_packets;
-                            j["rx_bytes"] = ti.rx_bytes;
-                            j["tx_packets"] = ti.tx_packets;
-                            j["tx_bytes"] = ti.tx_bytes;
-                            j["mtu"] = ti.mtu;
-                        }
-                        out.push_back(j);
-                    }
-                if (a.has("NAME") && out.empty()) return Result::error("% No such tunnel: " + a.get("NAME"));
+                json j;
+                std::string text = render_summary(summarize(sel), x, &j);
+                return Result{0, text, j};
+            });
+    reg.add("show tunnels NAME",
+            "one tunnel (by name or ID) in detail: SAs, paths with their counters, drops by reason, RTT statistics",
+            [this, &cfg](const Args& a) {
+                std::vector<TunnelRow> all = rows(cfg);
+                const std::string& want = a.get("NAME");
+                json out = json::array();
                 std::string text;
-                if (!tunnels_.empty()) text += tb.text() + paths;
-                if (dt.size()) text += (text.empty() ? "" : "\n") + dt.text();
-                if (text.empty()) text = "No tunnels.\n";
+                for (auto& r : all) {
+                    if (r.site != want && std::to_string(r.id) != want) continue;
+                    out.push_back(r.data);
+                    text += detail_text(r);
+                }
+                if (out.empty()) return Result::error("% No such tunnel: " + want);
                 return Result{0, text, out};
             });
+    reg.values("CLOUD", [&cfg] {
+        std::vector<std::string> v;
+        for (auto& c : cfg.clouds) v.push_back(c.name);
+        return v;
+    });
+}
+
+// Per cloud always (tunnels by state, packets, bytes, RTT), per tunnel only
+// when mgmt.metrics.per_tunnel says so: at 100k tunnels a scrape stays a
+// few hundred series unless the operator asks for more.
+void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
+    m.add([this, &cfg](mgmt::MetricsWriter& w) {
+        struct Cloud {
+            std::map<std::string, uint64_t> states{{"up", 0}, {"connecting", 0}, {"down", 0}};
+            uint64_t rx_p = 0, rx_b = 0, tx_p = 0, tx_b = 0, drops = 0;
+            double rtt_sum = 0, rtt_max = 0;
+            uint64_t rtt_n = 0;
+        };
+        struct One {
+            std::string cloud, site;
+            bool up;
+            double rtt_ms;
+            uint64_t rx_b, tx_b, flaps;
+        };
+        std::map<std::string, Cloud> clouds;
+        for (auto& c : cfg.clouds) clouds[c.name];
+        std::vector<One> ones;
+        auto cloud_of = [&cfg](int vrf) -> std::string {
+            const std::string& name = cfg.vrfs[size_t(vrf)].name;
+            for (auto& c : cfg.clouds)
+                if (c.vrf == name) return c.name;
+            return name;
+        };
+        auto add_dp = [&](Cloud& c, dp::TunnelId id, uint64_t* rxb, uint64_t* txb) {
+            dp::TunnelInfo ti;
+            if (id == dp::kNoTunnel || !dp::tunnel_info(id, &ti)) return;
+            c.rx_p += ti.rx_packets;
+            c.rx_b += ti.rx_bytes;
+            c.tx_p += ti.tx_packets;
+            c.tx_b += ti.tx_bytes;
+            json ignored = json::object();
+            c.drops += sa_drops(ti, &ignored);
+            *rxb = ti.rx_bytes;
+            *txb = ti.tx_bytes;
+        };
+        for (auto& t : tunnels_) {
+            std::string cl = cloud_of(t.vrf);
+            Cloud& c = clouds[cl];
+            c.states["up"]++;
+            One o{cl, t.name, true, -1, 0, 0, 0};
+            add_dp(c, t.id, &o.rx_b, &o.tx_b);
+            ones.push_back(o);
+        }
+        if (dynamic_)
+            for (auto& d : dynamic_()) {
+                Cloud& c = clouds[d.cloud];
+                c.states[d.state]++;
+                One o{d.cloud, d.name, d.state == "up", d.rtt_ms, 0, 0, d.flaps};
+                if (d.state == "up") add_dp(c, d.dp, &o.rx_b, &o.tx_b);
+                if (d.state == "up" && d.rtt_ms >= 0) {
+                    c.rtt_sum += d.rtt_ms / 1e3;
+                    c.rtt_max = std::max(c.rtt_max, d.rtt_ms / 1e3);
+                    c.rtt_n++;
+                }
+                ones.push_back(o);
+            }
+        w.family("nimbus_cloud_tunnels", "gauge", "Tunnels per cloud and state");
+        for (auto& [name, c] : clouds)
+            for (auto& [st, n] : c.states) w.sample("nimbus_cloud_tunnels", {{"cloud", name}, {"state", st}}, double(n));
+        struct F {
+            const char* name;
+            const char* help;
+            uint64_t Cloud::*field;
+            const char* dir;
+        };
+        const F fams[] = {{"nimbus_cloud_packets_total", "Packets through the cloud's tunnels (current SAs' tunnels)",
+                           &Cloud::rx_p, "rx"},
+                          {"nimbus_cloud_packets_total", nullptr, &Cloud::tx_p, "tx"},
+                          {"nimbus_cloud_bytes_total", "Inner bytes through the cloud's tunnels", &Cloud::rx_b, "rx"},
+                          {"nimbus_cloud_bytes_total", nullptr, &Cloud::tx_b, "tx"}};
+        for (auto& f : fams) {
+            if (f.help) w.family(f.name, "counter", f.help);
+            for (auto& [name, c] : clouds)
+                w.sample(f.name, {{"cloud", name}, {"direction", f.dir}}, double(c.*f.field));
+        }
+        w.family("nimbus_cloud_tunnel_drops_total", "counter",
+                 "ESP packets dropped by the SAs of the cloud's tunnels (auth, replay, padding, source, lifetime)");
+        for (auto& [name, c] : clouds) w.sample("nimbus_cloud_tunnel_drops_total", {{"cloud", name}}, double(c.drops));
+        w.family("nimbus_cloud_rtt_seconds", "gauge", "Last liveness round trip of the cloud's up tunnels: avg and max");
+        for (auto& [name, c] : clouds) {
+            w.sample("nimbus_cloud_rtt_seconds", {{"cloud", name}, {"stat", "avg"}},
+                     c.rtt_n ? c.rtt_sum / double(c.rtt_n) : 0);
+            w.sample("nimbus_cloud_rtt_seconds", {{"cloud", name}, {"stat", "max"}}, c.rtt_max);
+        }
+        const std::string& mode = cfg.mgmt.metrics_per_tunnel;
+        bool per = mode == "on" || (mode == "auto" && ones.size() <= size_t(cfg.mgmt.metrics_per_tunnel_limit));
+        w.family("nimbus_tunnel_series_enabled", "gauge",
+                 "1 if per-tunnel series are exported (mgmt.metrics.per_tunnel, per_tunnel_limit)");
+        w.sample("nimbus_tunnel_series_enabled", per ? 1 : 0);
+        if (!per) return;
+        w.family("nimbus_tunnel_up", "gauge", "1 if the tunnel is up");
+        for (auto& o : ones) w.sample("nimbus_tunnel_up", {{"cloud", o.cloud}, {"site", o.site}}, o.up ? 1 : 0);
+        w.family("nimbus_tunnel_rtt_seconds", "gauge", "Last liveness round trip of the tunnel (IKE tunnels)");
+        for (auto& o : ones)
+            if (o.rtt_ms >= 0) w.sample("nimbus_tunnel_rtt_seconds", {{"cloud", o.cloud}, {"site", o.site}}, o.rtt_ms / 1e3);
+        w.family("nimbus_tunnel_bytes_total", "counter", "Inner bytes through the tunnel's current SAs");
+        for (auto& o : ones) {
+            w.sample("nimbus_tunnel_bytes_total", {{"cloud", o.cloud}, {"site", o.site}, {"direction", "rx"}},
+                     double(o.rx_b));
+            w.sample("nimbus_tunnel_bytes_total", {{"cloud", o.cloud}, {"site", o.site}, {"direction", "tx"}},
+                     double(o.tx_b));
+        }
+        w.family("nimbus_tunnel_flaps_total", "counter", "Times the tunnel went down");
+        for (auto& o : ones) w.sample("nimbus_tunnel_flaps_total", {{"cloud", o.cloud}, {"site", o.site}}, double(o.flaps));
+    });
+}
+
+// Rows of every tunnel: the static ones, then IKE's; each with its JSON.
+std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg) const {
+    std::vector<TunnelRow> v;
+    auto cloud_of = [&cfg](int vrf) -> std::string {
+        const std::string& name = cfg.vrfs[size_t(vrf)].name;
+        for (auto& c : cfg.clouds)
+            if (c.vrf == name) return c.name;
+        return name;
+    };
+    for (auto& t : tunnels_) {
+        dp::TunnelInfo ti;
+        if (!dp::tunnel_info(t.id, &ti)) continue;
+        TunnelRow r;
+        r.kind = "static";
+        r.id = ti.id;
+        r.site = t.name;
+        r.state = "up";
+        r.cloud = cloud_of(ti.vrf);
+        r.peer = ti.paths.empty() ? "" : ti.paths[0].spec.remote.str();
+        r.uptime_s = started_at_ ? wall_s() - started_at_ : 0;
+        std::string vrf = cfg.vrfs[size_t(ti.vrf)].name;
+        json drops = json::object();
+        r.drops = sa_drops(ti, &drops);
+        fill_counters(r, ti);
+        r.data = {{"name", t.name},
+                  {"kind", "static"},
+                  {"id", ti.id},
+                  {"cloud", r.cloud},
+                  {"state", "up"},
+                  {"uptime_s", r.uptime_s},
+                  {"vrf", vrf},
+                  {"underlay_vrf", cfg.vrfs[size_t(ti.underlay_vrf)].name},
+                  {"peer", r.peer},
+                  {"encap", ti.udp ? "udp" : "esp"},
+                  {"mtu", ti.mtu},
+                  {"worker", ti.worker},
+                  {"out_spi", spi_str(ti.out_spi)},
+                  {"in_spis", in_spis(ti)},
+                  {"rx_packets", ti.rx_packets},
+                  {"rx_bytes", ti.rx_bytes},
+                  {"tx_packets", ti.tx_packets},
+                  {"tx_bytes", ti.tx_bytes},
+                  {"rx_other_path", ti.rx_other_path},
+                  {"critical_copies", ti.critical_copies},
+                  {"drops", drops},
+                  {"drops_total", r.drops},
+                  {"paths", path_json(ti)}};
+        v.push_back(std::move(r));
+    }
+    if (!dynamic_) return v;
+    for (auto& d : dynamic_()) {
+        TunnelRow r;
+        r.kind = "ike";
+        r.id = d.id;
+        r.cloud = d.cloud;
+        r.site = d.name;
+        r.state = d.state;
+        r.peer = d.peer;
+        r.uptime_s = d.uptime_s;
+        r.rtt_last_ms = d.rtt_ms;
+        r.rtt_min_ms = d.rtt_min_ms;
+        r.rtt_avg_ms = d.rtt_avg_ms;
+        r.rtt_max_ms = d.rtt_max_ms;
+        r.child_rekeys = d.child_rekeys;
+        r.ike_rekeys = d.ike_rekeys;
+        r.flaps = d.flaps;
+        r.last_down = d.last_down;
+        dp::TunnelInfo ti;
+        bool live = d.dp != dp::kNoTunnel && dp::tunnel_info(d.dp, &ti);
+        json drops = json::object();
+        if (live) {
+            r.drops = sa_drops(ti, &drops);
+            fill_counters(r, ti);
+        }
+        json j = {{"id", d.id},
+                  {"kind", "ike"},
+                  {"cloud", d.cloud},
+                  {"name", d.name},
+                  {"state", d.state},
+                  {"peer", d.peer},
+                  {"uptime_s", d.uptime_s},
+                  {"rtt_ms", ms(d.rtt_ms)},
+                  {"rtt", {{"last_ms", ms(d.rtt_ms)},
+                           {"min_ms", ms(d.rtt_min_ms)},
+                           {"avg_ms", ms(d.rtt_avg_ms)},
+                           {"max_ms", ms(d.rtt_max_ms)},
+                           {"samples", d.rtt_samples}}},
+                  {"child_rekeys", d.child_rekeys},
+                  {"ike_rekeys", d.ike_rekeys},
+                  {"flaps", d.flaps},
+                  {"last_down", d.last_down.empty() ? json(nullptr) : json(d.last_down)},
+                  {"last_down_detail", d.last_down_detail.empty() ? json(nullptr) : json(d.last_down_detail)},
+                  {"last_down_age_s", d.last_down_age_s < 0 ? json(nullptr) : json(d.last_down_age_s)},
+                  {"paths", d.paths},
+                  {"prefixes", d.prefixes},
+                  {"rx_packets", r.rx_packets},
+                  {"rx_bytes", r.rx_bytes},
+                  {"tx_packets", r.tx_packets},
+                  {"tx_bytes", r.tx_bytes},
+                  {"drops", drops},
+                  {"drops_total", r.drops},
+                  {"dp_id", live ? json(d.dp) : json(nullptr)}};
+        if (live) {
+            j["vrf"] = cfg.vrfs[size_t(ti.vrf)].name;
+            j["encap"] = ti.udp ? "udp" : "esp";
+            j["out_spi"] = spi_str(ti.out_spi);
+            j["in_spis"] = in_spis(ti);
+            j["mtu"] = ti.mtu;
+            j["path_counters"] = path_json(ti);
+        }
+        r.data = std::move(j);
+        v.push_back(std::move(r));
+    }
+    return v;
 }
 
 }  // namespace nimbus::esp

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "control/config/config.h"
+#include "control/esp/tunnel_view.h"
 #include "control/mgmt/commands.h"
+#include "control/mgmt/metrics.h"
 #include "control/routing/rib.h"
 #include "dataplane/api.h"
 
@@ -34,12 +36,22 @@ struct DynamicTunnel {
     double rtt_ms = -1;               // last liveness round trip, -1: none yet
     uint32_t child_rekeys = 0, ike_rekeys = 0;
     std::vector<std::string> paths, prefixes;
+    std::string peer;                 // remote address while up
+    double rtt_min_ms = -1, rtt_avg_ms = -1, rtt_max_ms = -1;
+    uint64_t rtt_samples = 0;
+    uint32_t flaps = 0;
+    std::string last_down, last_down_detail;  // reason name and the engine's text
+    int64_t last_down_age_s = -1;
     dp::TunnelId dp = dp::kNoTunnel;  // while it has SAs in the dataplane
 };
 
 class Tunnels {
 public:
     void set_dynamic(std::function<std::vector<DynamicTunnel>()> f) { dynamic_ = std::move(f); }
+    // Handshake rates and downs by reason for `show tunnels summary` (IKE).
+    void set_summary_extra(std::function<SummaryExtra()> f) { summary_extra_ = std::move(f); }
+    // Static tunnels are up since nimbusd installed them.
+    void set_started(uint64_t wall_s) { started_at_ = wall_s; }
     // Installs every tunnel of cfg.manual_sas and their routes (the caller
     // commits the RIB). On failure: *err names the config line; what was
     // installed stays (the daemon exits anyway).
@@ -57,8 +69,13 @@ public:
     void poll_events();
     std::string name(dp::TunnelId id) const;
     const std::vector<TunnelState>& tunnels() const { return tunnels_; }
-    // `show ipsec sa [SPI] [keys]`, `show tunnels [NAME]`.
+    // `show ipsec sa [SPI] [keys]`, `show tunnels [filters] | summary | NAME`.
     void register_commands(mgmt::Registry& reg, const config::Config& cfg);
+    // Every tunnel as `show tunnels` lists it (also for metrics).
+    std::vector<TunnelRow> rows(const config::Config& cfg) const;
+    // Prometheus: nimbus_cloud_tunnels{cloud,state} and per-cloud traffic
+    // always; nimbus_tunnel_up{cloud,site} ... when enabled.
+    void register_metrics(mgmt::Metrics& m, const config::Config& cfg);
 
 private:
     bool install_one(const config::Config& cfg, const config::ManualTunnel& t, routing::Rib& rib, std::string* err);
@@ -66,6 +83,8 @@ private:
 
     std::vector<TunnelState> tunnels_;
     std::function<std::vector<DynamicTunnel>()> dynamic_;
+    std::function<SummaryExtra()> summary_extra_;
+    uint64_t started_at_ = 0;
 };
 
 dp::Cipher cipher_of(const std::string& name);

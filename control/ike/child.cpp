@@ -193,6 +193,7 @@ void Engine::replace_stale(IkeSa& sa, bool initial_contact) {
     IkeSa* o = find(old);
     if (!o) return;
     count(Counter::initial_contact);
+    tunnel_event(*t, EventKind::Replaced, DownReason::replaced);
     LOG_INFO("ike", "event=replace_stale_sa tunnel={} old={:016x} new={:016x} initial_contact={}", t->id, old,
              sa.local_spi(), initial_contact);
     if (initial_contact || o->state != IkeState::Established) destroy(*o, "replaced (INITIAL_CONTACT)");

@@ -197,7 +197,10 @@ void Engine::create_child_request(IkeSa& sa, Rx& rx) {
         move_children(sa, ns);
         sa.state = IkeState::Rekeyed;
         sa.expire_at_ns = now + kOldIkeSaWaitNs;
-        if (Tunnel* t = tunnel_of(ns)) t->ike_rekeys++;
+        if (Tunnel* t = tunnel_of(ns)) {
+            t->ike_rekeys++;
+            tunnel_event(*t, EventKind::RekeyIke);
+        }
         count(Counter::ike_rekeys);
         LOG_INFO("ike", "event=ike_sa_rekeyed tunnel={} old={:016x} new={:016x} role=responder", ns.tunnel,
                  sa.local_spi(), ns.local_spi());
@@ -279,7 +282,10 @@ void Engine::create_child_request(IkeSa& sa, Rx& rx) {
     }
     old->state = ChildState::Rekeyed;
     old->replaced_by = c.spi_in;
-    if (Tunnel* t = tunnel_of(sa)) t->child_rekeys++;
+    if (Tunnel* t = tunnel_of(sa)) {
+        t->child_rekeys++;
+        tunnel_event(*t, EventKind::RekeyChild);
+    }
     count(Counter::child_rekeys);
 }
 
@@ -368,7 +374,10 @@ void Engine::create_child_response(IkeSa& sa, Rx& rx) {
                     move_children(sa, *theirs);
                     sa.state = IkeState::Rekeyed;
                     sa.expire_at_ns = now + kOldIkeSaWaitNs;
-                    if (Tunnel* t = tunnel_of(*theirs)) t->ike_rekeys++;
+                    if (Tunnel* t = tunnel_of(*theirs)) {
+                        t->ike_rekeys++;
+                        tunnel_event(*t, EventKind::RekeyIke);
+                    }
                     count(Counter::ike_rekeys);
                     count(Counter::rekey_collisions);
                 }
@@ -407,7 +416,10 @@ void Engine::create_child_response(IkeSa& sa, Rx& rx) {
             return;
         }
         move_children(sa, ns);
-        if (Tunnel* t = tunnel_of(ns)) t->ike_rekeys++;
+        if (Tunnel* t = tunnel_of(ns)) {
+            t->ike_rekeys++;
+            tunnel_event(*t, EventKind::RekeyIke);
+        }
         count(Counter::ike_rekeys);
         LOG_INFO("ike", "event=ike_sa_rekeyed tunnel={} old={:016x} new={:016x} role=initiator", ns.tunnel,
                  sa.local_spi(), ns.local_spi());
@@ -430,7 +442,10 @@ void Engine::create_child_response(IkeSa& sa, Rx& rx) {
         if (theirs && o) {
             o->state = ChildState::Rekeyed;
             o->replaced_by = theirs->spi_in;
-            if (Tunnel* t = tunnel_of(sa)) t->child_rekeys++;
+            if (Tunnel* t = tunnel_of(sa)) {
+                t->child_rekeys++;
+                tunnel_event(*t, EventKind::RekeyChild);
+            }
             count(Counter::child_rekeys);
             count(Counter::rekey_collisions);
         }
@@ -497,7 +512,10 @@ void Engine::create_child_response(IkeSa& sa, Rx& rx) {
     // keep receiving on the old one until it is deleted.
     spec.outbound = true;
     install_child(sa, c, std::move(spec));
-    if (Tunnel* t = tunnel_of(sa)) t->child_rekeys++;
+    if (Tunnel* t = tunnel_of(sa)) {
+        t->child_rekeys++;
+        tunnel_event(*t, EventKind::RekeyChild);
+    }
     count(Counter::child_rekeys);
     old = sa.child_by_in(req->child_spi);
     if (old) {
@@ -537,7 +555,10 @@ void Engine::resolve_child_collision(IkeSa& sa, uint32_t old_spi, uint32_t ours,
         o->state = ChildState::Rekeyed;
         o->replaced_by = winner;
     }
-    if (Tunnel* t = tunnel_of(sa)) t->child_rekeys++;
+    if (Tunnel* t = tunnel_of(sa)) {
+        t->child_rekeys++;
+        tunnel_event(*t, EventKind::RekeyChild);
+    }
     count(Counter::child_rekeys);
     if (ours_redundant) {
         // We made the redundant SA: we delete it; the peer won and deletes the old one.
@@ -568,7 +589,10 @@ void Engine::resolve_ike_collision(IkeSa& sa, uint64_t ours, const Bytes& our_ni
     winner->state = IkeState::Established;
     winner->expire_at_ns = 0;
     move_children(sa, *winner);
-    if (Tunnel* t = tunnel_of(*winner)) t->ike_rekeys++;
+    if (Tunnel* t = tunnel_of(*winner)) {
+        t->ike_rekeys++;
+        tunnel_event(*t, EventKind::RekeyIke);
+    }
     count(Counter::ike_rekeys);
     sa.state = IkeState::Rekeyed;
     sa.expire_at_ns = now + kOldIkeSaWaitNs;

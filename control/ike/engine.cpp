@@ -650,7 +650,7 @@ void Engine::destroy(IkeSa& sa, const char* why) {
     init_index_.erase({sa.spi_i, sa.init_remote});
     if (was_established) count(Counter::ike_deleted);
     if (sa.out && sa.out->new_spi_in) child_spis_.erase(sa.out->new_spi_in);
-    tunnel_detach(sa);
+    tunnel_detach(sa, why);
     sa.state = IkeState::Dead;
     if (sa.wake_ns) timers_.erase({sa.wake_ns, sa.local_spi()});
     sa.wake_ns = 0;
@@ -740,17 +740,27 @@ void Engine::tunnel_refresh(IkeSa& sa) {
         t->up = true;
         t->up_since_ns = now_();
         t->spec = s;
+        tunnel_event(*t, EventKind::Up);
     } else if (t->up && !has_child) {
         sink_.tunnel_down(t->id);
         t->up = false;
+        t->hist.last_down_detail = "no child SA";
+        tunnel_event(*t, EventKind::Down, DownReason::no_child);
     } else if (t->up && !(s.paths == t->spec.paths && s.remote_prefixes == t->spec.remote_prefixes &&
                           s.local_prefixes == t->spec.local_prefixes)) {
+        bool moved = !(s.paths == t->spec.paths);
         sink_.tunnel_update(s);
         t->spec = s;
+        if (moved) tunnel_event(*t, EventKind::PathChange);
     }
 }
 
-void Engine::tunnel_detach(IkeSa& sa) {
+void Engine::tunnel_event(Tunnel& t, EventKind k, DownReason r) {
+    t.hist.event(now_(), k, r);
+    if (k == EventKind::Down || k == EventKind::Replaced) downs_[int(r)]++;
+}
+
+void Engine::tunnel_detach(IkeSa& sa, const char* why) {
     for (auto& c : sa.children) {
         child_spis_.erase(c.spi_in);
         sink_.child_remove(sa.tunnel, c.spi_in);
@@ -759,9 +769,15 @@ void Engine::tunnel_detach(IkeSa& sa) {
     sa.children.clear();
     Tunnel* t = tunnel_of(sa);
     if (!t || t->ike != sa.local_spi()) return;
+    DownReason r = t->pending_down != DownReason::none ? t->pending_down : classify_down(why);
+    t->pending_down = DownReason::none;
     if (t->up) {
         sink_.tunnel_down(t->id);
         t->up = false;
+        t->hist.last_down_detail = why;
+        tunnel_event(*t, EventKind::Down, r);
+    } else if (r != DownReason::shutdown) {
+        tunnel_event(*t, EventKind::ConnectFailed, r);
     }
     t->ike = 0;
     if (t->initiate >= 0 && started_) {
@@ -823,10 +839,16 @@ std::vector<SaInfo> Engine::sas() const {
 
 std::vector<TunnelInfo> Engine::tunnels() const {
     std::vector<TunnelInfo> v;
+    v.reserve(tunnels_.size());
     uint64_t now = now_();
-    for (auto& [id, t] : tunnels_) {
+    for (auto& [id, t] : tunnels_) v.push_back(tunnel_info(t, now));
+    return v;
+}
+
+TunnelInfo Engine::tunnel_info(const Tunnel& t, uint64_t now) const {
+    {
         TunnelInfo i;
-        i.id = id;
+        i.id = t.id;
         i.cloud = t.cloud;
         i.name = t.name;
         i.ike_spi = t.ike;
@@ -834,9 +856,22 @@ std::vector<TunnelInfo> Engine::tunnels() const {
         i.state = t.up ? "up" : sa ? "connecting" : "down";
         i.uptime_s = t.up ? (now - t.up_since_ns) / kNs : 0;
         i.rtt_ms = t.rtt_at_ns ? double(t.rtt_ns) / 1e6 : -1;
+        if (t.hist.rtt_samples) {
+            i.rtt_min_ms = double(t.hist.rtt_min_ns) / 1e6;
+            i.rtt_max_ms = double(t.hist.rtt_max_ns) / 1e6;
+            i.rtt_avg_ms = double(t.hist.rtt_sum_ns) / double(t.hist.rtt_samples) / 1e6;
+        }
+        i.rtt_samples = t.hist.rtt_samples;
         i.child_rekeys = t.child_rekeys;
         i.ike_rekeys = t.ike_rekeys;
+        i.flaps = t.hist.flaps;
+        if (t.hist.last_down != DownReason::none) {
+            i.last_down = down_reason_name(t.hist.last_down);
+            i.last_down_detail = t.hist.last_down_detail;
+            i.last_down_age_s = int64_t((now - t.hist.last_down_ns) / kNs);
+        }
         if (t.up) {
+            i.remote = t.spec.paths.remote.str();
             i.paths.push_back(fmt::format("{} -> {}{}", t.spec.paths.local.str(), t.spec.paths.remote.str(),
                                           t.spec.paths.udp_encap ? " udp" : ""));
             for (auto& e : t.spec.paths.extra) i.paths.push_back(fmt::format("{} -> {}", t.spec.paths.local.str(), e.str()));
@@ -845,9 +880,21 @@ std::vector<TunnelInfo> Engine::tunnels() const {
         if (sa)
             for (auto& c : sa->children)
                 if (c.state == ChildState::Installed) i.children++;
-        v.push_back(std::move(i));
+        return i;
     }
-    return v;
+}
+
+bool Engine::history(TunnelId id, TunnelInfo* info, std::vector<Event>* events) const {
+    auto it = tunnels_.find(id);
+    if (it == tunnels_.end()) return false;
+    uint64_t now = now_();
+    if (info) *info = tunnel_info(it->second, now);
+    if (events) {
+        events->clear();
+        for (auto& e : it->second.hist.events())
+            events->push_back(Event{now >= e.at_ns ? now - e.at_ns : 0, e.kind, e.reason});
+    }
+    return true;
 }
 
 // ---- policy and operator actions
@@ -873,6 +920,7 @@ void Engine::set_policy(Policy p) {
         if (!keep && t.ike) {
             if (IkeSa* sa = find(t.ike)) {
                 LOG_INFO("ike", "event=tunnel_removed_by_config tunnel={} cloud={} name=\"{}\"", id, t.cloud, t.name);
+                t.pending_down = DownReason::config;
                 queue(*sa, Task{TaskKind::DeleteIke});
             }
         }
@@ -908,6 +956,7 @@ bool Engine::clear_tunnel(TunnelId id, std::string* err) {
     LOG_INFO("ike", "event=clear_tunnel tunnel={} sa={:016x}", id, sa->local_spi());
     // An edge reconnects at once after an operator's clear.
     it->second.reconnect_backoff_ns = 0;
+    it->second.pending_down = DownReason::clear;
     if (sa->state == IkeState::Established) queue(*sa, Task{TaskKind::DeleteIke});
     else destroy(*sa, "cleared by operator");
     reap();

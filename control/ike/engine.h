@@ -121,9 +121,16 @@ struct TunnelInfo {
     std::string state;        // "up", "connecting", "down"
     uint64_t uptime_s = 0;
     double rtt_ms = -1;       // last liveness round trip, -1 if none yet
+    double rtt_min_ms = -1, rtt_avg_ms = -1, rtt_max_ms = -1;
+    uint64_t rtt_samples = 0;
     uint32_t child_rekeys = 0, ike_rekeys = 0;
+    uint32_t flaps = 0;       // up -> down transitions
+    std::string last_down;    // down_reason_name(), "" if never down
+    std::string last_down_detail;
+    int64_t last_down_age_s = -1;
     std::vector<std::string> paths;
     std::vector<std::string> prefixes;
+    std::string remote;       // the peer's address while up
     uint64_t ike_spi = 0;
     int children = 0;
 };
@@ -189,6 +196,16 @@ public:
     // Introspection.
     std::vector<SaInfo> sas() const;
     std::vector<TunnelInfo> tunnels() const;
+    // A tunnel's event history, oldest first, with ages (now - at) in ns;
+    // false if there is no such tunnel.
+    struct Event {
+        uint64_t age_ns = 0;
+        EventKind kind = EventKind::Up;
+        DownReason reason = DownReason::none;
+    };
+    bool history(TunnelId id, TunnelInfo* info, std::vector<Event>* events) const;
+    // Tunnels that went down, by reason, since start (for metrics).
+    const uint64_t* downs() const { return downs_; }
     uint64_t counter(Counter c) const { return counters_[int(c)]; }
     const uint64_t* counters() const { return counters_; }
     size_t half_open() const { return half_open_.total(); }
@@ -278,7 +295,9 @@ private:
     void remove_child(IkeSa& sa, uint32_t spi_in, const char* why);
     void tunnel_attach(IkeSa& sa);
     void tunnel_refresh(IkeSa& sa);
-    void tunnel_detach(IkeSa& sa);
+    void tunnel_detach(IkeSa& sa, const char* why);
+    TunnelInfo tunnel_info(const Tunnel& t, uint64_t now) const;
+    void tunnel_event(Tunnel& t, EventKind k, DownReason r = DownReason::none);
     TunnelSpec tunnel_spec(const IkeSa& sa) const;
     Tunnel* tunnel_of(const IkeSa& sa);
     TunnelId tunnel_id_for(const std::string& cloud, const std::string& name, int initiate);
@@ -301,6 +320,7 @@ private:
     TunnelId next_tunnel_ = 1;
     std::vector<uint64_t> doomed_;
     uint64_t counters_[kCounterCount] = {};
+    uint64_t downs_[kDownReasonCount] = {};
     bool started_ = false;
 };
 

@@ -3,6 +3,7 @@
 // next to the engine they read. Every command answers in text and JSON from
 // the same data.
 #include <cstdlib>
+#include <ctime>
 
 #include <fmt/format.h>
 
@@ -139,7 +140,74 @@ Result show_counters(Engine* e, const Args&) {
     return Result{0, t.text() + fmt::format("Half-open IKE SAs: {}\n", e ? e->half_open() : 0), out};
 }
 
+// "2024-05-01T12:00:03.250Z" for an event `age_ns` ago.
+std::string stamp(uint64_t age_ns) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+    int64_t at_ms = now_ms - int64_t(age_ns / 1000000);
+    time_t secs = time_t(at_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec, at_ms % 1000);
+}
+
+Result show_events(Engine* e, const Args& a) {
+    TunnelId id;
+    std::string err;
+    if (!tunnel_arg(a, &id, &err)) return Result::error(err);
+    TunnelInfo ti;
+    std::vector<Engine::Event> ev;
+    if (!e || !e->history(id, &ti, &ev)) return Result::error(fmt::format("% No such tunnel: {}", id));
+    Table t({{"Time (UTC)", "time"}, {"Ago", "ago"}, {"Event", "event"}, {"Reason", "reason"}});
+    json events = json::array();
+    for (auto it = ev.rbegin(); it != ev.rend(); ++it) {  // newest first
+        std::string when = stamp(it->age_ns);
+        const char* reason = it->reason == DownReason::none ? "" : down_reason_name(it->reason);
+        t.row({when, duration(it->age_ns / 1000000000ull), event_kind_name(it->kind), reason[0] ? reason : "-"});
+        events.push_back({{"time", when},
+                          {"age_s", double(it->age_ns / 1000000) / 1000},
+                          {"event", event_kind_name(it->kind)},
+                          {"reason", reason[0] ? json(reason) : json(nullptr)}});
+    }
+    std::string text = fmt::format("Tunnel {} ({} / {}): {}, flaps {}, last down {}{}\n", id, ti.cloud, ti.name,
+                                   ti.state, ti.flaps, ti.last_down.empty() ? "never" : ti.last_down,
+                                   ti.last_down.empty() ? "" : fmt::format(" ({}, {} ago)", ti.last_down_detail,
+                                                                            duration(uint64_t(ti.last_down_age_s))));
+    text += ev.empty() ? "No events.\n" : t.text();
+    json j = {{"id", id},
+              {"cloud", ti.cloud},
+              {"name", ti.name},
+              {"state", ti.state},
+              {"flaps", ti.flaps},
+              {"last_down", ti.last_down.empty() ? json(nullptr) : json(ti.last_down)},
+              {"last_down_detail", ti.last_down_detail.empty() ? json(nullptr) : json(ti.last_down_detail)},
+              {"events", events},
+              {"events_kept", kEventRing}};
+    return Result{0, text, j};
+}
+
 }  // namespace
+
+void Service::write_metrics(mgmt::MetricsWriter& w) const {
+    Engine* e = engine_.get();
+    if (!e) return;
+    w.family("nimbus_ike_handshakes_total", "counter", "IKE SAs established (handshakes completed)");
+    w.sample("nimbus_ike_handshakes_total", double(e->counter(Counter::ike_established)));
+    w.family("nimbus_ike_handshakes_per_second", "gauge", "IKE SAs established per second over the last 10 s");
+    w.sample("nimbus_ike_handshakes_per_second", handshake_rate(10));
+    w.family("nimbus_ike_events_total", "counter", "IKE engine counters by name (see `show ike counters`)");
+    for (int i = 0; i < kCounterCount; i++)
+        w.sample("nimbus_ike_events_total", {{"event", counter_name(i)}}, double(e->counters()[i]));
+    w.family("nimbus_ike_half_open", "gauge", "Half-open IKE SAs");
+    w.sample("nimbus_ike_half_open", double(e->half_open()));
+    w.family("nimbus_ike_sas", "gauge", "IKE SAs in the table");
+    w.sample("nimbus_ike_sas", double(e->sa_count()));
+    w.family("nimbus_tunnel_downs_total", "counter", "IKE tunnels that went down, by reason");
+    for (int r = 1; r < kDownReasonCount; r++)
+        w.sample("nimbus_tunnel_downs_total", {{"reason", down_reason_name(DownReason(r))}}, double(e->downs()[r]));
+}
 
 void Service::register_commands(mgmt::Registry& reg) {
     reg.add("show ike sa [tunnel ID]", "IKE SAs and their child SAs",
@@ -150,6 +218,9 @@ void Service::register_commands(mgmt::Registry& reg) {
     // this is the IKE view alone.
     reg.add("show ike tunnels", "IKE tunnels: state, uptime, last RTT, rekeys, paths, prefixes",
             [this](const Args& a) { return show_tunnels(engine_.get(), a); });
+    reg.add("show tunnel ID events", "a tunnel's event history (newest first, last 32): up, down with reason, "
+            "rekeys, path changes; flap count and last down reason",
+            [this](const Args& a) { return show_events(engine_.get(), a); });
     reg.add("clear tunnel ID", "close a tunnel's IKE SA (DELETE to the peer); an edge reconnects",
             [this](const Args& a) {
                 TunnelId id;

@@ -105,6 +105,7 @@ void Engine::informational_response(IkeSa& sa, Rx& rx) {
             if (Tunnel* t = tunnel_of(sa); t && t->ike == sa.local_spi()) {
                 t->rtt_ns = now - req->first_sent_ns;
                 t->rtt_at_ns = now;
+                t->hist.rtt(t->rtt_ns);
             }
         }
         break;

@@ -19,6 +19,7 @@
 #include "control/ike/policy.h"
 #include "control/ike/sink.h"
 #include "control/ike/sk.h"
+#include "control/ike/tunnel_events.h"
 #include "control/pki/identity.h"
 
 namespace nimbus::ike {
@@ -202,6 +203,8 @@ struct Tunnel {
     uint64_t rtt_ns = 0;               // last liveness round trip (0: none yet)
     uint64_t rtt_at_ns = 0;
     uint32_t connects = 0;
+    TunnelHistory hist;                // RTT statistics, flaps, events
+    DownReason pending_down = DownReason::none;  // why the next down happens (clear, config)
     TunnelSpec spec;                   // as last given to the sink
     // initiator role: reconnection
     uint64_t reconnect_at_ns = 0;

@@ -202,6 +202,12 @@ bool Service::start(const config::Config& c, std::string* err) {
     listen_subnets_ = listen_subnets(c);
     engine_->start();
     rearm();
+    samples_.clear();
+    sampler_ = loop_.every_ms(1000, [this] {
+        if (!engine_) return;
+        samples_.emplace_back(mono_ns(), engine_->counter(Counter::ike_established));
+        if (samples_.size() > 61) samples_.pop_front();
+    });
     LOG_INFO("ike", "event=started clouds={} sites={} initiate={} sockets={} ports={}/{}", c.clouds.size(),
              [&] {
                  size_t n = 0;
@@ -238,9 +244,23 @@ bool Service::check(const config::Config& c, std::vector<std::string>* errors) c
     return build_policy(c, &p, errors);
 }
 
+double Service::handshake_rate(int window_s) const {
+    if (!engine_ || samples_.empty()) return 0;
+    uint64_t now = mono_ns(), cur = engine_->counter(Counter::ike_established);
+    uint64_t from = now - uint64_t(window_s) * 1000000000ull;
+    for (auto& [t, v] : samples_)
+        if (t >= from) {
+            if (now <= t) return 0;
+            return double(cur - v) / (double(now - t) / 1e9);
+        }
+    return 0;
+}
+
 void Service::stop() {
     if (timer_) loop_.cancel(timer_);
     timer_ = 0;
+    if (sampler_) loop_.cancel(sampler_);
+    sampler_ = 0;
     for (int fd : udp_.fds()) loop_.del_fd(fd);
     engine_.reset();
     udp_.close();

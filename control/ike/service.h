@@ -5,6 +5,7 @@
 // `clear tunnel` and test commands.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "control/ike/udp.h"
 #include "control/loop/loop.h"
 #include "control/mgmt/commands.h"
+#include "control/mgmt/metrics.h"
 
 namespace nimbus::ike {
 
@@ -51,7 +53,12 @@ public:
     const std::vector<IpAddr>& bound_virtual_ips() const { return vip_bound_; }
 
     void register_commands(mgmt::Registry& reg);
+    // nimbus_ike_* and nimbus_tunnel_downs_total{reason}.
+    void write_metrics(mgmt::MetricsWriter& w) const;
     Engine* engine() { return engine_.get(); }
+    // IKE SAs established per second over the last `window_s` seconds
+    // (sampled once a second; up to 60 s).
+    double handshake_rate(int window_s) const;
     // Passed on to the engine (now and whenever it is created).
     void set_offered(Engine::Offered f);
 
@@ -66,6 +73,8 @@ private:
     UdpTransport udp_;
     std::unique_ptr<Engine> engine_;
     control::Loop::TimerId timer_ = 0;
+    control::Loop::TimerId sampler_ = 0;
+    std::deque<std::pair<uint64_t, uint64_t>> samples_;  // (mono ns, ike_established)
     uint64_t timer_at_ = 0;
     config::Ike ike_cfg_;
     Engine::Offered offered_;

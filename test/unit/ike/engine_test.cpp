@@ -1014,3 +1014,89 @@ TEST_CASE("HA: a virtual IP given up takes its IKE SAs and tunnels at once, sile
     CHECK(conc2.eng->counter(Counter::rx_unknown_spi) >= 1);   // the DPD that found nobody
     check_child_agreement(conc2, e1);
 }
+
+// ---- monitoring: events, flaps, down reasons, RTT statistics
+
+namespace {
+std::vector<std::string> event_names(Engine& e, TunnelId id) {
+    std::vector<Engine::Event> ev;
+    REQUIRE(e.history(id, nullptr, &ev));
+    std::vector<std::string> v;
+    for (auto& x : ev)
+        v.push_back(std::string(event_kind_name(x.kind)) +
+                    (x.reason == DownReason::none ? "" : std::string(":") + down_reason_name(x.reason)));
+    return v;
+}
+}  // namespace
+
+TEST_CASE("tunnel events: clear, peer DELETE and dead peer are told apart; flaps counted; RTT min/avg/max") {
+    CloudOpts o;
+    o.dpd_interval = 5;
+    o.dpd_retries = 3;
+    Pair p;
+    psk_pair(p, o, o);
+    p.edge->eng->start();
+    p.net.pump();
+    REQUIRE(established(*p.conc));
+    TunnelInfo ti;
+    REQUIRE(p.conc->eng->history(1, &ti, nullptr));
+    CHECK(ti.flaps == 0);
+    CHECK(ti.last_down.empty());
+    CHECK(ti.rtt_samples == 0);
+    CHECK(ti.rtt_min_ms < 0);
+    // Two liveness rounds: statistics from both samples.
+    p.net.advance_s(5.5);
+    p.net.advance_s(5.5);
+    REQUIRE(p.conc->eng->history(1, &ti, nullptr));
+    CHECK(ti.rtt_samples >= 2);
+    CHECK(ti.rtt_min_ms >= 0);
+    CHECK(ti.rtt_min_ms <= ti.rtt_avg_ms);
+    CHECK(ti.rtt_avg_ms <= ti.rtt_max_ms);
+    // 1. The operator clears it on the concentrator; the edge comes back.
+    std::string err;
+    REQUIRE(p.conc->eng->clear_tunnel(1, &err));
+    p.net.pump();
+    REQUIRE(p.conc->eng->history(1, &ti, nullptr));
+    CHECK(ti.state == "down");
+    CHECK(ti.flaps == 1);
+    CHECK(ti.last_down == "clear");
+    // The edge saw the peer's DELETE.
+    auto edge_t = p.edge->eng->tunnels().at(0);
+    CHECK(edge_t.last_down == "peer_delete");
+    CHECK(edge_t.flaps == 1);
+    p.net.advance_s(2);
+    REQUIRE(established(*p.conc));
+    REQUIRE(p.conc->eng->history(1, &ti, nullptr));
+    CHECK(ti.state == "up");
+    CHECK(ti.flaps == 1);
+    CHECK(event_names(*p.conc->eng, 1) == std::vector<std::string>{"up", "down:clear", "up"});
+    // 2. The edge goes silent: dead peer detection.
+    p.net.filter = [](Datagram& d) { return !(d.from.addr == *IpAddr::parse("192.0.2.21")); };
+    uint64_t died = p.net.now;
+    while (up_tunnel(*p.conc) && p.net.now - died < 60 * kS) p.net.advance(100'000'000);
+    REQUIRE(p.conc->eng->history(1, &ti, nullptr));
+    CHECK(ti.flaps == 2);
+    CHECK(ti.last_down == "dpd");
+    CHECK(ti.last_down_detail == "dead peer");
+    CHECK(p.conc->eng->downs()[int(DownReason::dpd)] == 1);
+    CHECK(p.conc->eng->downs()[int(DownReason::clear)] == 1);
+    CHECK(event_names(*p.conc->eng, 1).back() == "down:dpd");
+    CHECK_FALSE(p.conc->eng->history(99, nullptr, nullptr));
+}
+
+TEST_CASE("tunnel events: a rekey is an event, not a flap") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    std::string err;
+    REQUIRE(p.conc->eng->rekey_child_for_test(1, &err));
+    p.net.pump();
+    REQUIRE(p.conc->eng->rekey_ike_for_test(1, &err));
+    p.net.pump();
+    TunnelInfo ti;
+    REQUIRE(p.conc->eng->history(1, &ti, nullptr));
+    CHECK(ti.flaps == 0);
+    CHECK(ti.state == "up");
+    CHECK(event_names(*p.conc->eng, 1) == std::vector<std::string>{"up", "rekey_child", "rekey_ike"});
+}

@@ -1,0 +1,279 @@
+"""Monitoring: `show tunnels` filters, summary and JSON at 5,000 tunnels;
+per-tunnel events (down reasons, flaps) against strongSwan; certificate and
+CRL expiry alarms; Prometheus series per cloud and per tunnel; the restart
+time of nimbusd with 1,000 tunnels."""
+import os
+import secrets
+import time
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from nimbuslab import run, wait_until
+import swan
+from test_ike import CONC, cert_site, conc_config, pki_cloud, site_ns, start_conc
+
+KEY = secrets.token_hex(36)  # aes256gcm16: key || salt
+
+
+def static_config(n, metrics_port=None, per_tunnel=None):
+    """n static tunnels s-00000.. in VRFs corp (even) and retail (odd)."""
+    m = ""
+    if metrics_port:
+        pt = f", per_tunnel: {per_tunnel}" if per_tunnel else ""
+        m = f'\n  metrics: {{ listen: "127.0.0.1:{metrics_port}"{pt} }}'
+    sas = "\n".join(
+        f"  - {{ name: s-{i:05}, vrf: {'corp' if i % 2 == 0 else 'retail'}, cipher: aes256gcm16, "
+        f"allowed: [10.{64 + i // 256}.{i % 256}.0/24], "
+        f"paths: [ {{ local: 203.0.113.1, remote: 203.0.113.2 }} ], "
+        f'out: {{ spi: {0x10000 + i:#x}, key: "{KEY}" }}, in: [ {{ spi: {0x40000 + i:#x}, key: "{KEY}" }} ] }}'
+        for i in range(n))
+    return f"""
+node: {{ name: "@NODE@" }}
+dataplane: {{ workers: 1, idle_sleep_us: 50, eal: [--no-huge, -m, "1024"] }}
+mgmt:
+  socket: "@SOCK@"{m}
+vrfs: [ {{ name: corp }}, {{ name: retail }} ]
+ports:
+  - {{ name: wan0, device: "net_af_packet0,iface=wan", addresses: [203.0.113.1/24] }}
+manual_sas:
+{sas}
+"""
+
+
+def static_box(lab, n, **kw):
+    c, p = lab.ns("c"), lab.ns("p")
+    lab.veth(p, "eth0", c, "wan")
+    p.addr("eth0", "203.0.113.2/24")
+    return c, lab.nimbusd(c, "conc", static_config(n, **kw))
+
+
+def scrape(ns, port):
+    txt = ns.run(["/usr/bin/python3", "-c",
+                  f"import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics',timeout=10)"
+                  ".read().decode())"], timeout=30).stdout
+    return {f.name: f for f in text_string_to_metric_families(txt)}, txt
+
+
+def sample(fams, family, **labels):
+    # prometheus_client names a counter's family without its _total suffix.
+    fam = fams.get(family) or fams.get(family[:-len("_total")] if family.endswith("_total") else None)
+    if fam is None:
+        raise KeyError(family)
+    for s in fam.samples:
+        if s.name == family and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    raise KeyError(f"{family}{labels}")
+
+
+def check_aligned(text, n):
+    """Every row of the table has its columns where the header puts them."""
+    lines = text.splitlines()
+    assert len(lines) == n + 2 and lines[-1] == f"{n} tunnels", lines[-3:]
+    h = lines[0]
+    starts = [h.index(c) for c in ("Kind", "Cloud", "Site", "State", "Uptime", "Peer", "Last down")]
+    ends = [h.index(c) + len(c) for c in ("Rx pkts", "Tx pkts", "Drops", "Flaps")]
+    for l in lines[1:-1]:
+        for s in starts:
+            assert l[s - 1] == " " and l[s] != " ", (s, l)
+        for e in ends:
+            assert l[e - 1] != " " and (e == len(l) or l[e] == " "), (e, l)
+
+
+def test_show_tunnels_5000_filters_summary_json_metrics(lab):
+    n = 5000
+    c, d = static_box(lab, n, metrics_port=9109)
+    t0 = time.monotonic()
+    d.start(timeout=120)
+    wait_until(lambda: d.cli("show", "tunnels", "summary")["states"]["up"] == n, 120, "5,000 tunnels installed")
+    print(f"MEASURE start with {n} static tunnels to CLI answering with all up: {time.monotonic() - t0:.2f} s")
+    t0 = time.monotonic()
+    text = d.text("show", "tunnels")
+    took = time.monotonic() - t0
+    print(f"MEASURE show tunnels text at {n} tunnels: {took:.2f} s, {len(text)} bytes")
+    assert took < 10
+    check_aligned(text, n)
+    t0 = time.monotonic()
+    all_ = d.cli("show", "tunnels")
+    print(f"MEASURE show tunnels | json at {n} tunnels: {time.monotonic() - t0:.2f} s")
+    assert len(all_) == n and {t["kind"] for t in all_} == {"static"}
+    assert all_[0]["name"] == "s-00000" and all_[0]["cloud"] == "corp" and all_[0]["state"] == "up"
+    assert set(all_[0]["drops"]) >= {"auth_fail", "replay_too_old", "duplicate"}
+    # Filters: cloud (here the VRF, no IKE cloud), state, site-name prefix, combined.
+    corp = d.cli("show", "tunnels", "cloud", "corp")
+    assert len(corp) == n // 2 and all(t["cloud"] == "corp" for t in corp)
+    assert d.cli("show", "tunnels", "state", "down") == []
+    assert len(d.cli("show", "tunnels", "state", "up")) == n
+    pre = d.cli("show", "tunnels", "site", "s-012")
+    assert sorted(t["name"] for t in pre) == [f"s-{i:05}" for i in range(1200, 1300)]
+    both = d.cli("show", "tunnels", "cloud", "retail", "state", "up", "site", "s-012")
+    assert len(both) == 50 and all(int(t["name"][2:]) % 2 == 1 for t in both)
+    check_aligned(d.text("show", "tunnels", "cloud", "retail", "state", "up", "site", "s-012"), 50)
+    bad = d.cli_raw(["show", "tunnels", "state", "sideways"], check=False)
+    assert bad.returncode != 0 and "up, connecting, down" in bad.stdout + bad.stderr
+    # Summary: per cloud and state.
+    s = d.cli("show", "tunnels", "summary")
+    assert s["tunnels"] == n and s["clouds"]["corp"]["up"] == n // 2 and s["clouds"]["retail"]["up"] == n // 2
+    st = d.text("show", "tunnels", "summary")
+    assert "retail" in st and "Handshakes:" in st
+    # One tunnel in detail.
+    [one] = d.cli("show", "tunnels", "s-04321")
+    assert one["out_spi"] == f"{0x10000 + 4321:08x}" and one["vrf"] == "retail"
+    assert "path 0 (primary) 203.0.113.1 -> 203.0.113.2" in d.text("show", "tunnels", "s-04321")
+    # Metrics: per cloud always; per-tunnel series off above the auto limit.
+    fams, txt = scrape(c, 9109)
+    assert sample(fams, "nimbus_cloud_tunnels", cloud="corp", state="up") == n // 2
+    assert sample(fams, "nimbus_cloud_tunnels", cloud="retail", state="down") == 0
+    assert sample(fams, "nimbus_tunnel_series_enabled") == 0
+    assert "nimbus_tunnel_up" not in fams
+    lines = [l for l in txt.splitlines() if l and not l.startswith("#")]
+    print(f"MEASURE /metrics at {n} tunnels, per-tunnel off: {len(lines)} samples")
+    assert len(lines) < 1000
+
+
+def test_per_tunnel_metrics_switch_and_counters_move(lab):
+    c, d = static_box(lab, 20, metrics_port=9110)
+    d.start()
+    fams, _ = scrape(c, 9110)
+    assert sample(fams, "nimbus_tunnel_series_enabled") == 1
+    assert sample(fams, "nimbus_tunnel_up", cloud="corp", site="s-00000") == 1
+    assert sample(fams, "nimbus_tunnel_up", cloud="retail", site="s-00019") == 1
+    d.stop()
+    d2 = lab.nimbusd(c, "conc2", static_config(20, metrics_port=9110, per_tunnel="off")).start()
+    fams, _ = scrape(c, 9110)
+    assert sample(fams, "nimbus_tunnel_series_enabled") == 0 and "nimbus_tunnel_up" not in fams
+    d2.stop()
+
+
+WHY = swan.available()
+
+
+@pytest.fixture
+def pki(lab):
+    return swan.make_pki(os.path.join(lab.dir, "pki"))
+
+
+@pytest.mark.skipif(WHY is not None, reason=f"strongSwan not usable here: {WHY}")
+def test_events_flaps_down_reasons_rtt_and_metrics_with_strongswan(lab, pki):
+    c = lab.ns("c")
+    s, sw = cert_site(lab, c, pki)
+    clouds = pki_cloud(pki)
+    d = lab.nimbusd(c, "conc", conc_config(clouds).replace('socket: "@SOCK@" }',
+                                                             'socket: "@SOCK@", metrics: { listen: "127.0.0.1:9111" } }'))
+    d.start()
+    sw.start()
+    sw.load()
+    sw.initiate()
+
+    def t():
+        return [x for x in d.cli("show", "tunnels") if x["kind"] == "ike"][0]
+
+    wait_until(lambda: t()["state"] == "up", 10, "tunnel up")
+    tid = t()["id"]
+    assert t()["flaps"] == 0 and t()["last_down"] is None
+    fams0, _ = scrape(c, 9111)
+    # Liveness: RTT last/min/avg/max.
+    for _ in range(2):
+        n0 = t()["rtt"]["samples"]
+        d.cli("test", "ike", "liveness", str(tid))
+        wait_until(lambda: t()["rtt"]["samples"] > n0, 10, "an RTT sample")
+    r = t()["rtt"]
+    assert r["samples"] >= 2 and 0 <= r["min_ms"] <= r["avg_ms"] <= r["max_ms"] < 1000
+    # 1. The site terminates: DELETE from the peer.
+    sw.sw("--terminate", "--ike", "lab")
+    wait_until(lambda: t()["state"] == "down", 10, "down after the peer's DELETE")
+    assert t()["flaps"] == 1 and t()["last_down"] == "peer_delete"
+    sw.initiate()
+    wait_until(lambda: t()["state"] == "up", 10, "up again")
+    ev = d.cli("show", "tunnel", str(tid), "events")
+    assert ev["flaps"] == 1 and ev["last_down"] == "peer_delete"
+    kinds = [(e["event"], e["reason"]) for e in reversed(ev["events"])]  # oldest first
+    assert kinds == [("up", None), ("down", "peer_delete"), ("up", None)], kinds
+    assert all(e["time"].endswith("Z") for e in ev["events"])
+    # 2. The operator clears it; the site connects again.
+    d.cli("clear", "tunnel", str(tid))
+    wait_until(lambda: t()["state"] == "down", 10, "down after clear")
+    assert t()["last_down"] == "clear" and t()["flaps"] == 2
+    sw.initiate()
+    wait_until(lambda: t()["state"] == "up", 10, "up after clear")
+    ev = d.cli("show", "tunnel", str(tid), "events")
+    kinds = [(e["event"], e["reason"]) for e in reversed(ev["events"])]
+    assert kinds[-2:] == [("down", "clear"), ("up", None)] and ev["flaps"] == 2
+    text = d.text("show", "tunnel", str(tid), "events")
+    assert "peer_delete" in text and "clear" in text and "flaps 2" in text
+    line = [l for l in d.text("show", "tunnels").splitlines() if "store-0001" in l][0]
+    assert " clear" in line and " up " in line
+    # Metrics moved.
+    fams, _ = scrape(c, 9111)
+    assert sample(fams, "nimbus_tunnel_downs_total", reason="peer_delete") == 1
+    assert sample(fams, "nimbus_tunnel_downs_total", reason="clear") == 1
+    assert sample(fams, "nimbus_ike_handshakes_total") >= sample(fams0, "nimbus_ike_handshakes_total") + 2
+    assert sample(fams, "nimbus_cloud_tunnels", cloud="corp", state="up") == 1
+    site = t()["name"]
+    assert sample(fams, "nimbus_tunnel_up", cloud="corp", site=site) == 1
+    assert sample(fams, "nimbus_tunnel_flaps_total", cloud="corp", site=site) == 2
+    s = d.cli("show", "tunnels", "summary")
+    assert s["clouds"]["corp"]["up"] == 1 and s["downs"]["clear"] == 1 and s["handshakes_total"] >= 3
+    assert d.cli("show", "tunnels", "state", "up", "site", "store-00")[0]["id"] == tid
+    assert d.cli("show", "tunnels", "state", "down") == []
+    bad = d.cli_raw(["show", "tunnel", "999", "events"], check=False)
+    assert bad.returncode != 0
+
+
+SHORT = r"""
+set -e
+openssl req -new -key conc.key -subj "/C=XX/O=nimbus-lab/CN=conc.lab" -out short.csr
+openssl x509 -req -in short.csr -CA ca.crt -CAkey ca.key -set_serial 77 -sha256 -days 2 -extfile conc.ext -out conc-short.crt
+openssl ca -batch -config ca.cnf -gencrl -keyfile ca.key -cert ca.crt -crlhours 5 -out ca.crl
+"""
+
+
+def test_alarms_certificate_and_crl_near_expiry(lab, pki):
+    run(["sh", "-c", f"cd {pki} && {SHORT}"])
+    c = lab.ns("c")
+    site_ns(lab, c)   # the concentrator's port needs its link; no site connects
+    cfg = conc_config(pki_cloud(pki, cert="conc-short.crt")).replace(
+        'socket: "@SOCK@" }', 'socket: "@SOCK@", metrics: { listen: "127.0.0.1:9112" } }')
+    d = lab.nimbusd(c, "conc", cfg).start()
+    al = d.cli("show", "alarms")
+    kinds = {(a["kind"], a["severity"]) for a in al}
+    assert ("cert_expiry", "warning") in kinds and ("crl_expiry", "warning") in kinds, al
+    cert = [a for a in al if a["kind"] == "cert_expiry"][0]
+    assert "conc.lab" in cert["object"] and 86400 < cert["seconds_left"] <= 2 * 86400
+    crl = [a for a in al if a["kind"] == "crl_expiry"][0]
+    assert 4 * 3600 < crl["seconds_left"] <= 5 * 3600
+    assert len(al) == 2  # the CA (10 years) raises nothing
+    text = d.text("show", "alarms")
+    assert "expires in" in text and "nextUpdate in" in text
+    fams, _ = scrape(c, 9112)
+    assert sample(fams, "nimbus_alarms", kind="cert_expiry", severity="warning") == 1
+    assert sample(fams, "nimbus_alarms", kind="crl_expiry", severity="warning") == 1
+    assert sample(fams, "nimbus_alarms", kind="cert_expiry", severity="critical") == 0
+    left = sample(fams, "nimbus_cert_expiry_seconds", kind="certificate", owner="cloud corp")
+    assert 86400 < left <= 2 * 86400
+    assert sample(fams, "nimbus_cert_expiry_seconds", kind="ca", owner="cloud corp") > 365 * 86400
+    d.stop()
+    # A threshold below what is left: no alarm.
+    cfg2 = cfg.replace('metrics: { listen: "127.0.0.1:9112" } }',
+                       'metrics: { listen: "127.0.0.1:9112" }, alarms: { cert_expiry_days: 1, crl_expiry_hours: 2 } }')
+    d2 = lab.nimbusd(c, "conc2", cfg2).start()
+    assert d2.cli("show", "alarms") == []
+    assert "No alarms." in d2.text("show", "alarms")
+
+
+def test_restart_time_with_1000_tunnels(lab):
+    n = 1000
+    c, d = static_box(lab, n)
+    d.start(timeout=120)
+    wait_until(lambda: d.cli("show", "tunnels", "summary")["states"]["up"] == n, 60, "first start")
+    d.stop()
+    t0 = time.monotonic()
+    d.start(timeout=120)
+    t_ready = time.monotonic() - t0
+    wait_until(lambda: d.cli("show", "tunnels", "summary")["states"]["up"] == n, 60, "all tunnels after restart",
+               interval=0.02)
+    t_all = time.monotonic() - t0
+    print(f"MEASURE restart with {n} static tunnels: nimbusd ready {t_ready:.2f} s, all {n} installed and "
+          f"CLI answering {t_all:.2f} s")
+    assert t_all < 60
