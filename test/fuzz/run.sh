@@ -18,7 +18,8 @@ IKE_CODEC="control/ike/messages.cpp control/ike/message.cpp control/ike/payloads
   control/ike/auth.cpp control/ike/proposal.cpp control/ike/selftest.cpp control/ike/natt.cpp
   control/ike/cookie.cpp control/ike/ts.cpp"
 IKE_ENGINE="control/ike/engine.cpp control/ike/ike_sa_init.cpp control/ike/ike_auth.cpp control/ike/create_child.cpp
-  control/ike/informational.cpp control/ike/child.cpp control/ike/policy.cpp control/ike/logging_sink.cpp control/pki/*.cpp"
+  control/ike/informational.cpp control/ike/child.cpp control/ike/policy.cpp control/ike/logging_sink.cpp
+  control/ike/tunnel_events.cpp control/pki/*.cpp src/common/files.cpp"
 declare -A SRCS=(
     [ike_message_fuzz]="$IKE_CODEC"
     [ike_engine_fuzz]="$IKE_CODEC $IKE_ENGINE"
