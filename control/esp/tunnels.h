@@ -25,6 +25,7 @@ struct TunnelState {
     int vrf = 0;
     std::vector<Prefix> allowed;
     const config::ManualTunnel* cfg = nullptr;  // into the daemon's config
+    uint64_t since_s = 0;                       // wall clock when installed (its uptime)
 };
 
 // A tunnel another feature manages (IKE): `show tunnels` lists it next to
@@ -50,7 +51,8 @@ public:
     void set_dynamic(std::function<std::vector<DynamicTunnel>()> f) { dynamic_ = std::move(f); }
     // Handshake rates and downs by reason for `show tunnels summary` (IKE).
     void set_summary_extra(std::function<SummaryExtra()> f) { summary_extra_ = std::move(f); }
-    // Static tunnels are up since nimbusd installed them.
+    // Static tunnels are up since they were installed, or since the
+    // dataplane started for those installed at bring-up.
     void set_started(uint64_t wall_s) { started_at_ = wall_s; }
     // Installs every tunnel of cfg.manual_sas and their routes (the caller
     // commits the RIB). On failure: *err names the config line; what was
