@@ -397,21 +397,22 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 TunnelFilter f{a.get("CLOUD"), a.get("STATE"), a.get("PREFIX")};
                 if (a.has("STATE") && !valid_state(f.state))
                     return Result::error("% state is one of: up, connecting, down");
-                std::vector<TunnelRow> all = rows(cfg);
+                std::vector<TunnelRow> all = rows(cfg, a.json);
                 std::vector<const TunnelRow*> sel;
                 json out = json::array();
                 for (auto& r : all)
                     if (f.match(r)) {
                         sel.push_back(&r);
-                        out.push_back(r.data);
+                        if (a.json) out.push_back(std::move(r.data));
                     }
+                if (a.json) return Result{0, "", out};
                 if (all.empty()) return Result{0, "No tunnels.\n", out};
                 return Result{0, render_list(sel), out};
             });
     reg.add("show tunnels summary [cloud CLOUD]",
             "tunnel counts per cloud and state, handshakes per second, tunnel downs and dataplane drops by reason",
             [this, &cfg](const Args& a) {
-                std::vector<TunnelRow> all = rows(cfg);
+                std::vector<TunnelRow> all = rows(cfg, false);
                 std::vector<const TunnelRow*> sel;
                 for (auto& r : all)
                     if (!a.has("CLOUD") || r.cloud == a.get("CLOUD")) sel.push_back(&r);
@@ -558,7 +559,7 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
 }
 
 // Rows of every tunnel: the static ones, then IKE's; each with its JSON.
-std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg) const {
+std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, bool data) const {
     std::vector<TunnelRow> v;
     for (auto& t : tunnels_) {
         dp::TunnelInfo ti;
@@ -576,6 +577,10 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg) const {
         json drops = json::object();
         r.drops = sa_drops(ti, &drops);
         fill_counters(r, ti);
+        if (!data) {
+            v.push_back(std::move(r));
+            continue;
+        }
         r.data = {{"name", t.name},
                   {"kind", "static"},
                   {"id", ti.id},
@@ -625,6 +630,10 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg) const {
         if (live) {
             r.drops = sa_drops(ti, &drops);
             fill_counters(r, ti);
+        }
+        if (!data) {
+            v.push_back(std::move(r));
+            continue;
         }
         json j = {{"id", d.id},
                   {"kind", "ike"},

@@ -73,8 +73,10 @@ public:
     const std::vector<TunnelState>& tunnels() const { return tunnels_; }
     // `show ipsec sa [SPI] [keys]`, `show tunnels [filters] | summary | NAME`.
     void register_commands(mgmt::Registry& reg, const config::Config& cfg);
-    // Every tunnel as `show tunnels` lists it (also for metrics).
-    std::vector<TunnelRow> rows(const config::Config& cfg) const;
+    // Every tunnel as `show tunnels` lists it; with `data`, each row's full
+    // JSON object too (text-only callers skip building it: at thousands of
+    // tunnels it is most of the cost, on the control thread).
+    std::vector<TunnelRow> rows(const config::Config& cfg, bool data = true) const;
     // Prometheus: nimbus_cloud_tunnels{cloud,state} and per-cloud traffic
     // always; nimbus_tunnel_up{cloud,site} ... when enabled.
     void register_metrics(mgmt::Metrics& m, const config::Config& cfg);
