@@ -1,7 +1,5 @@
 #include "control/esp/tunnels.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -47,6 +45,14 @@ void wipe_spec(dp::TunnelSpec& s) {
 
 std::string spi_str(uint32_t spi) { return fmt::format("{:08x}", spi); }
 
+// A static tunnel's cloud: the cloud whose VRF it is in, else the VRF's name.
+std::string cloud_of(const config::Config& cfg, int vrf) {
+    const std::string& name = cfg.vrfs[size_t(vrf)].name;
+    for (auto& c : cfg.clouds)
+        if (c.vrf == name) return c.name;
+    return name;
+}
+
 }  // namespace
 
 bool Tunnels::install(const config::Config& cfg, routing::Rib& rib, std::string* err) {
@@ -77,7 +83,7 @@ bool Tunnels::install_one(const config::Config& cfg, const config::ManualTunnel&
             *err = fmt::format("{}:{}:{}: manual_sas: tunnel '{}': {}", cfg.file, t.where.line, t.where.col, t.name, e);
             return false;
         }
-        TunnelState ts{t.name, id, s.vrf, t.allowed, &t};
+        TunnelState ts{t.name, id, s.vrf, t.allowed, &t, wall_s()};
         for (auto& p : t.allowed)
             rib.add(s.vrf, routing::Route{p, routing::Source::Tunnel, routing::default_distance(routing::Source::Tunnel),
                                           routing::NextHop{routing::NextHop::Kind::Tunnel, -1, {}, id}, 0, t.name});
@@ -391,21 +397,22 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 TunnelFilter f{a.get("CLOUD"), a.get("STATE"), a.get("PREFIX")};
                 if (a.has("STATE") && !valid_state(f.state))
                     return Result::error("% state is one of: up, connecting, down");
-                std::vector<TunnelRow> all = rows(cfg);
+                std::vector<TunnelRow> all = rows(cfg, a.json);
                 std::vector<const TunnelRow*> sel;
                 json out = json::array();
                 for (auto& r : all)
                     if (f.match(r)) {
                         sel.push_back(&r);
-                        out.push_back(r.data);
+                        if (a.json) out.push_back(std::move(r.data));
                     }
+                if (a.json) return Result{0, "", out};
                 if (all.empty()) return Result{0, "No tunnels.\n", out};
                 return Result{0, render_list(sel), out};
             });
     reg.add("show tunnels summary [cloud CLOUD]",
             "tunnel counts per cloud and state, handshakes per second, tunnel downs and dataplane drops by reason",
             [this, &cfg](const Args& a) {
-                std::vector<TunnelRow> all = rows(cfg);
+                std::vector<TunnelRow> all = rows(cfg, false);
                 std::vector<const TunnelRow*> sel;
                 for (auto& r : all)
                     if (!a.has("CLOUD") || r.cloud == a.get("CLOUD")) sel.push_back(&r);
@@ -461,13 +468,15 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
         };
         std::map<std::string, Cloud> clouds;
         for (auto& c : cfg.clouds) clouds[c.name];
+        std::vector<DynamicTunnel> dyn;
+        if (dynamic_) dyn = dynamic_();
+        // Decided before gathering: with per-tunnel series off, a scrape at
+        // 100k tunnels builds nothing per tunnel beyond the cloud sums.
+        const std::string& mode = cfg.mgmt.metrics_per_tunnel;
+        size_t n_tunnels = tunnels_.size() + dyn.size();
+        bool per = mode == "on" || (mode == "auto" && n_tunnels <= size_t(cfg.mgmt.metrics_per_tunnel_limit));
         std::vector<One> ones;
-        auto cloud_of = [&cfg](int vrf) -> std::string {
-            const std::string& name = cfg.vrfs[size_t(vrf)].name;
-            for (auto& c : cfg.clouds)
-                if (c.vrf == name) return c.name;
-            return name;
-        };
+        if (per) ones.reserve(n_tunnels);
         auto add_dp = [&](Cloud& c, dp::TunnelId id, uint64_t* rxb, uint64_t* txb) {
             dp::TunnelInfo ti;
             if (id == dp::kNoTunnel || !dp::tunnel_info(id, &ti)) return;
@@ -481,26 +490,25 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
             *txb = ti.tx_bytes;
         };
         for (auto& t : tunnels_) {
-            std::string cl = cloud_of(t.vrf);
+            std::string cl = cloud_of(cfg, t.vrf);
             Cloud& c = clouds[cl];
             c.states["up"]++;
             One o{cl, t.name, true, -1, 0, 0, 0};
             add_dp(c, t.id, &o.rx_b, &o.tx_b);
-            ones.push_back(o);
+            if (per) ones.push_back(std::move(o));
         }
-        if (dynamic_)
-            for (auto& d : dynamic_()) {
-                Cloud& c = clouds[d.cloud];
-                c.states[d.state]++;
-                One o{d.cloud, d.name, d.state == "up", d.rtt_ms, 0, 0, d.flaps};
-                if (d.state == "up") add_dp(c, d.dp, &o.rx_b, &o.tx_b);
-                if (d.state == "up" && d.rtt_ms >= 0) {
-                    c.rtt_sum += d.rtt_ms / 1e3;
-                    c.rtt_max = std::max(c.rtt_max, d.rtt_ms / 1e3);
-                    c.rtt_n++;
-                }
-                ones.push_back(o);
+        for (auto& d : dyn) {
+            Cloud& c = clouds[d.cloud];
+            c.states[d.state]++;
+            One o{d.cloud, d.name, d.state == "up", d.rtt_ms, 0, 0, d.flaps};
+            if (d.state == "up") add_dp(c, d.dp, &o.rx_b, &o.tx_b);
+            if (d.state == "up" && d.rtt_ms >= 0) {
+                c.rtt_sum += d.rtt_ms / 1e3;
+                c.rtt_max = std::max(c.rtt_max, d.rtt_ms / 1e3);
+                c.rtt_n++;
             }
+            if (per) ones.push_back(std::move(o));
+        }
         w.family("nimbus_cloud_tunnels", "gauge", "Tunnels per cloud and state");
         for (auto& [name, c] : clouds)
             for (auto& [st, n] : c.states) w.sample("nimbus_cloud_tunnels", {{"cloud", name}, {"state", st}}, double(n));
@@ -529,8 +537,6 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
                      c.rtt_n ? c.rtt_sum / double(c.rtt_n) : 0);
             w.sample("nimbus_cloud_rtt_seconds", {{"cloud", name}, {"stat", "max"}}, c.rtt_max);
         }
-        const std::string& mode = cfg.mgmt.metrics_per_tunnel;
-        bool per = mode == "on" || (mode == "auto" && ones.size() <= size_t(cfg.mgmt.metrics_per_tunnel_limit));
         w.family("nimbus_tunnel_series_enabled", "gauge",
                  "1 if per-tunnel series are exported (mgmt.metrics.per_tunnel, per_tunnel_limit)");
         w.sample("nimbus_tunnel_series_enabled", per ? 1 : 0);
@@ -553,14 +559,8 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
 }
 
 // Rows of every tunnel: the static ones, then IKE's; each with its JSON.
-std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg) const {
+std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, bool data) const {
     std::vector<TunnelRow> v;
-    auto cloud_of = [&cfg](int vrf) -> std::string {
-        const std::string& name = cfg.vrfs[size_t(vrf)].name;
-        for (auto& c : cfg.clouds)
-            if (c.vrf == name) return c.name;
-        return name;
-    };
     for (auto& t : tunnels_) {
         dp::TunnelInfo ti;
         if (!dp::tunnel_info(t.id, &ti)) continue;
@@ -569,13 +569,18 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg) const {
         r.id = ti.id;
         r.site = t.name;
         r.state = "up";
-        r.cloud = cloud_of(ti.vrf);
+        r.cloud = cloud_of(cfg, ti.vrf);
         r.peer = ti.paths.empty() ? "" : ti.paths[0].spec.remote.str();
-        r.uptime_s = started_at_ ? wall_s() - started_at_ : 0;
+        uint64_t since = std::max(t.since_s, started_at_), now = wall_s();
+        r.uptime_s = now > since ? now - since : 0;
         std::string vrf = cfg.vrfs[size_t(ti.vrf)].name;
         json drops = json::object();
         r.drops = sa_drops(ti, &drops);
         fill_counters(r, ti);
+        if (!data) {
+            v.push_back(std::move(r));
+            continue;
+        }
         r.data = {{"name", t.name},
                   {"kind", "static"},
                   {"id", ti.id},
@@ -625,6 +630,10 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg) const {
         if (live) {
             r.drops = sa_drops(ti, &drops);
             fill_counters(r, ti);
+        }
+        if (!data) {
+            v.push_back(std::move(r));
+            continue;
         }
         json j = {{"id", d.id},
                   {"kind", "ike"},

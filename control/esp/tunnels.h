@@ -25,6 +25,7 @@ struct TunnelState {
     int vrf = 0;
     std::vector<Prefix> allowed;
     const config::ManualTunnel* cfg = nullptr;  // into the daemon's config
+    uint64_t since_s = 0;                       // wall clock when installed (its uptime)
 };
 
 // A tunnel another feature manages (IKE): `show tunnels` lists it next to
@@ -50,7 +51,8 @@ public:
     void set_dynamic(std::function<std::vector<DynamicTunnel>()> f) { dynamic_ = std::move(f); }
     // Handshake rates and downs by reason for `show tunnels summary` (IKE).
     void set_summary_extra(std::function<SummaryExtra()> f) { summary_extra_ = std::move(f); }
-    // Static tunnels are up since nimbusd installed them.
+    // Static tunnels are up since they were installed, or since the
+    // dataplane started for those installed at bring-up.
     void set_started(uint64_t wall_s) { started_at_ = wall_s; }
     // Installs every tunnel of cfg.manual_sas and their routes (the caller
     // commits the RIB). On failure: *err names the config line; what was
@@ -71,8 +73,10 @@ public:
     const std::vector<TunnelState>& tunnels() const { return tunnels_; }
     // `show ipsec sa [SPI] [keys]`, `show tunnels [filters] | summary | NAME`.
     void register_commands(mgmt::Registry& reg, const config::Config& cfg);
-    // Every tunnel as `show tunnels` lists it (also for metrics).
-    std::vector<TunnelRow> rows(const config::Config& cfg) const;
+    // Every tunnel as `show tunnels` lists it; with `data`, each row's full
+    // JSON object too (text-only callers skip building it: at thousands of
+    // tunnels it is most of the cost, on the control thread).
+    std::vector<TunnelRow> rows(const config::Config& cfg, bool data = true) const;
     // Prometheus: nimbus_cloud_tunnels{cloud,state} and per-cloud traffic
     // always; nimbus_tunnel_up{cloud,site} ... when enabled.
     void register_metrics(mgmt::Metrics& m, const config::Config& cfg);

@@ -769,3 +769,51 @@ TEST_CASE("broken manual_sas are rejected with exact positions, and keys never a
         }
     }
 }
+
+TEST_CASE("mgmt.metrics per-tunnel series and mgmt.alarms thresholds: defaults, overrides, errors") {
+    auto d = parse(kBase, "c.yaml");
+    REQUIRE(d.ok());
+    CHECK(d.config->mgmt.metrics_per_tunnel == "auto");
+    CHECK(d.config->mgmt.metrics_per_tunnel_limit == 1000);
+    CHECK(d.config->mgmt.alarm_cert_days == 30);
+    CHECK(d.config->mgmt.alarm_crl_hours == 24);
+    auto r = parse(std::string(kBase) +
+                       "mgmt:\n"
+                       "  metrics: { listen: \"127.0.0.1:9100\", per_tunnel: on, per_tunnel_limit: 5000 }\n"
+                       "  alarms: { cert_expiry_days: 14, crl_expiry_hours: 6 }\n",
+                   "c.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    CHECK(r.config->mgmt.metrics_per_tunnel == "on");
+    CHECK(r.config->mgmt.metrics_per_tunnel_limit == 5000);
+    CHECK(r.config->mgmt.alarm_cert_days == 14);
+    CHECK(r.config->mgmt.alarm_crl_hours == 6);
+
+    struct Case {
+        const char* yaml;
+        const char* error;
+    };
+    const Case cases[] = {
+        {"node: { name: a }\nmgmt: { metrics: { per_tunnel: yes } }\n",
+         "t.yaml:2:32: mgmt.metrics.per_tunnel: 'yes' is not one of: auto, on, off"},
+        {"node: { name: a }\nmgmt: { metrics: { per_tunnel_limit: -1 } }\n",
+         "t.yaml:2:38: mgmt.metrics.per_tunnel_limit: -1 is out of range 0..10000000"},
+        {"node: { name: a }\nmgmt: { metrics: { per_tunnels: on } }\n",
+         "t.yaml:2:20: mgmt.metrics.per_tunnels: unknown key (did you mean 'per_tunnel'?)"},
+        {"node: { name: a }\nmgmt: { alarms: { cert_expiry_days: 4000 } }\n",
+         "t.yaml:2:37: mgmt.alarms.cert_expiry_days: 4000 is out of range 0..3650"},
+        {"node: { name: a }\nmgmt: { alarms: { crl_expiry_hours: x } }\n",
+         "t.yaml:2:37: mgmt.alarms.crl_expiry_hours: expected an integer, found 'x'"},
+        {"node: { name: a }\nmgmt: { alarms: { crl_hours: 2 } }\n",
+         "t.yaml:2:19: mgmt.alarms.crl_hours: unknown key"},
+    };
+    int n = 0;
+    for (auto& c : cases) {
+        INFO("case " << n++ << ": " << c.yaml);
+        auto e = parse(c.yaml, "t.yaml");
+        CHECK_FALSE(e.ok());
+        CHECK(std::find(e.errors.begin(), e.errors.end(), c.error) != e.errors.end());
+        if (std::find(e.errors.begin(), e.errors.end(), c.error) == e.errors.end())
+            for (auto& x : e.errors) WARN("got: " << x);
+    }
+}
