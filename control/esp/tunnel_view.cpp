@@ -8,13 +8,6 @@ namespace nimbus::esp {
 
 using nlohmann::json;
 
-std::string duration(uint64_t s) {
-    if (s < 120) return fmt::format("{}s", s);
-    if (s < 7200) return fmt::format("{}m{:02}s", s / 60, s % 60);
-    if (s < 2 * 86400) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
-    return fmt::format("{}d{:02}h", s / 86400, (s / 3600) % 24);
-}
-
 bool valid_state(const std::string& s) { return s == "up" || s == "down" || s == "connecting"; }
 
 bool site_has_prefix(const std::string& site, const std::string& prefix) {

@@ -13,6 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "src/common/table.h"
+
 namespace nimbus::esp {
 
 struct TunnelRow {
@@ -59,6 +61,6 @@ struct Summary {
 Summary summarize(const std::vector<const TunnelRow*>& rows);
 std::string render_summary(const Summary& s, const SummaryExtra& x, nlohmann::json* out);
 
-std::string duration(uint64_t s);
+using nimbus::duration;  // src/common/table.h
 
 }  // namespace nimbus::esp

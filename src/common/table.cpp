@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 namespace nimbus {
 
 std::string json_cell_text(const nlohmann::json& v) {
@@ -59,6 +61,13 @@ nlohmann::json Table::json() const {
         a.push_back(std::move(o));
     }
     return a;
+}
+
+std::string duration(uint64_t s) {
+    if (s < 120) return fmt::format("{}s", s);
+    if (s < 7200) return fmt::format("{}m{:02}s", s / 60, s % 60);
+    if (s < 2 * 86400) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
+    return fmt::format("{}d{:02}h", s / 86400, (s / 3600) % 24);
 }
 
 }  // namespace nimbus

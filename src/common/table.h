@@ -33,4 +33,7 @@ private:
 
 std::string json_cell_text(const nlohmann::json& v);
 
+// A table cell's age or uptime: 45s, 12m05s, 3h07m, 2d04h.
+std::string duration(uint64_t seconds);
+
 }  // namespace nimbus

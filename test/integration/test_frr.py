@@ -24,17 +24,7 @@ from nimbuslab import wait_until
 
 pytestmark = pytest.mark.skipif(not frrlab.available(), reason="FRR (Debian package frr) is not installed")
 
-CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf", "frr")
-
-
-def shipped(fn, replace=()):
-    """A file of conf/frr/ as shipped, with lab-only changes."""
-    with open(os.path.join(CONF, fn)) as f:
-        text = f.read()
-    for a, b in replace:
-        assert a in text, f"{a!r} not in conf/frr/{fn}"
-        text = text.replace(a, b)
-    return text
+shipped = frrlab.shipped  # conf/frr/ as shipped, with lab edits
 
 
 # The shipped snippets, with faster BGP timers for the lab.
