@@ -12,7 +12,6 @@ of the RIB and puts them back with a test hook (`debug tunnel-for-test
 withdraw/restore`), which is what DELETE, DPD and `clear` do to the RIB. Extra
 sites without traffic (tags, bulk) are test-hook tunnels.
 """
-import os
 import secrets
 import threading
 import time
