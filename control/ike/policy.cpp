@@ -45,13 +45,14 @@ std::string key_of(const pki::Identity& id) {
 void index_sites(CloudPolicy& c) {
     c.site_index.clear();
     c.site_scan.clear();
-    c.all_prefixes.clear();
+    std::vector<Prefix> all;
     for (size_t i = 0; i < c.sites.size(); i++) {
         std::string k = key_of(c.sites[i].id);
         if (k.empty()) c.site_scan.push_back(int(i));
         else c.site_index.emplace(k, int(i));
-        for (auto& p : c.sites[i].prefixes) c.all_prefixes.push_back(p);
+        for (auto& p : c.sites[i].prefixes) all.push_back(p);
     }
+    c.all_prefixes = PrefixIndex(all);
     c.indexed = true;
 }
 

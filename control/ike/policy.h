@@ -14,6 +14,7 @@
 #include "control/ike/natt.h"
 #include "control/ike/payloads.h"
 #include "control/ike/secret.h"
+#include "control/ike/ts.h"
 #include "control/pki/identity.h"
 #include "control/pki/pki.h"
 #include "src/common/addr.h"
@@ -49,7 +50,7 @@ struct CloudPolicy {
     // without a CN are scanned), and every site's prefixes.
     std::unordered_multimap<std::string, int> site_index;
     std::vector<int> site_scan;
-    std::vector<Prefix> all_prefixes;
+    PrefixIndex all_prefixes;
     bool indexed = false;
 };
 
@@ -90,6 +91,11 @@ struct EngineSettings {
     uint64_t old_inbound_linger_ns = 2'000'000'000ull;   // old inbound SA kept after a rekey
     uint64_t reconnect_max_ns = 30'000'000'000ull;
     uint32_t replay_window = 1024;
+    // Handshake messages that need public-key work wait in a queue and run
+    // in slices of this much control-thread time (Engine::receive_batch).
+    uint64_t work_slice_ns = 5'000'000ull;
+    size_t max_queued = 20000;              // messages; beyond it they are dropped (the peer retries)
+    size_t max_queued_bytes = 64u << 20;
 };
 
 struct Policy {

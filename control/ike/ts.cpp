@@ -48,6 +48,34 @@ Family ts_family(const TrafficSelector& s) { return s.type == TS_IPV6_ADDR_RANGE
 
 }  // namespace
 
+PrefixIndex::PrefixIndex(const std::vector<Prefix>& v) {
+    for (const Prefix& p : v) {
+        Range r = range_of(p);
+        (p.family() == Family::V4 ? v4_ : v6_).push_back(Entry{r.lo, r.hi, r.hi, p});
+    }
+    for (auto* t : {&v4_, &v6_}) {
+        std::sort(t->begin(), t->end(), [](const Entry& a, const Entry& b) { return a.lo < b.lo || (a.lo == b.lo && a.hi < b.hi); });
+        for (size_t i = 1; i < t->size(); i++) (*t)[i].max_hi = std::max((*t)[i].hi, (*t)[i - 1].max_hi);
+    }
+}
+
+std::vector<const Prefix*> PrefixIndex::overlapping(const IpAddr& first, const IpAddr& last) const {
+    std::vector<const Prefix*> out;
+    if (first.family != last.family) return out;
+    const auto& t = first.is_v4() ? v4_ : v6_;
+    U128 lo = to_u(first), hi = to_u(last);
+    // Entries starting after `hi` cannot overlap; walking back from the last
+    // one that starts at or before it, stop once nothing earlier reaches `lo`.
+    auto end = std::upper_bound(t.begin(), t.end(), hi, [](U128 x, const Entry& e) { return x < e.lo; });
+    for (auto it = end; it != t.begin();) {
+        --it;
+        if (it->max_hi < lo) break;
+        if (it->hi >= lo) out.push_back(&it->p);
+    }
+    std::reverse(out.begin(), out.end());
+    return out;
+}
+
 std::vector<Prefix> range_to_prefixes(const IpAddr& start, const IpAddr& end) {
     std::vector<Prefix> out;
     if (start.family != end.family) return out;
@@ -102,7 +130,7 @@ TsResult narrow_ts(std::span<const TrafficSelector> proposed, const TsPolicy& po
         std::vector<const Prefix*> forb;
         for (const auto& p : policy.forbidden) forb.push_back(&p);
         if (policy.forbidden_shared)
-            for (const auto& p : *policy.forbidden_shared) forb.push_back(&p);
+            for (const Prefix* p : policy.forbidden_shared->overlapping(s.start, s.end)) forb.push_back(p);
         for (const Prefix* pp : forb) {
             const Prefix& p = *pp;
             if (p.family() != f) continue;

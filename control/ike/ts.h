@@ -15,12 +15,34 @@
 
 namespace nimbus::ike {
 
+// Prefixes indexed for overlap queries: per family, sorted by first
+// address with the running maximum of last addresses, so that a query
+// visits O(log n + matches) entries when the prefixes are mostly disjoint
+// (sites' LANs). A cloud's every-site list is one: checking a site's claim
+// against 100,000 other sites must not scan them all per handshake.
+class PrefixIndex {
+public:
+    PrefixIndex() = default;
+    explicit PrefixIndex(const std::vector<Prefix>& v);
+    // The prefixes of [first, last] (of one family) that overlap it, each
+    // once, in ascending order of first address.
+    std::vector<const Prefix*> overlapping(const IpAddr& first, const IpAddr& last) const;
+    size_t size() const { return v4_.size() + v6_.size(); }
+
+private:
+    struct Entry {
+        unsigned __int128 lo, hi, max_hi;   // max_hi: the largest hi of this and every earlier entry
+        Prefix p;
+    };
+    std::vector<Entry> v4_, v6_;
+};
+
 struct TsPolicy {
     std::vector<Prefix> allowed;     // what this side may hold
     std::vector<Prefix> forbidden;   // other sites' prefixes: overlapping them is refused
     // The same, shared (every site's prefixes of a cloud, this one's
     // included: what lies inside `allowed` is not held against it).
-    const std::vector<Prefix>* forbidden_shared = nullptr;
+    const PrefixIndex* forbidden_shared = nullptr;
     bool refuse_default = false;     // 0.0.0.0/0 or ::/0 claimed → refused
 };
 

@@ -4,6 +4,9 @@
 // (§2.9) as a table of cases.
 #include <catch2/catch.hpp>
 
+#include <random>
+#include <set>
+
 #include <openssl/evp.h>
 
 #include "control/ike/cookie.h"
@@ -165,12 +168,20 @@ TEST_CASE("traffic selectors are narrowed to what the site may hold") {
         {"nothing in common", {pfx("172.16.0.0/24")}, false, "no proposed selector intersects the allowed prefixes"},
         {"only port-restricted selectors", {tcp}, false, "no selector covers all protocols and ports"},
     };
-    for (auto& c : cases) {
-        INFO(c.name);
-        TsResult r = narrow_ts(c.proposed, site);
-        CHECK(r.ok == c.ok);
-        CHECK((r.ok ? ts_str(r.selectors) : r.reason) == c.result);
-        if (r.ok) CHECK(ts_within(r.selectors, c.proposed));
+    // The same with the other sites in a cloud's shared index, which holds
+    // this site's own prefixes too (as the engine uses it).
+    TsPolicy shared = site;
+    shared.forbidden.clear();
+    PrefixIndex cloud({P("10.17.0.0/16"), P("10.16.1.0/24"), P("2001:db8:16:1::/64"), P("10.16.2.0/24")});
+    shared.forbidden_shared = &cloud;
+    for (const TsPolicy* pol : {&site, &shared}) {
+        for (auto& c : cases) {
+            INFO(c.name << (pol == &shared ? " (shared index)" : ""));
+            TsResult r = narrow_ts(c.proposed, *pol);
+            CHECK(r.ok == c.ok);
+            CHECK((r.ok ? ts_str(r.selectors) : r.reason) == c.result);
+            if (r.ok) CHECK(ts_within(r.selectors, c.proposed));
+        }
     }
     // Our side: a site asking for everything gets what we advertise.
     TsPolicy ours;
@@ -179,6 +190,40 @@ TEST_CASE("traffic selectors are narrowed to what the site may hold") {
     REQUIRE(r.ok);
     CHECK(ts_str(r.selectors) == "10.0.0.0/8,172.16.0.0/12");
     CHECK(r.prefixes.size() == 2);
+}
+
+TEST_CASE("PrefixIndex finds exactly the overlapping prefixes of random sets, as a scan does") {
+    std::mt19937 rng(7);
+    for (int round = 0; round < 50; round++) {
+        std::vector<Prefix> v;
+        int n = 1 + int(rng() % 300);
+        for (int i = 0; i < n; i++) {
+            int len = 8 + int(rng() % 25);   // nested and disjoint, /8 to /32
+            uint32_t a = 0x0a000000u | (rng() & 0x00ffffffu);
+            if (rng() % 8 == 0) {
+                IpAddr x = *IpAddr::parse("2001:db8::");
+                x.b[4] = uint8_t(rng());
+                x.b[5] = uint8_t(rng());
+                v.push_back(Prefix(x, 32 + int(rng() % 33)));
+            } else {
+                v.push_back(Prefix(IpAddr::v4(a), len));
+            }
+        }
+        PrefixIndex idx(v);
+        REQUIRE(idx.size() == v.size());
+        for (int q = 0; q < 50; q++) {
+            Prefix qp = rng() % 8 == 0 ? v[rng() % v.size()] : Prefix(IpAddr::v4(0x0a000000u | (rng() & 0x00ffffffu)), 8 + int(rng() % 25));
+            IpAddr last = qp.addr;   // the prefix's last address: host bits set
+            for (int bit = qp.len; bit < last.bits(); bit++) last.b[size_t(bit / 8)] |= uint8_t(0x80 >> (bit % 8));
+            auto got = idx.overlapping(qp.addr, last);
+            std::multiset<std::string> want, have;
+            for (auto& p : v)
+                if (p.family() == qp.family() && (p.contains(qp.addr) || qp.contains(p.addr))) want.insert(p.str());
+            for (auto* p : got) have.insert(p->str());
+            INFO(qp.str());
+            CHECK(have == want);
+        }
+    }
 }
 
 TEST_CASE("ts_within accepts only narrowing") {
