@@ -165,6 +165,30 @@ void Engine::receive(const Endpoint& local, const Endpoint& remote, std::span<co
     reap();
 }
 
+// The IKE header's fields, read without a full parse (RFC 7296 §3.1).
+bool Engine::deferred(const Datagram& d, IkeSa** owner) {
+    *owner = nullptr;
+    std::span<const uint8_t> m = d.data;
+    if (d.local.port == policy_.settings.port_natt) {
+        if (m.size() < kNonEspMarkerLen || !std::all_of(m.begin(), m.begin() + kNonEspMarkerLen,
+                                                        [](uint8_t b) { return b == 0; }))
+            return false;   // a keepalive, ESP or a runt: receive() counts it
+        m = m.subspan(kNonEspMarkerLen);
+    }
+    if (m.size() < kHeaderLen) return false;
+    uint8_t exchange = m[18], flags = m[19];
+    bool response = flags & kFlagResponse;
+    if (exchange != IKE_AUTH && !(exchange == IKE_SA_INIT && response)) return false;
+    // The I flag names the original initiator: our SPI is the other one.
+    auto spi = [&m](size_t at) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < 8; i++) v = v << 8 | m[at + i];
+        return v;
+    };
+    *owner = find((flags & kFlagInitiator) ? spi(8) : spi(0));
+    return true;
+}
+
 void Engine::receive_batch(std::span<const Datagram> batch) {
     auto is_new = [this](const Datagram& d) {
         std::span<const uint8_t> m = d.data;
@@ -177,10 +201,56 @@ void Engine::receive_batch(std::span<const Datagram> batch) {
             if (m[i]) return false;                 // SPIr set: an SA we know (or should)
         return m[18] == IKE_SA_INIT && !(m[19] & kFlagResponse);
     };
-    for (auto& d : batch)
-        if (!is_new(d)) receive(d.local, d.remote, d.data);
+    for (auto& d : batch) {
+        if (is_new(d)) continue;
+        IkeSa* owner = nullptr;
+        if (!deferred(d, &owner)) {
+            receive(d.local, d.remote, d.data);
+            continue;
+        }
+        if (queued() >= policy_.settings.max_queued ||
+            work_bytes_ + d.data.size() > policy_.settings.max_queued_bytes) {
+            count(Counter::rx_datagrams);
+            count(Counter::rx_queue_full);
+            continue;
+        }
+        // A request sent again while its first copy waits here is
+        // answered when that copy is (a fragment may repeat its message ID:
+        // only whole SK messages are matched).
+        std::span<const uint8_t> m = d.data.subspan(d.local.port == policy_.settings.port_natt ? kNonEspMarkerLen : 0);
+        uint32_t mid = uint32_t(m[20]) << 24 | uint32_t(m[21]) << 16 | uint32_t(m[22]) << 8 | m[23];
+        bool whole_request = !(m[19] & kFlagResponse) && m[16] == PT_SK;
+        if (owner && whole_request && owner->queued && owner->queued_request == mid) {
+            count(Counter::rx_datagrams);
+            count(Counter::rx_queued_repeats);
+            continue;
+        }
+        count(Counter::rx_queued);
+        if (owner) {
+            owner->queued++;
+            if (whole_request) owner->queued_request = mid;
+        }
+        work_[m[18] == IKE_AUTH ? 0 : 1].push_back(Work{d.local, d.remote, Bytes(d.data.begin(), d.data.end())});
+        work_bytes_ += d.data.size();
+    }
+    // New IKE_SA_INITs last: the half-open count they are admitted against
+    // (cookies, limits) includes the handshakes queued above.
     for (auto& d : batch)
         if (is_new(d)) receive(d.local, d.remote, d.data);
+}
+
+void Engine::run_queued(uint64_t budget_ns) {
+    uint64_t until = now_() + budget_ns;
+    do {
+        auto& q = work_[work_[0].empty() ? 1 : 0];
+        Work w = std::move(q.front());
+        q.pop_front();
+        work_bytes_ -= w.data.size();
+        IkeSa* owner = nullptr;
+        deferred(Datagram{w.local, w.remote, w.data}, &owner);
+        if (owner && owner->queued) owner->queued--;
+        receive(w.local, w.remote, w.data);
+    } while (queued() && now_() < until);
 }
 
 void Engine::dispatch(Rx& rx) {
@@ -531,6 +601,7 @@ void Engine::schedule(IkeSa& sa) {
 }
 
 uint64_t Engine::next_timer() const {
+    if (queued()) return 0;   // now
     uint64_t w = timers_.empty() ? kNever : timers_.begin()->first;
     if (!reconnects_.empty() && reconnects_.begin()->first < w) w = reconnects_.begin()->first;
     return w;
@@ -543,6 +614,7 @@ void Engine::set_reconnect(Tunnel& t, uint64_t at) {
 }
 
 void Engine::on_timer() {
+    if (queued()) run_queued(policy_.settings.work_slice_ns);
     uint64_t now = now_();
     while (!timers_.empty() && timers_.begin()->first <= now) {
         auto [t, spi] = *timers_.begin();
@@ -573,7 +645,10 @@ void Engine::sa_timer(IkeSa& sa, uint64_t now) {
         sa.out.reset();
         next_task(sa);
     }
-    if (sa.out && now >= sa.out->next_retx_ns) {
+    if (sa.out && now >= sa.out->next_retx_ns && sa.queued) {
+        // The answer has arrived and waits in the work queue.
+        sa.out->next_retx_ns = now + policy_.settings.retransmit_timeout_ns;
+    } else if (sa.out && now >= sa.out->next_retx_ns) {
         if (sa.out->tries >= policy_.settings.retransmit_tries) {
             count(Counter::request_timeouts);
             LOG_WARN("ike", "event=peer_not_responding sa={:016x} peer={} request={} tries={}", sa.local_spi(),
@@ -590,7 +665,9 @@ void Engine::sa_timer(IkeSa& sa, uint64_t now) {
     }
     switch (sa.state) {
     case IkeState::HalfOpen:
-        if (now >= sa.expire_at_ns) {
+        if (now >= sa.expire_at_ns && sa.queued) {
+            sa.expire_at_ns = now + policy_.settings.retransmit_timeout_ns;   // its IKE_AUTH is queued
+        } else if (now >= sa.expire_at_ns) {
             count(Counter::half_open_expired);
             destroy(sa, "half-open timeout");
         }

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -76,6 +77,9 @@ namespace nimbus::ike {
     X(dpd_dead, "peers declared dead by liveness checks")                                  \
     X(request_timeouts, "requests that got no answer after all retransmissions")           \
     X(initial_contact, "stale IKE SAs removed on INITIAL_CONTACT or reconnection")         \
+    X(rx_queued, "handshake messages queued for public-key work")                       \
+    X(rx_queued_repeats, "repeated requests dropped while their first copy waits in the queue") \
+    X(rx_queue_full, "handshake messages dropped: the work queue was full (peer retries)") \
     X(mobike_updates, "UPDATE_SA_ADDRESSES processed (RFC 4555)")                          \
     X(nat_mapping_changes, "peer address changes followed without MOBIKE (§2.23)")            \
     X(local_address_lost, "IKE SAs dropped: their local address (an HA virtual IP) left the box")
@@ -145,16 +149,26 @@ public:
 
     // A datagram arrived on local (address and port) from remote.
     void receive(const Endpoint& local, const Endpoint& remote, std::span<const uint8_t> data);
-    // Several datagrams read in one go: messages for IKE SAs we already
-    // have (IKE_AUTH of half-open SAs, and everything after) are handled
-    // before new IKE_SA_INIT requests, so a reconnect storm finishes the
-    // handshakes it started before it starts more.
+    // Several datagrams read in one go. Messages that cost public-key work
+    // (IKE_AUTH requests and responses, IKE_SA_INIT responses: signatures,
+    // certificate chains, DH) are queued in arrival order and run from
+    // on_timer() in slices of settings.work_slice_ns, so a reconnect storm
+    // neither holds the control thread (VRRP, the CLI, ZAPI share it) nor
+    // overflows the socket: the kernel would drop what waits there and the
+    // peer would sit out its retransmission back-off. IKE_AUTH runs before
+    // IKE_SA_INIT responses: finishing handshakes first. Everything else
+    // (IKE_SA_INIT requests with their cookie check, and all exchanges of
+    // established SAs, liveness first among them) is handled at once. While
+    // an SA has a message queued, its retransmission and half-open timers
+    // wait: the answer is here, only not yet read.
     struct Datagram {
         Endpoint local, remote;
         std::span<const uint8_t> data;
     };
     void receive_batch(std::span<const Datagram> batch);
-    // Runs what is due; next_timer() says when to call again (UINT64_MAX: nothing).
+    size_t queued() const { return work_[0].size() + work_[1].size(); }
+    // Runs what is due (and a slice of the queue); next_timer() says when
+    // to call again (UINT64_MAX: nothing; now while work is queued).
     void on_timer();
     uint64_t next_timer() const;
 
@@ -224,6 +238,12 @@ public:
 
 private:
     // engine.cpp
+    struct Work {
+        Endpoint local, remote;
+        Bytes data;
+    };
+    bool deferred(const Datagram& d, IkeSa** owner);
+    void run_queued(uint64_t budget_ns);
     void dispatch(Rx& rx);
     void handle_request(IkeSa& sa, Rx& rx);
     void handle_response(IkeSa& sa, Rx& rx);
@@ -319,6 +339,10 @@ private:
     std::map<std::pair<std::string, std::string>, TunnelId> tunnel_ids_;
     TunnelId next_tunnel_ = 1;
     std::vector<uint64_t> doomed_;
+    // Handshakes waiting for public-key work: [0] IKE_AUTH (finishing a
+    // handshake) runs before [1] IKE_SA_INIT responses (continuing one).
+    std::deque<Work> work_[2];
+    size_t work_bytes_ = 0;
     uint64_t counters_[kCounterCount] = {};
     uint64_t downs_[kDownReasonCount] = {};
     bool started_ = false;

@@ -105,6 +105,8 @@ struct IkeSa {
     uint64_t local_spi() const { return initiator ? spi_i : spi_r; }
     IkeState state = IkeState::HalfOpen;
     TunnelId tunnel = 0;               // 0 until authenticated
+    uint32_t queued = 0;               // messages for it in the engine's work queue
+    uint32_t queued_request = 0;       // the message ID of the last whole request queued
 
     // addresses
     Endpoint local, remote;

@@ -270,6 +270,9 @@ void Service::stop() {
 void Service::rearm() {
     if (!engine_) return;
     uint64_t next = engine_->next_timer();
+    // Queued handshakes say "now" (0): a deadline of the loop's clock, so
+    // the loop reads its sockets between two slices.
+    if (next != std::numeric_limits<uint64_t>::max()) next = std::max(next, loop_.now());
     if (next == timer_at_ && timer_) return;
     if (timer_) loop_.cancel(timer_);
     timer_ = 0;

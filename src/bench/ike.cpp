@@ -336,10 +336,17 @@ struct Generator {
         int timeout = next <= now ? 0 : int(std::min<uint64_t>((next - now) / 1000000 + 1, uint64_t(max_ms)));
         epoll_event evs[8];
         int n = epoll_wait(ep, evs, 8, timeout);
-        for (int i = 0; i < n; i++)
-            udp.drain(evs[i].data.fd, [this](const Endpoint& l, const Endpoint& r, std::span<const uint8_t> d) {
-                e->receive(l, r, d);
-            });
+        // Like the concentrator, through the engine's work queue: the
+        // generator stands for thousands of sites with a socket each, and
+        // must not lose answers in one shared socket buffer while it signs.
+        std::vector<UdpTransport::Datagram> got;
+        std::vector<Engine::Datagram> batch;
+        for (int i = 0; i < n; i++) {
+            udp.read_batch(evs[i].data.fd, &got);
+            batch.clear();
+            for (auto& g : got) batch.push_back(Engine::Datagram{g.local, g.remote, g.data});
+            e->receive_batch(batch);
+        }
         if (e->next_timer() <= mono_ns()) e->on_timer();
     }
     uint64_t up() const { return e->counter(Counter::ike_established); }

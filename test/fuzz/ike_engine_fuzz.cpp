@@ -115,7 +115,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         // A datagram from the network.
         uint16_t port = data[0] & 4 ? 4500 : 500;
         IpAddr from = IpAddr::v4(0xc6336400u | (data[0] >> 4));  // 198.51.100.0..15
-        w->conc->eng->receive(Endpoint{*IpAddr::parse("192.0.2.10"), port}, Endpoint{from, 500}, in);
+        Endpoint local{*IpAddr::parse("192.0.2.10"), port}, remote{from, 500};
+        if (data[0] & 8) {
+            // Read in a batch: handshakes go through the work queue.
+            Engine::Datagram d{local, remote, in};
+            w->conc->eng->receive_batch(std::span<const Engine::Datagram>(&d, 1));
+            while (w->conc->eng->queued()) w->conc->eng->on_timer();
+        } else {
+            w->conc->eng->receive(local, remote, in);
+        }
         w->net.q.clear();
         break;
     }

@@ -938,7 +938,7 @@ TEST_CASE("site lookup by identity scales: CN index, case-insensitive names, sca
     CHECK(find_site(*c, ident("SITE.example")) == 2000);
 }
 
-TEST_CASE("a batch of datagrams finishes started handshakes before it starts new ones") {
+TEST_CASE("a batch queues public-key work, answers the rest at once, and counts queued handshakes as half-open") {
     EngineSettings cs;
     cs.cookie_threshold = 1;
     Net net;
@@ -958,14 +958,162 @@ TEST_CASE("a batch of datagrams finishes started handshakes before it starts new
     REQUIRE(net.q.size() == 1);
     Datagram b_init = net.q.front();
     net.q.clear();
-    // Arriving in this order, B would be asked for a cookie (one SA half-open).
-    std::vector<Engine::Datagram> batch = {{b_init.to, b_init.from, b_init.data}, {a_auth.to, a_auth.from, a_auth.data}};
+    // A's IKE_AUTH arrives twice (A retransmitted it).
+    std::vector<Engine::Datagram> batch = {{b_init.to, b_init.from, b_init.data},
+                                           {a_auth.to, a_auth.from, a_auth.data},
+                                           {a_auth.to, a_auth.from, a_auth.data}};
     conc.eng->receive_batch(batch);
+    // A's IKE_AUTH waits for its slice, once; B was admitted against the
+    // half-open count that includes A and asked for a cookie at once.
+    CHECK(conc.eng->queued() == 1);
+    CHECK(conc.eng->counter(Counter::rx_queued) == 1);
+    CHECK(conc.eng->counter(Counter::rx_queued_repeats) == 1);
+    CHECK(conc.eng->counter(Counter::auth_ok) == 0);
+    CHECK(conc.eng->counter(Counter::cookies_sent) == 1);
+    REQUIRE(net.q.size() == 1);
+    CHECK(net.q.front().to.addr == b.addr);
+    CHECK(conc.eng->next_timer() <= net.now);   // work to do now
+    conc.eng->on_timer();
+    CHECK(conc.eng->queued() == 0);
     CHECK(conc.eng->counter(Counter::auth_ok) == 1);
-    CHECK(conc.eng->counter(Counter::cookies_sent) == 0);
-    CHECK(conc.eng->half_open() == 1);   // B's, created after A completed
     net.pump();
     CHECK(conc.eng->counter(Counter::auth_ok) == 2);
+    CHECK(a.eng->counter(Counter::ike_established) == 1);
+    CHECK(b.eng->counter(Counter::ike_established) == 1);
+}
+
+TEST_CASE("queued handshakes hold off retransmission and half-open expiry, and run in bounded slices") {
+    EngineSettings cs;
+    cs.half_open_timeout_ns = 3'000'000'000ull;
+    cs.work_slice_ns = 5'000'000ull;
+    EngineSettings es;   // the sites
+    es.retransmit_timeout_ns = 1'000'000'000ull;
+    Net net;
+    std::vector<std::string> ids, prefixes;
+    for (int i = 1; i <= 6; i++) {
+        ids.push_back(fmt::format("store-{:04}.test", i));
+        prefixes.push_back(fmt::format("10.16.{}.0/24", i));
+    }
+    std::vector<SiteOpts> sites;
+    for (size_t i = 0; i < ids.size(); i++) sites.push_back({ids[i].c_str(), {prefixes[i].c_str()}});
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites), cs));
+    std::vector<Node*> edges;
+    std::vector<std::string> addrs;
+    for (int i = 1; i <= 6; i++) addrs.push_back(fmt::format("192.0.2.{}", 20 + i));
+    for (size_t i = 0; i < ids.size(); i++)
+        edges.push_back(&net.add(fmt::format("e{}", i), addrs[i].c_str(),
+                                 edge(cloud({}), "192.0.2.10", ids[i].c_str(), {prefixes[i].c_str()}, {"10.0.0.0/8"}, es)));
+    for (Node* e : edges) e->eng->start();
+    net.pump(6);   // the IKE_SA_INIT requests; their responses wait in net.q
+    // Each host reads what arrived for it as one batch.
+    auto deliver_batches = [&net] {
+        std::map<IpAddr, std::vector<Datagram>> by_host;
+        while (!net.q.empty()) {
+            by_host[net.q.front().to.addr].push_back(std::move(net.q.front()));
+            net.q.pop_front();
+        }
+        for (auto& [addr, ds] : by_host) {
+            std::vector<Engine::Datagram> batch;
+            for (auto& d : ds) batch.push_back({d.to, d.from, d.data});
+            net.hosts.at(addr)->eng->receive_batch(batch);
+        }
+    };
+    deliver_batches();
+    for (Node* e : edges) REQUIRE(e->eng->queued() == 1);   // IKE_SA_INIT responses: DH and a signature
+    // Long past their retransmission timeout the sites have not sent
+    // IKE_SA_INIT again: the answer is in their queue.
+    net.now += 5'000'000'000ull;
+    for (Node* e : edges) {
+        e->eng->on_timer();   // runs the queue: IKE_AUTH goes out
+        CHECK(e->eng->counter(Counter::tx_retransmits) == 0);
+        CHECK(e->eng->queued() == 0);
+    }
+    // Six IKE_AUTH requests reach the concentrator in one batch and wait
+    // past the half-open timeout: none expires.
+    deliver_batches();
+    REQUIRE(conc.eng->queued() == 6);
+    net.now += 10'000'000'000ull;
+    // A slice is bounded in time: with every clock read taking 1 ms, one
+    // call leaves work for the next, and says so.
+    net.tick = 1'000'000ull;
+    conc.eng->on_timer();
+    net.tick = 0;
+    CHECK(conc.eng->queued() > 0);
+    CHECK(conc.eng->queued() < 6);
+    CHECK(conc.eng->next_timer() <= net.now);
+    while (conc.eng->queued()) conc.eng->on_timer();
+    CHECK(conc.eng->counter(Counter::half_open_expired) == 0);
+    CHECK(conc.eng->counter(Counter::auth_ok) == 6);
+    deliver_batches();
+    for (Node* e : edges) {
+        e->eng->on_timer();
+        CHECK(e->eng->counter(Counter::ike_established) == 1);
+        CHECK(e->eng->counter(Counter::tx_retransmits) == 0);
+    }
+}
+
+TEST_CASE("an initiator's queue finishes a handshake before it continues another") {
+    EngineSettings es;
+    es.work_slice_ns = 0;   // one message per slice
+    Net net;
+    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites)));
+    Policy p = edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"}, {"10.0.0.0/8"}, es);
+    InitiatePolicy second = p.initiate[0];
+    second.local_id = ident("store-0002.test");
+    second.local_prefixes = {*Prefix::parse("10.16.2.0/24")};
+    second.local = *IpAddr::parse("192.0.2.31");   // a second address: a tunnel of its own
+    p.initiate.push_back(second);
+    Node& e = net.add("e", "192.0.2.21", std::move(p));
+    net.alias("192.0.2.31", e);
+    e.eng->start();
+    REQUIRE(net.q.size() == 2);
+    net.pump(2);                    // two IKE_SA_INITs; both responses wait in net.q
+    REQUIRE(net.q.size() == 2);
+    Datagram second_init = net.q.back();
+    net.q.pop_back();
+    net.pump(2);                    // the first response (read alone, at once) and its IKE_AUTH request
+    REQUIRE(net.q.size() == 1);     // the IKE_AUTH response
+    Datagram first_auth = net.q.front();
+    net.q.clear();
+    std::vector<Engine::Datagram> batch = {{second_init.to, second_init.from, second_init.data},
+                                           {first_auth.to, first_auth.from, first_auth.data}};
+    e.eng->receive_batch(batch);
+    REQUIRE(e.eng->queued() == 2);
+    e.eng->on_timer();
+    CHECK(e.eng->queued() == 1);
+    CHECK(e.eng->counter(Counter::ike_established) == 1);   // the IKE_AUTH response went first
+    e.eng->on_timer();
+    net.pump();
+    CHECK(e.eng->counter(Counter::ike_established) == 2);
+    CHECK(conc.eng->counter(Counter::auth_ok) == 2);
+}
+
+TEST_CASE("a full work queue drops and counts, and the peer's retransmission gets through later") {
+    EngineSettings cs;
+    cs.max_queued = 1;
+    Net net;
+    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites), cs));
+    Node& a = net.add("a", "192.0.2.21", edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"}));
+    Node& b = net.add("b", "192.0.2.22", edge(cloud({}), "192.0.2.10", "store-0002.test", {"10.16.2.0/24"}));
+    a.eng->start();
+    b.eng->start();
+    net.pump(4);   // both IKE_SA_INITs and their responses
+    REQUIRE(net.q.size() == 2);   // both IKE_AUTH requests
+    std::vector<Engine::Datagram> batch;
+    for (auto& d : net.q) batch.push_back({d.to, d.from, d.data});
+    conc.eng->receive_batch(batch);
+    net.q.clear();
+    CHECK(conc.eng->queued() == 1);
+    CHECK(conc.eng->counter(Counter::rx_queue_full) == 1);
+    conc.eng->on_timer();
+    net.pump();
+    CHECK(conc.eng->counter(Counter::auth_ok) == 1);
+    net.advance_s(5);   // the dropped one is retransmitted and served
+    CHECK(conc.eng->counter(Counter::auth_ok) == 2);
+    CHECK(a.eng->counter(Counter::ike_established) == 1);
+    CHECK(b.eng->counter(Counter::ike_established) == 1);
 }
 
 TEST_CASE("HA: a virtual IP given up takes its IKE SAs and tunnels at once, silently; the site finds the new master") {

@@ -54,6 +54,7 @@ struct Node {
 class Net {
 public:
     uint64_t now = 1'000'000'000ull;
+    uint64_t tick = 0;                      // added to `now` at every clock read (time that work takes)
     std::deque<Datagram> q;
     std::vector<Datagram> log;             // everything delivered
     std::function<bool(Datagram&)> filter;  // false: drop (may rewrite)
@@ -67,7 +68,7 @@ public:
         n->name = name;
         n->addr = *IpAddr::parse(addr);
         n->tr = std::make_unique<SimTransport>(*this, n->addr);
-        n->eng = std::make_unique<Engine>(std::move(p), *n->tr, n->sink, [this] { return now; });
+        n->eng = std::make_unique<Engine>(std::move(p), *n->tr, n->sink, [this] { return now += tick; });
         Node& r = *n;
         hosts[r.addr] = &r;
         nodes_.push_back(std::move(n));
