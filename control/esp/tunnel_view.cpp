@@ -39,6 +39,14 @@ std::string rtt_cell(const TunnelRow& r) {
 
 }  // namespace
 
+// IKE tunnels and static ones number independently: the table tells them
+// apart ("s4" is static tunnel 4), so `clear tunnel 4` cannot be read as
+// acting on the static one.
+nlohmann::json static_id(const TunnelRow& r) {
+    if (r.kind == "static") return fmt::format("s{}", r.id);
+    return r.id;
+}
+
 std::string render_list(const std::vector<const TunnelRow*>& rows) {
     Table t({{"ID", "id", true},
              {"Kind", "kind"},
@@ -55,7 +63,7 @@ std::string render_list(const std::vector<const TunnelRow*>& rows) {
              {"Flaps", "flaps", true},
              {"Last down", "last_down"}});
     for (auto* r : rows)
-        t.row({r->id, r->kind, r->cloud.empty() ? "-" : r->cloud, r->site, r->state,
+        t.row({static_id(*r), r->kind, r->cloud.empty() ? "-" : r->cloud, r->site, r->state,
                r->state == "up" ? duration(r->uptime_s) : "-", r->peer.empty() ? "-" : r->peer, rtt_cell(*r),
                r->rx_packets, r->tx_packets, r->drops, fmt::format("{}/{}", r->child_rekeys, r->ike_rekeys), r->flaps,
                r->last_down.empty() ? "-" : r->last_down});

@@ -41,6 +41,10 @@ bool valid_state(const std::string& s);
 // against its CN ("store-00" matches "CN=store-0001").
 bool site_has_prefix(const std::string& site, const std::string& prefix);
 
+// The ID column: the IKE tunnel id, or "s" and the dataplane id of a
+// static tunnel (their numbers overlap).
+nlohmann::json static_id(const TunnelRow& r);
+
 // The one-line-per-tunnel table (text) for `show tunnels`.
 std::string render_list(const std::vector<const TunnelRow*>& rows);
 

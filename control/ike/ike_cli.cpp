@@ -2,6 +2,7 @@
 // the test hooks (`test ike rekey child|ike ID`, `test ike liveness ID`),
 // next to the engine they read. Every command answers in text and JSON from
 // the same data.
+#include <cctype>
 #include <cstdlib>
 #include <ctime>
 
@@ -20,6 +21,11 @@ using nlohmann::json;
 
 bool tunnel_arg(const Args& a, TunnelId* id, std::string* err) {
     const std::string& s = a.get("ID");
+    if (s.size() > 1 && s[0] == 's' && std::isdigit(static_cast<unsigned char>(s[1]))) {
+        *err = fmt::format("% Tunnel {} is a static tunnel (manual_sas): it has no IKE SA to clear and no "
+                           "event history (see 'show tunnels NAME')", s);
+        return false;
+    }
     char* end = nullptr;
     unsigned long long v = std::strtoull(s.c_str(), &end, 10);
     if (s.empty() || *end || v == 0) {
@@ -218,8 +224,9 @@ void Service::register_commands(mgmt::Registry& reg) {
             [this](const Args& a) {
                 TunnelId id;
                 std::string err;
+                if (!tunnel_arg(a, &id, &err)) return Result::error(err);
                 if (!engine_) return Result::error("% IKE is not configured");
-                if (!tunnel_arg(a, &id, &err) || !engine_->clear_tunnel(id, &err)) return Result::error(err);
+                if (!engine_->clear_tunnel(id, &err)) return Result::error(err);
                 rearm();
                 return Result{0, fmt::format("Tunnel {} cleared.\n", id), json{{"cleared", id}}};
             });

@@ -97,6 +97,13 @@ def test_show_tunnels_5000_filters_summary_json_metrics(lab):
     print(f"MEASURE show tunnels text at {n} tunnels: {took:.2f} s, {len(text)} bytes")
     assert took < 10
     check_aligned(text, n)
+    # Static tunnels are numbered apart from IKE ones ("s" IDs), and the
+    # IKE-only commands say so instead of acting on an IKE tunnel.
+    sid = [l for l in text.splitlines() if " s-00000 " in l][0].split()[0]
+    assert sid[0] == "s" and sid[1:].isdigit(), sid
+    for cmd in (["clear", "tunnel", sid], ["show", "tunnel", sid, "events"]):
+        r = d.cli_raw(cmd, check=False)
+        assert r.returncode != 0 and "is a static tunnel" in r.stdout + r.stderr, (cmd, r.stdout, r.stderr)
     t0 = time.monotonic()
     all_ = d.cli("show", "tunnels")
     print(f"MEASURE show tunnels | json at {n} tunnels: {time.monotonic() - t0:.2f} s")

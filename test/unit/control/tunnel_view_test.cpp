@@ -73,6 +73,16 @@ TEST_CASE("tunnel filters: cloud, state, site-name prefix (and the CN of a DN)")
         CHECK(c.f.match(a) == c.a);
         CHECK(c.f.match(b) == c.b);
     }
+    // Static and IKE tunnels number independently: the ID column tells them apart.
+    TunnelRow st;
+    st.kind = "static";
+    st.id = 4;
+    TunnelRow ik;
+    ik.kind = "ike";
+    ik.id = 4;
+    CHECK(static_id(st) == "s4");
+    CHECK(static_id(ik) == 4);
+    CHECK(render_list({&st, &ik}).find("\ns4 ") != std::string::npos);
     CHECK(valid_state("up"));
     CHECK(valid_state("connecting"));
     CHECK_FALSE(valid_state("UP"));
