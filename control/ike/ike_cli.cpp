@@ -135,8 +135,14 @@ Result show_counters(Engine* e, const Args&) {
         t.row({counter_name(i), v, counter_help(i)});
         out[counter_name(i)] = v;
     }
-    if (e) out["half_open"] = e->half_open();
-    return Result{0, t.text() + fmt::format("Half-open IKE SAs: {}\n", e ? e->half_open() : 0), out};
+    if (e) {
+        out["half_open"] = e->half_open();
+        out["work_queue"] = e->queued();
+    }
+    return Result{0,
+                  t.text() + fmt::format("Half-open IKE SAs: {}\nHandshake messages queued: {}\n", e ? e->half_open() : 0,
+                                         e ? e->queued() : 0),
+                  out};
 }
 
 // "2024-05-01T12:00:03.250Z" for an event `age_ns` ago.
@@ -201,6 +207,8 @@ void Service::write_metrics(mgmt::MetricsWriter& w) const {
         w.sample("nimbus_ike_events_total", {{"event", counter_name(i)}}, double(e->counters()[i]));
     w.family("nimbus_ike_half_open", "gauge", "Half-open IKE SAs");
     w.sample("nimbus_ike_half_open", double(e->half_open()));
+    w.family("nimbus_ike_work_queue", "gauge", "Handshake messages waiting for public-key work (reconnect storms)");
+    w.sample("nimbus_ike_work_queue", double(e->queued()));
     w.family("nimbus_ike_sas", "gauge", "IKE SAs in the table");
     w.sample("nimbus_ike_sas", double(e->sa_count()));
     w.family("nimbus_tunnel_downs_total", "counter", "IKE tunnels that went down, by reason");

@@ -219,6 +219,9 @@ def test_events_flaps_down_reasons_rtt_and_metrics_with_strongswan(lab, pki):
     assert sample(fams, "nimbus_tunnel_downs_total", reason="peer_delete") == 1
     assert sample(fams, "nimbus_tunnel_downs_total", reason="clear") == 1
     assert sample(fams, "nimbus_ike_handshakes_total") >= sample(fams0, "nimbus_ike_handshakes_total") + 2
+    # The handshake work queue ran (strongSwan's IKE_AUTH went through it) and is empty now.
+    assert sample(fams, "nimbus_ike_events_total", event="rx_queued") >= 2
+    assert sample(fams, "nimbus_ike_work_queue") == 0
     assert sample(fams, "nimbus_cloud_tunnels", cloud="corp", state="up") == 1
     site = t()["name"]
     assert sample(fams, "nimbus_tunnel_up", cloud="corp", site=site) == 1
