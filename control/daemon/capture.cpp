@@ -161,12 +161,13 @@ void register_capture(mgmt::Registry& reg, Daemon& d) {
             });
     reg.add("debug capture tunnel TUNNEL [count N] [file FILE]",
             "pcap of a tunnel's packets before encryption and after, both directions", [&d](const Args& a) {
-                for (dp::TunnelId id : dp::tunnel_ids()) {
-                    dp::TunnelInfo ti;
-                    if (dp::tunnel_info(id, &ti) && (ti.name == a.get("TUNNEL") || std::to_string(id) == a.get("TUNNEL")))
-                        return start(d, a, -1, id, "tunnel-" + ti.name);
-                }
-                return Result::error("% No such tunnel: " + a.get("TUNNEL"));
+                // As `show tunnels` names it: a name, sN (static) or N (IKE).
+                dp::TunnelId id = d.tunnels().resolve(a.get("TUNNEL"));
+                dp::TunnelInfo ti;
+                if (id == dp::kNoTunnel || !dp::tunnel_info(id, &ti))
+                    return Result::error("% No such tunnel in the dataplane: " + a.get("TUNNEL") +
+                                         " (a name, sN or an IKE tunnel's ID from 'show tunnels'; an IKE tunnel must be up)");
+                return start(d, a, -1, id, "tunnel-" + ti.name);
             });
     reg.add("debug capture stop", "stop the running capture", [&d](const Args&) {
         if (cap.finished) return Result::error("% no capture is running");

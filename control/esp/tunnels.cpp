@@ -558,6 +558,24 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
     });
 }
 
+dp::TunnelId Tunnels::resolve(const std::string& word) const {
+    auto number = [](const std::string& s, uint64_t* v) {
+        if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return false;
+        *v = std::stoull(s);
+        return true;
+    };
+    uint64_t n = 0;
+    for (auto& t : tunnels_)
+        if (t.name == word || ("s" + std::to_string(t.id)) == word) return t.id;
+    if (dynamic_) {
+        bool numeric = number(word, &n);
+        for (auto& d : dynamic_())
+            if ((numeric && d.id == n) || d.name == word) return d.dp;
+    }
+    return dp::kNoTunnel;
+}
+
 // Rows of every tunnel: the static ones, then IKE's; each with its JSON.
 std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, bool data) const {
     std::vector<TunnelRow> v;

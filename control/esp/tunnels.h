@@ -70,6 +70,10 @@ public:
     // sequence numbers) and logs them; rekeying arrives with IKE.
     void poll_events();
     std::string name(dp::TunnelId id) const;
+    // The dataplane tunnel a word names, as `show tunnels` shows it: a
+    // tunnel's name, "sN" (static tunnel N) or N (IKE tunnel N, while it
+    // has SAs in the dataplane). kNoTunnel if none.
+    dp::TunnelId resolve(const std::string& word) const;
     const std::vector<TunnelState>& tunnels() const { return tunnels_; }
     // `show ipsec sa [SPI] [keys]`, `show tunnels [filters] | summary | NAME`.
     void register_commands(mgmt::Registry& reg, const config::Config& cfg);

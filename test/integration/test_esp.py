@@ -394,6 +394,14 @@ def test_debug_capture_tunnel_before_and_after_encryption(lab):
     assert p.returncode == 1 and "a capture is running" in p.stderr
     assert "stopped" in da.text("debug", "capture", "stop")
     assert not da.cli("show", "capture")["running"]
+    # The tunnel by the ID `show tunnels` shows for it (sN: a static tunnel).
+    [t] = da.cli("show", "tunnels")
+    sid = [l for l in da.text("show", "tunnels").splitlines() if " to-b " in l][0].split()[0]
+    assert sid == f"s{t['id']}", sid
+    assert "capturing 2 packets of tunnel-to-b" in da.text("debug", "capture", "tunnel", sid, "count", "2", "file", tfile)
+    assert "stopped" in da.text("debug", "capture", "stop")
+    p = da.cli_raw(["debug", "capture", "tunnel", "s999"], check=False)
+    assert p.returncode == 1 and "No such tunnel" in p.stderr
 
 
 def test_two_workers_hand_off_to_the_owning_worker(lab):

@@ -546,6 +546,14 @@ def test_ping_through_the_tunnel(lab, pki, suite):
     assert t["rx_packets"] >= 10 and t["tx_packets"] >= 10
     routes = d.cli("show", "ip", "route", "vrf", "corp")
     assert any(r["prefix"] == "10.16.1.0/24" and r["source"] == "tunnel" for r in routes), routes
+    if suite == "aes256gcm16":
+        # A capture of the IKE tunnel by the ID `show tunnels` shows for it.
+        pcap = os.path.join(lab.dir, "ike-tunnel.pcap")
+        assert "capturing 4 packets" in d.text("debug", "capture", "tunnel", str(t["id"]), "count", "4", "file", pcap)
+        assert h.ping_ok("10.16.1.1", 1)
+        wait_until(lambda: d.cli("show", "capture")["written"] == 4, 10, "the tunnel capture to fill")
+        assert set(d.cli("show", "capture")["by_direction"]) == {"tunnel-out-plain", "tunnel-out-esp", "tunnel-in-esp",
+                                                                  "tunnel-in-plain"}
 
 
 def test_iperf3_and_zero_loss_across_rekeys(lab, pki):
