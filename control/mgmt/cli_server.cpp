@@ -157,7 +157,8 @@ void CliServer::on_conn(int fd, uint32_t ev) {
                     auto argv = req.at("argv").get<std::vector<std::string>>();
                     bool json = req.value("json", false);
                     Result r = dispatch(argv, json);
-                    reply = {{"status", r.status}, {"text", r.text}, {"data", r.data}, {"json", r.json}};
+                    reply = {{"status", r.status}, {"text", std::move(r.text)}, {"json", r.json}};
+                    reply["data"] = std::move(r.data);   // not a copy: 5,000 tunnels are 4.5 MB of JSON
                 }
             } catch (const std::exception& e) {
                 reply = {{"status", 1}, {"text", std::string("% bad request: ") + e.what()}, {"data", nullptr}};
