@@ -619,7 +619,7 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, bool data) const
                   {"tx_bytes", ti.tx_bytes},
                   {"rx_other_path", ti.rx_other_path},
                   {"critical_copies", ti.critical_copies},
-                  {"drops", drops},
+                  {"drops", std::move(drops)},
                   {"drops_total", r.drops},
                   {"paths", path_json(ti)}};
         v.push_back(std::move(r));
@@ -678,7 +678,7 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, bool data) const
                   {"rx_bytes", r.rx_bytes},
                   {"tx_packets", r.tx_packets},
                   {"tx_bytes", r.tx_bytes},
-                  {"drops", drops},
+                  {"drops", std::move(drops)},
                   {"drops_total", r.drops},
                   {"dp_id", live ? json(d.dp) : json(nullptr)}};
         if (live) {
