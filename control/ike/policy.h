@@ -71,10 +71,15 @@ struct InitiatePolicy {
     std::vector<Prefix> remote_prefixes;  // empty: 0.0.0.0/0 and ::/0
 };
 
-// The tunnel name of an initiate entry: the peer, or "local->peer" when
-// the entry sets its source address.
+// The tunnel name of an initiate entry: the peer, "local->peer" when the
+// entry sets its source address, and the identity first when it sets one
+// ("store-0001->192.0.2.10"): entries to one peer that differ only in
+// who they are (one edge standing in for several sites) are tunnels of
+// their own.
 inline std::string initiate_name(const InitiatePolicy& in) {
-    return in.local ? in.local->str() + "->" + in.peer.str() : in.peer.str();
+    std::string n = in.local ? in.local->str() + "->" + in.peer.str() : in.peer.str();
+    if (!in.local_id.empty()) n = in.local_id.str() + (in.local ? "@" : "->") + n;
+    return n;
 }
 
 struct EngineSettings {

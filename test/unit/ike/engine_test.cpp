@@ -1089,6 +1089,28 @@ TEST_CASE("an initiator's queue finishes a handshake before it continues another
     CHECK(conc.eng->counter(Counter::auth_ok) == 2);
 }
 
+TEST_CASE("initiate entries to one peer that differ only in identity are tunnels of their own") {
+    Net net;
+    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites)));
+    Policy p = edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"});
+    InitiatePolicy second = p.initiate[0];
+    second.local_id = ident("store-0002.test");
+    second.local_prefixes = {*Prefix::parse("10.16.2.0/24")};
+    p.initiate.push_back(second);
+    REQUIRE(initiate_name(p.initiate[0]) == "store-0001.test->192.0.2.10");
+    REQUIRE(initiate_name(p.initiate[1]) == "store-0002.test->192.0.2.10");
+    Node& e = net.add("e", "192.0.2.21", std::move(p));
+    e.eng->start();
+    net.pump();
+    CHECK(e.eng->counter(Counter::ike_established) == 2);
+    CHECK(conc.eng->counter(Counter::auth_ok) == 2);
+    auto tunnels = e.eng->tunnels();
+    REQUIRE(tunnels.size() == 2);
+    CHECK(tunnels[0].id != tunnels[1].id);
+    CHECK(conc.sink.tunnels().size() == 2);
+}
+
 TEST_CASE("a full work queue drops and counts, and the peer's retransmission gets through later") {
     EngineSettings cs;
     cs.max_queued = 1;
