@@ -53,8 +53,12 @@ struct Dataplane {
     int ipv6_tbl8 = 8192;     // rte_fib6 tbl8 groups per VRF (each 1 KiB, two copies)
     int reassembly_flows = 1024;      // outer fragments (ESP, IKE): packets in flight per worker
     int reassembly_timeout_ms = 1000;  // ... and how long a partial packet is kept
+    // vrrp, bgp, arp_nd, ike, icmp, other. IKE's burst takes one liveness
+    // check or reconnect from each of thousands of sites arriving together
+    // (after a restart their DPD timers start in step); the IKE engine's
+    // own defences (cookies, half-open limits, the work queue) sit behind it.
     PuntRate punt[kPuntClasses] = {
-        {5000, 500}, {10000, 1000}, {5000, 500}, {5000, 500}, {2000, 200}, {2000, 200}};
+        {5000, 500}, {10000, 1000}, {5000, 500}, {10000, 5000}, {2000, 200}, {2000, 200}};
     bool operator==(const Dataplane&) const = default;
 };
 

@@ -567,6 +567,21 @@ void Engine::next_task(IkeSa& sa) {
     }
 }
 
+// The wait before an SA's next liveness check: the interval less up to a
+// fifth of it, different for each SA and each check (a hash of the SA's
+// SPI and its last check). SAs that came up together (a reconnect storm,
+// one edge standing in for many sites) would otherwise probe in lockstep
+// forever: every interval a burst of one request per site at once, which
+// the dataplane's punt policer and the peers' sockets must take in one go.
+// With this their checks drift apart within a few intervals.
+uint64_t Engine::probe_interval(const IkeSa& sa, uint64_t iv) {
+    uint64_t x = sa.local_spi() ^ (sa.last_probe_ns * 0x9e3779b97f4a7c15ull);
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 29;
+    return iv - (iv / 5 ? x % (iv / 5) : 0);
+}
+
 void Engine::schedule(IkeSa& sa) {
     if (sa.wake_ns) timers_.erase({sa.wake_ns, sa.local_spi()});
     sa.wake_ns = 0;
@@ -583,7 +598,7 @@ void Engine::schedule(IkeSa& sa) {
     case IkeState::Established: {
         uint64_t iv = uint64_t(sa.cloud->dpd_interval_s) * kNs;
         at(sa.last_rx_ns + iv * sa.cloud->dpd_retries);
-        if (!sa.out) at(sa.last_probe_ns + iv);
+        if (!sa.out) at(sa.last_probe_ns + probe_interval(sa, iv));
         at(sa.rekey_at_ns);
         at(sa.keepalive_at_ns);
         for (auto& c : sa.children) {
@@ -692,7 +707,7 @@ void Engine::sa_timer(IkeSa& sa, uint64_t now) {
         destroy(sa, "dead peer");
         return;
     }
-    if (!sa.out && now >= sa.last_probe_ns + iv) queue(sa, Task{TaskKind::Liveness});
+    if (!sa.out && now >= sa.last_probe_ns + probe_interval(sa, iv)) queue(sa, Task{TaskKind::Liveness});
     if (sa.rekey_at_ns && now >= sa.rekey_at_ns) {
         sa.rekey_at_ns = 0;
         queue(sa, Task{TaskKind::RekeyIke});

@@ -258,6 +258,7 @@ private:
     void queue(IkeSa& sa, Task t);
     void sa_timer(IkeSa& sa, uint64_t now);
     void schedule(IkeSa& sa);
+    static uint64_t probe_interval(const IkeSa& sa, uint64_t iv);
     void destroy(IkeSa& sa, const char* why);
     void reap();
     void count(Counter c, uint64_t n = 1) { counters_[int(c)] += n; }

@@ -1111,6 +1111,47 @@ TEST_CASE("initiate entries to one peer that differ only in identity are tunnels
     CHECK(conc.sink.tunnels().size() == 2);
 }
 
+TEST_CASE("liveness checks of SAs that came up together drift apart instead of probing in lockstep") {
+    Net net;
+    CloudOpts dpd;
+    dpd.dpd_interval = 10;
+    std::vector<std::string> ids, prefixes;
+    for (int i = 1; i <= 20; i++) {
+        ids.push_back(fmt::format("store-{:04}.test", i));
+        prefixes.push_back(fmt::format("10.16.{}.0/24", i));
+    }
+    std::vector<SiteOpts> sites;
+    for (size_t i = 0; i < ids.size(); i++) sites.push_back({ids[i].c_str(), {prefixes[i].c_str()}});
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud(dpd, sites)));
+    // One edge standing in for all 20 sites: every SA up at the same instant.
+    Policy p = edge(cloud(dpd), "192.0.2.10", ids[0].c_str(), {prefixes[0].c_str()});
+    for (size_t i = 1; i < ids.size(); i++) {
+        InitiatePolicy in = p.initiate[0];
+        in.local_id = ident(ids[i].c_str());
+        in.local_prefixes = {*Prefix::parse(prefixes[i])};
+        p.initiate.push_back(in);
+    }
+    net.add("e", "192.0.2.21", std::move(p)).eng->start();
+    net.pump();
+    REQUIRE(conc.eng->counter(Counter::auth_ok) == 20);
+    // Record when the concentrator sends each liveness request.
+    std::vector<uint64_t> sent;
+    net.filter = [&](Datagram& d) {
+        if (d.from.addr == conc.addr && d.data.size() > 20 && d.data[18] == INFORMATIONAL && !(d.data[19] & 0x20))
+            sent.push_back(net.now);
+        return true;
+    };
+    net.advance_s(60);   // six intervals
+    REQUIRE(sent.size() >= 20 * 5);
+    // In the last interval the 20 checks are spread out: no two at the
+    // same instant, and they span more than a second.
+    std::vector<uint64_t> tail(sent.end() - 20, sent.end());
+    std::sort(tail.begin(), tail.end());
+    CHECK(std::adjacent_find(tail.begin(), tail.end()) == tail.end());
+    CHECK(tail.back() - tail.front() > 1'000'000'000ull);
+    CHECK(conc.eng->counter(Counter::dpd_dead) == 0);
+}
+
 TEST_CASE("a full work queue drops and counts, and the peer's retransmission gets through later") {
     EngineSettings cs;
     cs.max_queued = 1;
