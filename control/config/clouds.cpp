@@ -386,11 +386,13 @@ void read_initiate(MapReader& top, Config& c) {
         }
         if (m.has("remote_prefixes")) in.remote_prefixes = read_prefixes(m, "remote_prefixes", false, &ok);
         else m.get("remote_prefixes");
+        // One tunnel per (peer, cloud, identity): an edge may stand in for
+        // several sites of one concentrator, each with its own local_id.
         for (auto& o : c.initiate)
-            if (ok && o.peer == in.peer && o.cloud == in.cloud) {
+            if (ok && o.peer == in.peer && o.cloud == in.cloud && o.local_id == in.local_id) {
                 e.add(n.Mark(), path,
-                      fmt::format("duplicate of the entry at line {} ({} in cloud '{}')", o.where.line, in.peer.str(),
-                                  in.cloud));
+                      fmt::format("duplicate of the entry at line {} ({} in cloud '{}'{})", o.where.line, in.peer.str(),
+                                  in.cloud, in.local_id.empty() ? "" : " as '" + in.local_id + "'"));
                 ok = false;
             }
         m.finish();

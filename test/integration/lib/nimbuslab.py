@@ -29,6 +29,11 @@ class Timeout(AssertionError):
     pass
 
 
+class Fatal(AssertionError):
+    """Raised by a wait_until condition that can never become true (the
+    process it waits for has exited): ends the wait at once."""
+
+
 def run(cmd, check=True, timeout=30, input=None, ns=None):
     """Runs a command (list, or string for bash) and returns CompletedProcess."""
     if isinstance(cmd, str):
@@ -50,6 +55,8 @@ def wait_until(pred, timeout, what, interval=0.05):
             v = pred()
             if v:
                 return v
+        except Fatal:
+            raise
         except Exception as e:  # the condition may not be checkable yet
             last_exc = e
         if time.monotonic() > deadline:
@@ -213,7 +220,7 @@ class Nimbusd:
 
         def ready():
             if self.proc.poll() is not None:
-                raise AssertionError(f"nimbusd {self.name} exited with {self.proc.returncode}:\n"
+                raise Fatal(f"nimbusd {self.name} exited with {self.proc.returncode}:\n"
                                      f"{self.log()}")
             return os.path.exists(self.sock) and self.cli_raw(["show", "version"], check=False).returncode == 0
 

@@ -226,6 +226,19 @@ const char* kClouds =
 
 }  // namespace
 
+TEST_CASE("one edge may initiate to one peer as several identities (sites), each once") {
+    const char* yaml =
+        "node: { name: e }\n"
+        "clouds: [ { name: c, psk: \"0123456789abcdefXX\" } ]\n"
+        "initiate:\n"
+        "  - { peer: 192.0.2.1, cloud: c, local_id: a.example, local_prefixes: [10.1.0.0/24] }\n"
+        "  - { peer: 192.0.2.1, cloud: c, local_id: b.example, local_prefixes: [10.2.0.0/24] }\n";
+    auto r = parse(yaml, "t.yaml");
+    for (auto& e : r.errors) WARN(e);
+    REQUIRE(r.ok());
+    CHECK(r.config->initiate.size() == 2);
+}
+
 TEST_CASE("clouds, sites, ike and initiate sections parse into the model") {
     auto r = parse(kClouds, "c.yaml");
     for (auto& e : r.errors) WARN(e);
@@ -327,6 +340,10 @@ TEST_CASE("broken IKE sections are rejected with exact positions, and secrets ar
         {"clouds: [ { name: c, psk: \"0123456789abcdefXX\" } ]\ninitiate:\n  - { peer: 192.0.2.1, cloud: c, "
          "local_id: e.example }\n",
          "t.yaml:5:5: initiate[0].local_prefixes: required key is missing"},
+        {"clouds: [ { name: c, psk: \"0123456789abcdefXX\" } ]\ninitiate:\n"
+         "  - { peer: 192.0.2.1, cloud: c, local_id: e.example, local_prefixes: [10.1.0.0/24] }\n"
+         "  - { peer: 192.0.2.1, cloud: c, local_id: e.example, local_prefixes: [10.2.0.0/24] }\n",
+         "t.yaml:6:5: initiate[1]: duplicate of the entry at line 5 (192.0.2.1 in cloud 'c' as 'e.example')"},
     };
     int n = 0;
     for (auto& c : cases) {
