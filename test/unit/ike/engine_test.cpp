@@ -938,14 +938,24 @@ TEST_CASE("site lookup by identity scales: CN index, case-insensitive names, sca
     CHECK(find_site(*c, ident("SITE.example")) == 2000);
 }
 
-TEST_CASE("a batch queues public-key work, answers the rest at once, and counts queued handshakes as half-open") {
-    EngineSettings cs;
-    cs.cookie_threshold = 1;
-    Net net;
+// A concentrator (settings cs) and two sites, store-0001 and store-0002,
+// as edges of their own.
+struct Trio {
+    Node &conc, &a, &b;
+};
+Trio concentrator_and_two_sites(Net& net, const EngineSettings& cs) {
     std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
     Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites), cs));
     Node& a = net.add("a", "192.0.2.21", edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"}));
     Node& b = net.add("b", "192.0.2.22", edge(cloud({}), "192.0.2.10", "store-0002.test", {"10.16.2.0/24"}));
+    return {conc, a, b};
+}
+
+TEST_CASE("a batch queues public-key work, answers the rest at once, and counts queued handshakes as half-open") {
+    EngineSettings cs;
+    cs.cookie_threshold = 1;
+    Net net;
+    auto [conc, a, b] = concentrator_and_two_sites(net, cs);
     // A gets through IKE_SA_INIT; its IKE_AUTH request is held back.
     a.eng->start();
     net.pump(2);
@@ -1156,10 +1166,7 @@ TEST_CASE("a full work queue drops and counts, and the peer's retransmission get
     EngineSettings cs;
     cs.max_queued = 1;
     Net net;
-    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
-    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites), cs));
-    Node& a = net.add("a", "192.0.2.21", edge(cloud({}), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"}));
-    Node& b = net.add("b", "192.0.2.22", edge(cloud({}), "192.0.2.10", "store-0002.test", {"10.16.2.0/24"}));
+    auto [conc, a, b] = concentrator_and_two_sites(net, cs);
     a.eng->start();
     b.eng->start();
     net.pump(4);   // both IKE_SA_INITs and their responses
