@@ -567,6 +567,10 @@ void Engine::next_task(IkeSa& sa) {
     }
 }
 
+// How many times a request's retransmission waits for an answer queued
+// for public-key work (each wait: one retransmission timeout).
+constexpr int kMaxHeld = 30;
+
 // The wait before an SA's next liveness check: the interval less up to a
 // fifth of it, different for each SA and each check (a hash of the SA's
 // SPI and its last check). SAs that came up together (a reconnect storm,
@@ -660,8 +664,11 @@ void Engine::sa_timer(IkeSa& sa, uint64_t now) {
         sa.out.reset();
         next_task(sa);
     }
-    if (sa.out && now >= sa.out->next_retx_ns && sa.queued) {
-        // The answer has arrived and waits in the work queue.
+    if (sa.out && now >= sa.out->next_retx_ns && sa.queued && sa.out->held < kMaxHeld) {
+        // The answer has arrived and waits in the work queue. Bounded: what
+        // sits there may be forged (SPIs are on the wire), and a stream of it
+        // must not keep a request from ever timing out.
+        sa.out->held++;
         sa.out->next_retx_ns = now + policy_.settings.retransmit_timeout_ns;
     } else if (sa.out && now >= sa.out->next_retx_ns) {
         if (sa.out->tries >= policy_.settings.retransmit_tries) {
@@ -680,8 +687,10 @@ void Engine::sa_timer(IkeSa& sa, uint64_t now) {
     }
     switch (sa.state) {
     case IkeState::HalfOpen:
-        if (now >= sa.expire_at_ns && sa.queued) {
-            sa.expire_at_ns = now + policy_.settings.retransmit_timeout_ns;   // its IKE_AUTH is queued
+        if (now >= sa.expire_at_ns && sa.queued && now < sa.created_ns + 2 * policy_.settings.half_open_timeout_ns) {
+            // Its IKE_AUTH is queued; at most one more timeout's worth, the
+            // queued message may be forged.
+            sa.expire_at_ns = now + policy_.settings.retransmit_timeout_ns;
         } else if (now >= sa.expire_at_ns) {
             count(Counter::half_open_expired);
             destroy(sa, "half-open timeout");

@@ -82,6 +82,7 @@ struct Request {
     std::optional<Endpoint> to;        // not to the SA's peer address (ProbeAddress)
     uint64_t first_sent_ns = 0, next_retx_ns = 0;
     int tries = 0;
+    int held = 0;                      // retransmissions held back: the answer was queued
     // exchange context
     uint32_t child_spi = 0;            // the child being rekeyed / deleted
     std::vector<uint32_t> spis;
