@@ -757,6 +757,7 @@ void Engine::destroy(IkeSa& sa, const char* why) {
     sa.wake_ns = 0;
     sa.out.reset();
     sa.tasks.clear();
+    closing_spis_.erase(sa.local_spi());
     doomed_.push_back(sa.local_spi());
 }
 
@@ -881,7 +882,7 @@ void Engine::tunnel_detach(IkeSa& sa, const char* why) {
         tunnel_event(*t, EventKind::ConnectFailed, r);
     }
     t->ike = 0;
-    if (t->initiate >= 0 && started_) {
+    if (t->initiate >= 0 && started_ && !closing_) {
         // Edge role: keep trying, with a growing pause.
         uint64_t b = t->reconnect_backoff_ns ? std::min(t->reconnect_backoff_ns * 2, policy_.settings.reconnect_max_ns)
                                              : kNs;
@@ -1041,6 +1042,38 @@ void Engine::start() {
     started_ = true;
     for (size_t i = 0; i < policy_.initiate.size(); i++) initiate(int(i));
     reap();
+}
+
+size_t Engine::close_all(const std::function<bool(const IpAddr&)>& silent, size_t burst) {
+    if (!closing_) {
+        closing_ = true;
+        // Edge entries stay down; handshakes waiting for public-key work
+        // are not finished (their peers find a new instance or give up).
+        for (auto& [when, id] : reconnects_) tunnels_[id].reconnect_at_ns = 0;
+        reconnects_.clear();
+        for (auto& q : work_) q.clear();
+        work_bytes_ = 0;
+        for (auto& [spi, sa] : sas_) sa->queued = 0;
+    }
+    size_t n = 0;
+    for (auto& [spi, sp] : sas_) {
+        IkeSa& sa = *sp;
+        if (n >= burst) break;
+        if (sa.state != IkeState::Established || closing_spis_.count(spi)) continue;
+        if (silent && silent(sa.local.addr)) continue;
+        if (Tunnel* t = tunnel_of(sa); t && t->ike == spi) t->pending_down = DownReason::shutdown;
+        // The DELETE goes first (after a request already out: one at a time,
+        // §2.3); rekeys and liveness checks queued behind it are dropped
+        // by next_task once the SA is Deleting.
+        sa.tasks.clear();
+        closing_spis_.insert(spi);
+        count(Counter::closing_deletes);
+        n++;
+        queue(sa, Task{TaskKind::DeleteIke});
+    }
+    if (n) LOG_INFO("ike", "event=closing ike_sas={} waiting={}", n, closing_spis_.size());
+    reap();
+    return n;
 }
 
 bool Engine::clear_tunnel(TunnelId id, std::string* err) {
