@@ -30,6 +30,7 @@ const char* const kCounterHelp[] = {
 constexpr uint64_t kNs = 1'000'000'000ull;
 constexpr uint64_t kNever = std::numeric_limits<uint64_t>::max();
 constexpr int kProbeTries = 2;
+constexpr int kSpiTries = 1 << 20;   // random picks for a free SPI slot before giving up
 constexpr int kMaxProbes = 4;
 
 // An address inside the tunnel's own selectors (strongSwan lists its LAN
@@ -102,12 +103,20 @@ uint64_t Engine::new_spi() {
 }
 
 uint32_t Engine::new_child_spi() {
-    for (;;) {
+    const uint32_t mask = sink_.spi_slot_mask();
+    for (int tries = 0;; tries++) {
         uint32_t v = 0;
         if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) crypto_fatal("RAND_bytes (SPI)");
-        // RFC 4303 §2.1: 1..255 are reserved. Unique among our children
-        // (and reserved from here on: a request in flight holds it).
-        if (v < 256 || !child_spis_.insert(v).second) continue;
+        // RFC 4303 §2.1: 1..255 are reserved. Unique among our children in
+        // the dataplane's slot, not only as a whole (random 32-bit SPIs
+        // collide in 18 bits: ~2 of 1,000 tunnels failed to install), in a
+        // slot no static tunnel holds, and reserved from here on (a request
+        // in flight holds it).
+        if (v < 256) continue;
+        bool free = !child_slots_.count(v & mask) && sink_.spi_slot_free(v);
+        if (!free && tries < kSpiTries) continue;
+        if (!free) LOG_ERROR("ike", "event=spi_table_full spi={:08x} (the install will fail)", v);
+        child_slots_.insert(v & mask);
         return v;
     }
 }
@@ -448,7 +457,7 @@ void Engine::handle_response(IkeSa& sa, Rx& rx) {
         case INFORMATIONAL: informational_response(sa, rx); break;
         default: count(Counter::rx_unexpected); break;
         }
-        if (reserved && !sa.out && !sa.child_by_in(reserved)) child_spis_.erase(reserved);
+        if (reserved && !sa.out && !sa.child_by_in(reserved)) free_child_spi(reserved);
     }
     if (sa.state != IkeState::Dead && !sa.out) next_task(sa);
     if (sa.state != IkeState::Dead) schedule(sa);
@@ -750,7 +759,7 @@ void Engine::destroy(IkeSa& sa, const char* why) {
     if (sa.state == IkeState::HalfOpen) half_open_.remove(sa.init_remote.addr);
     init_index_.erase({sa.spi_i, sa.init_remote});
     if (was_established) count(Counter::ike_deleted);
-    if (sa.out && sa.out->new_spi_in) child_spis_.erase(sa.out->new_spi_in);
+    if (sa.out && sa.out->new_spi_in) free_child_spi(sa.out->new_spi_in);
     tunnel_detach(sa, why);
     sa.state = IkeState::Dead;
     if (sa.wake_ns) timers_.erase({sa.wake_ns, sa.local_spi()});
@@ -864,7 +873,7 @@ void Engine::tunnel_event(Tunnel& t, EventKind k, DownReason r) {
 
 void Engine::tunnel_detach(IkeSa& sa, const char* why) {
     for (auto& c : sa.children) {
-        child_spis_.erase(c.spi_in);
+        free_child_spi(c.spi_in);
         sink_.child_remove(sa.tunnel, c.spi_in);
         count(Counter::child_removed);
     }

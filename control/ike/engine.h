@@ -360,7 +360,10 @@ private:
     std::set<std::pair<uint64_t, uint64_t>> timers_;                // (deadline, local SPI)
     std::map<TunnelId, Tunnel> tunnels_;
     std::set<std::pair<uint64_t, TunnelId>> reconnects_;            // (when, tunnel), initiator role
-    std::unordered_set<uint32_t> child_spis_;                       // our inbound SPIs in use
+    // Our inbound SPIs in use or reserved for a request in flight, by
+    // their dataplane slot (spi & sink.spi_slot_mask()): unique there.
+    std::unordered_set<uint32_t> child_slots_;
+    void free_child_spi(uint32_t spi) { child_slots_.erase(spi & sink_.spi_slot_mask()); }
     std::map<std::pair<std::string, std::string>, TunnelId> tunnel_ids_;
     TunnelId next_tunnel_ = 1;
     std::vector<uint64_t> doomed_;

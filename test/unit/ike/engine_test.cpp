@@ -10,6 +10,9 @@
 
 #include <optional>
 
+#include <fmt/format.h>
+#include <set>
+
 #include "src/common/log.h"
 #include "test/unit/ike/sim.h"
 #include "test/unit/pki/testpki.h"
@@ -1232,6 +1235,77 @@ TEST_CASE("HA: a virtual IP given up takes its IKE SAs and tunnels at once, sile
     CHECK(c2->local.addr == vip);
     CHECK(conc2.eng->counter(Counter::rx_unknown_spi) >= 1);   // the DPD that found nobody
     check_child_agreement(conc2, e1);
+}
+
+// ---- inbound SPIs and the dataplane's SA table
+
+TEST_CASE("inbound SPIs are unique in the dataplane's slot bits, and avoid slots held by others") {
+    // 300 sites from one edge on a table of 1,024 slots: random SPIs would
+    // collide in their low 10 bits ~40 times (the dataplane's 18 bits at
+    // 1,000 tunnels: ~2); none may.
+    constexpr int kSites = 300;
+    Net net;
+    std::vector<std::string> ids, nets;
+    for (int i = 0; i < kSites; i++) {
+        ids.push_back(fmt::format("site-{:04}.test", i));
+        nets.push_back(fmt::format("10.{}.{}.0/24", 32 + i / 256, i % 256));
+    }
+    std::vector<SiteOpts> sites;
+    for (int i = 0; i < kSites; i++) sites.push_back({ids[size_t(i)].c_str(), {nets[size_t(i)].c_str()}});
+    EngineSettings cs;
+    cs.half_open_per_source = 1000;
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites), cs));
+    Policy ep = edge(cloud({}), "192.0.2.10", ids[0].c_str(), {nets[0].c_str()});
+    for (int i = 1; i < kSites; i++) {
+        InitiatePolicy in = ep.initiate[0];
+        in.local_id = ident(ids[size_t(i)].c_str());
+        in.local_prefixes = {*Prefix::parse(nets[size_t(i)])};
+        ep.initiate.push_back(in);
+    }
+    Node& e = net.add("e", "192.0.2.21", std::move(ep));
+    for (Node* n : {&conc, &e}) n->sink.slot_mask = 0x3ff;
+    e.eng->start();
+    net.pump();
+    REQUIRE(conc.sink.tunnels().size() == size_t(kSites));
+    REQUIRE(e.sink.tunnels().size() == size_t(kSites));
+    auto distinct_slots = [](const Node& n) {
+        std::set<uint32_t> slots;
+        size_t spis = 0;
+        for (auto& [id, t] : n.sink.tunnels())
+            for (auto& [spi, c] : t.children) {
+                slots.insert(spi & 0x3ff);
+                spis++;
+            }
+        return slots.size() == spis;
+    };
+    CHECK(distinct_slots(conc));
+    CHECK(distinct_slots(e));
+    // A rekey of every child keeps old and new inbound SAs side by side a
+    // moment: still one slot each.
+    std::string err;
+    for (auto& t : conc.eng->tunnels()) REQUIRE(conc.eng->rekey_child_for_test(t.id, &err));
+    net.pump();
+    CHECK(conc.eng->counter(Counter::child_rekeys) == uint64_t(kSites));
+    CHECK(distinct_slots(conc));
+    CHECK(distinct_slots(e));
+
+    // Slots held by what the engine does not know (static tunnels): a
+    // 256-slot table with two slots free, and two sites.
+    Net net2;
+    Node& c2 = net2.add("conc", "192.0.2.10", concentrator(cloud({}, {{ids[0].c_str(), {nets[0].c_str()}},
+                                                                      {ids[1].c_str(), {nets[1].c_str()}}})));
+    c2.sink.slot_mask = 0xff;
+    c2.sink.slot_taken = [](uint32_t slot) { return slot != 0x42 && slot != 0x43; };
+    for (int i = 0; i < 2; i++) {
+        Node& ei = net2.add(fmt::format("e{}", i), i ? "192.0.2.22" : "192.0.2.21",
+                            edge(cloud({}), "192.0.2.10", ids[size_t(i)].c_str(), {nets[size_t(i)].c_str()}));
+        ei.eng->start();
+    }
+    net2.pump();
+    std::set<uint32_t> got;
+    for (auto& [id, t] : c2.sink.tunnels())
+        for (auto& [spi, c] : t.children) got.insert(spi & 0xff);
+    CHECK(got == std::set<uint32_t>{0x42, 0x43});
 }
 
 // ---- graceful stop (RFC 7296 §1.4.1)
