@@ -149,11 +149,13 @@ void Service::watch(int fd) {
 }
 
 void Service::set_virtual_ips(const std::vector<IpAddr>& vips, bool held, const std::string& why) {
-    if (!engine_) return;
     for (const IpAddr& v : vips) {
         auto was = std::find(vips_held_.begin(), vips_held_.end(), v);
         if (held && was == vips_held_.end()) vips_held_.push_back(v);
         if (!held && was != vips_held_.end()) vips_held_.erase(was);
+    }
+    if (!engine_) return;
+    for (const IpAddr& v : vips) {
         bool own_sockets = std::any_of(listen_subnets_.begin(), listen_subnets_.end(),
                                        [&](const Prefix& p) { return p.contains(v); });
         if (held) {
