@@ -333,6 +333,7 @@ void read_ike(MapReader& top, Config& c) {
         m.get("retransmit");
     }
     if (auto v = m.integer("keepalive_s", 1, 3600)) k.keepalive_s = int(*v);
+    if (auto v = m.integer("delete_on_stop_ms", 0, 30000)) k.delete_on_stop_ms = int(*v);
     m.finish();
 }
 

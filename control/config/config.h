@@ -177,6 +177,10 @@ struct Ike {
     int retransmit_timeout_ms = 1000;
     int retransmit_tries = 5;
     int keepalive_s = 20;            // NAT keepalives when we are behind a NAT (RFC 3948 §4)
+    // Graceful stop (SIGTERM): every IKE SA is deleted (RFC 7296 §1.4.1) and
+    // nimbusd waits up to this long for the answers; 0: no DELETEs, the
+    // sites find out by their dead-peer detection.
+    int delete_on_stop_ms = 1000;
     Where where;
     bool operator==(const Ike&) const = default;
 };

@@ -244,7 +244,7 @@ bool Daemon::bring_up(std::string* err) {
                 continue;
             }
             LOG_INFO("daemon", "event=signal signal={} action=shutdown", strsignal(int(si.ssi_signo)));
-            loop_.stop();
+            stop_gracefully();
         }
     });
     loop_.every_ms(100, [] { dp::maintenance(); });
@@ -505,6 +505,20 @@ void Daemon::static_route(const config::Route& r, bool add) {
         if (add && ok && it == kernel_blackholes_.end()) kernel_blackholes_.push_back(key);
         if (!add && it != kernel_blackholes_.end()) kernel_blackholes_.erase(it);
     }
+}
+
+// SIGTERM/SIGINT: the IKE peers hear of it first (DELETEs, answered or
+// not within ike.delete_on_stop_ms), while the dataplane and the host
+// interfaces still carry them; then the loop ends and tear_down() runs. A
+// second signal ends the loop at once.
+void Daemon::stop_gracefully() {
+    if (stopping_ || !ike_ || cfg_.ike.delete_on_stop_ms == 0) {
+        loop_.stop();
+        return;
+    }
+    stopping_ = true;
+    sd_notify_msg("STOPPING=1");
+    if (!ike_->close(uint64_t(cfg_.ike.delete_on_stop_ms), [this] { loop_.stop(); })) loop_.stop();
 }
 
 void Daemon::tear_down() {

@@ -81,6 +81,7 @@ private:
 
     bool bring_up(std::string* err);
     void tear_down();
+    void stop_gracefully();
     bool prepare_underlay(std::string* err);
     std::string guard_table() const;
     bool create_host_interfaces(std::string* err);
@@ -144,6 +145,7 @@ private:
     std::unique_ptr<mgmt::HttpApi> api_;
     std::vector<uint64_t> worker_loops_;  // watchdog: progress since the last ping
     int sigfd_ = -1;
+    bool stopping_ = false;  // SIGTERM seen: telling the IKE peers before the loop ends
     bool guarded_ = false;
     uint64_t started_ = 0;
     std::unique_ptr<ha::HaDaemon> ha_;

@@ -173,7 +173,7 @@ void Engine::remove_child(IkeSa& sa, uint32_t spi_in, const char* why) {
         LOG_INFO("ike", "event=child_sa_down tunnel={} spi_in={:08x} spi_out={:08x} reason=\"{}\"", sa.tunnel, spi_in,
                  sa.children[i].spi_out, why);
         sink_.child_remove(sa.tunnel, spi_in);
-        child_spis_.erase(spi_in);
+        free_child_spi(spi_in);
         count(Counter::child_removed);
         sa.children.erase(sa.children.begin() + long(i));
         tunnel_refresh(sa);

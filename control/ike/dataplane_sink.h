@@ -31,6 +31,8 @@ public:
     void child_outbound(TunnelId id, uint32_t spi_in) override;
     void child_remove(TunnelId id, uint32_t spi_in) override;
     ChildStats child_stats(TunnelId id, uint32_t spi_in) const override;
+    uint32_t spi_slot_mask() const override { return (1u << dp::kSpiSlotBits) - 1; }
+    bool spi_slot_free(uint32_t spi) const override { return dp::spi_slot_free(spi); }
 
     // The dataplane tunnel of an IKE tunnel (kNoTunnel while it has none).
     dp::TunnelId dp_id(TunnelId id) const;

@@ -30,6 +30,7 @@ const char* const kCounterHelp[] = {
 constexpr uint64_t kNs = 1'000'000'000ull;
 constexpr uint64_t kNever = std::numeric_limits<uint64_t>::max();
 constexpr int kProbeTries = 2;
+constexpr int kSpiTries = 1 << 20;   // random picks for a free SPI slot before giving up
 constexpr int kMaxProbes = 4;
 
 // An address inside the tunnel's own selectors (strongSwan lists its LAN
@@ -102,12 +103,20 @@ uint64_t Engine::new_spi() {
 }
 
 uint32_t Engine::new_child_spi() {
-    for (;;) {
+    const uint32_t mask = sink_.spi_slot_mask();
+    for (int tries = 0;; tries++) {
         uint32_t v = 0;
         if (RAND_bytes(reinterpret_cast<unsigned char*>(&v), sizeof v) != 1) crypto_fatal("RAND_bytes (SPI)");
-        // RFC 4303 §2.1: 1..255 are reserved. Unique among our children
-        // (and reserved from here on: a request in flight holds it).
-        if (v < 256 || !child_spis_.insert(v).second) continue;
+        // RFC 4303 §2.1: 1..255 are reserved. Unique among our children in
+        // the dataplane's slot, not only as a whole (random 32-bit SPIs
+        // collide in 18 bits: ~2 of 1,000 tunnels failed to install), in a
+        // slot no static tunnel holds, and reserved from here on (a request
+        // in flight holds it).
+        if (v < 256) continue;
+        bool free = !child_slots_.count(v & mask) && sink_.spi_slot_free(v);
+        if (!free && tries < kSpiTries) continue;
+        if (!free) LOG_ERROR("ike", "event=spi_table_full spi={:08x} (the install will fail)", v);
+        child_slots_.insert(v & mask);
         return v;
     }
 }
@@ -448,7 +457,7 @@ void Engine::handle_response(IkeSa& sa, Rx& rx) {
         case INFORMATIONAL: informational_response(sa, rx); break;
         default: count(Counter::rx_unexpected); break;
         }
-        if (reserved && !sa.out && !sa.child_by_in(reserved)) child_spis_.erase(reserved);
+        if (reserved && !sa.out && !sa.child_by_in(reserved)) free_child_spi(reserved);
     }
     if (sa.state != IkeState::Dead && !sa.out) next_task(sa);
     if (sa.state != IkeState::Dead) schedule(sa);
@@ -750,13 +759,14 @@ void Engine::destroy(IkeSa& sa, const char* why) {
     if (sa.state == IkeState::HalfOpen) half_open_.remove(sa.init_remote.addr);
     init_index_.erase({sa.spi_i, sa.init_remote});
     if (was_established) count(Counter::ike_deleted);
-    if (sa.out && sa.out->new_spi_in) child_spis_.erase(sa.out->new_spi_in);
+    if (sa.out && sa.out->new_spi_in) free_child_spi(sa.out->new_spi_in);
     tunnel_detach(sa, why);
     sa.state = IkeState::Dead;
     if (sa.wake_ns) timers_.erase({sa.wake_ns, sa.local_spi()});
     sa.wake_ns = 0;
     sa.out.reset();
     sa.tasks.clear();
+    closing_spis_.erase(sa.local_spi());
     doomed_.push_back(sa.local_spi());
 }
 
@@ -863,7 +873,7 @@ void Engine::tunnel_event(Tunnel& t, EventKind k, DownReason r) {
 
 void Engine::tunnel_detach(IkeSa& sa, const char* why) {
     for (auto& c : sa.children) {
-        child_spis_.erase(c.spi_in);
+        free_child_spi(c.spi_in);
         sink_.child_remove(sa.tunnel, c.spi_in);
         count(Counter::child_removed);
     }
@@ -881,7 +891,7 @@ void Engine::tunnel_detach(IkeSa& sa, const char* why) {
         tunnel_event(*t, EventKind::ConnectFailed, r);
     }
     t->ike = 0;
-    if (t->initiate >= 0 && started_) {
+    if (t->initiate >= 0 && started_ && !closing_) {
         // Edge role: keep trying, with a growing pause.
         uint64_t b = t->reconnect_backoff_ns ? std::min(t->reconnect_backoff_ns * 2, policy_.settings.reconnect_max_ns)
                                              : kNs;
@@ -1041,6 +1051,38 @@ void Engine::start() {
     started_ = true;
     for (size_t i = 0; i < policy_.initiate.size(); i++) initiate(int(i));
     reap();
+}
+
+size_t Engine::close_all(const std::function<bool(const IpAddr&)>& silent, size_t burst) {
+    if (!closing_) {
+        closing_ = true;
+        // Edge entries stay down; handshakes waiting for public-key work
+        // are not finished (their peers find a new instance or give up).
+        for (auto& [when, id] : reconnects_) tunnels_[id].reconnect_at_ns = 0;
+        reconnects_.clear();
+        for (auto& q : work_) q.clear();
+        work_bytes_ = 0;
+        for (auto& [spi, sa] : sas_) sa->queued = 0;
+    }
+    size_t n = 0;
+    for (auto& [spi, sp] : sas_) {
+        IkeSa& sa = *sp;
+        if (n >= burst) break;
+        if (sa.state != IkeState::Established || closing_spis_.count(spi)) continue;
+        if (silent && silent(sa.local.addr)) continue;
+        if (Tunnel* t = tunnel_of(sa); t && t->ike == spi) t->pending_down = DownReason::shutdown;
+        // The DELETE goes first (after a request already out: one at a time,
+        // §2.3); rekeys and liveness checks queued behind it are dropped
+        // by next_task once the SA is Deleting.
+        sa.tasks.clear();
+        closing_spis_.insert(spi);
+        count(Counter::closing_deletes);
+        n++;
+        queue(sa, Task{TaskKind::DeleteIke});
+    }
+    if (n) LOG_INFO("ike", "event=closing ike_sas={} waiting={}", n, closing_spis_.size());
+    reap();
+    return n;
 }
 
 bool Engine::clear_tunnel(TunnelId id, std::string* err) {

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -82,7 +83,9 @@ namespace nimbus::ike {
     X(rx_queue_full, "handshake messages dropped: the work queue was full (peer retries)") \
     X(mobike_updates, "UPDATE_SA_ADDRESSES processed (RFC 4555)")                          \
     X(nat_mapping_changes, "peer address changes followed without MOBIKE (§2.23)")            \
-    X(local_address_lost, "IKE SAs dropped: their local address (an HA virtual IP) left the box")
+    X(local_address_lost, "IKE SAs dropped: their local address (an HA virtual IP) left the box") \
+    X(closing_deletes, "IKE SAs deleted because nimbusd stops (RFC 7296 §1.4.1)")                 \
+    X(closing_refused, "IKE_SA_INIT requests ignored while nimbusd stops (the peer retries)")
 
 enum class Counter : uint16_t {
 #define NIMBUS_X(n, d) n,
@@ -191,6 +194,27 @@ public:
         initiate(int(index));
         reap();
     }
+
+    // Graceful stop (RFC 7296 §1.4.1): every established IKE SA is deleted
+    // with an INFORMATIONAL DELETE, so its peer learns at once that the SA
+    // and its child SAs are gone instead of after its dead-peer detection
+    // (an edge reconnects after its back-off, §2.4). SAs for which
+    // `silent(local address)` is true are left as they are (HA virtual IPs:
+    // the pair goes on serving those sites from the other box, see
+    // drop_local), and so are SAs still being set up. From the first call
+    // on, nothing new starts: IKE_SA_INIT requests are ignored, initiate
+    // entries do not reconnect, no rekeys or liveness checks. Calls after
+    // the first delete what has become established since (a handshake that
+    // was half-open, an IKE rekey the peer made), and what `burst` left
+    // over: at most that many DELETEs start per call, so that a thousand
+    // of them do not overflow the host interface's queue in one go (the
+    // caller calls again after the loop has carried them out). Returns how
+    // many DELETEs were started by this call; closing() is how many have
+    // not been answered yet (0, and nothing left to start: the caller may go).
+    size_t close_all(const std::function<bool(const IpAddr&)>& silent = {},
+                     size_t burst = std::numeric_limits<size_t>::max());
+    size_t closing() const { return closing_spis_.size(); }
+    bool is_closing() const { return closing_; }
 
     // Operator actions.
     bool clear_tunnel(TunnelId id, std::string* err);
@@ -336,7 +360,10 @@ private:
     std::set<std::pair<uint64_t, uint64_t>> timers_;                // (deadline, local SPI)
     std::map<TunnelId, Tunnel> tunnels_;
     std::set<std::pair<uint64_t, TunnelId>> reconnects_;            // (when, tunnel), initiator role
-    std::unordered_set<uint32_t> child_spis_;                       // our inbound SPIs in use
+    // Our inbound SPIs in use or reserved for a request in flight, by
+    // their dataplane slot (spi & sink.spi_slot_mask()): unique there.
+    std::unordered_set<uint32_t> child_slots_;
+    void free_child_spi(uint32_t spi) { child_slots_.erase(spi & sink_.spi_slot_mask()); }
     std::map<std::pair<std::string, std::string>, TunnelId> tunnel_ids_;
     TunnelId next_tunnel_ = 1;
     std::vector<uint64_t> doomed_;
@@ -347,6 +374,8 @@ private:
     uint64_t counters_[kCounterCount] = {};
     uint64_t downs_[kDownReasonCount] = {};
     bool started_ = false;
+    bool closing_ = false;                       // close_all() was called
+    std::unordered_set<uint64_t> closing_spis_;  // local SPIs whose DELETE is not answered yet
 };
 
 }  // namespace nimbus::ike

@@ -87,6 +87,12 @@ void Engine::init_request(Rx& rx) {
         count(Counter::rx_unexpected);
         return;
     }
+    if (closing_) {
+        // Stopping: no new state. The initiator retransmits, to whatever
+        // answers on this address next (a restarted nimbusd, an HA peer).
+        count(Counter::closing_refused);
+        return;
+    }
     if (auto it = init_index_.find({h.spi_i, rx.remote}); it != init_index_.end()) {
         // §2.1: a retransmitted IKE_SA_INIT gets the same answer.
         IkeSa* sa = find(it->second);
@@ -280,7 +286,7 @@ void Engine::send_init(IkeSa& s) {
 }
 
 void Engine::initiate(int index) {
-    if (index < 0 || size_t(index) >= policy_.initiate.size()) return;
+    if (closing_ || index < 0 || size_t(index) >= policy_.initiate.size()) return;
     const InitiatePolicy& in = policy_.initiate[size_t(index)];
     std::shared_ptr<const CloudPolicy> cloud;
     for (auto& c : policy_.clouds)

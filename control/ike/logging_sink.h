@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -39,6 +40,12 @@ public:
     void child_install(const ChildSaSpec& s) override;
     void child_outbound(TunnelId id, uint32_t spi_in) override;
     void child_remove(TunnelId id, uint32_t spi_in) override;
+    // Test support: a dataplane-like SA table of slot_mask + 1 slots, some
+    // of them taken by others.
+    uint32_t spi_slot_mask() const override { return slot_mask; }
+    bool spi_slot_free(uint32_t spi) const override { return !slot_taken || !slot_taken(spi & slot_mask); }
+    uint32_t slot_mask = 0xffffffffu;
+    std::function<bool(uint32_t)> slot_taken;
 
     const std::map<TunnelId, Tun>& tunnels() const { return tunnels_; }
     // "up T", "update T", "down T", "in T SPI", "out T SPI", "rm T SPI" in call order.

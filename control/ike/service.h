@@ -6,6 +6,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,12 @@ public:
     // Whether reload(c) would succeed: the policy builds, PKI files load.
     bool check(const config::Config& c, std::vector<std::string>* errors) const;
     void stop();
+    // Graceful stop (SIGTERM): DELETE for every established IKE SA except
+    // those on HA virtual IPs we hold (Engine::close_all), then `done` once
+    // every DELETE is answered or `wait_ms` has passed, whichever is first.
+    // Returns false (and never calls `done`) when there is nothing to wait
+    // for: no engine, or no SA to delete.
+    bool close(uint64_t wait_ms, std::function<void()> done);
 
     // HA (control/ha): the sync group's virtual IPs are the box's only while
     // it is master. held=true (Master, after the VIPs went onto the host
@@ -80,6 +87,9 @@ private:
     Engine::Offered offered_;
     std::vector<Prefix> listen_subnets_;   // where a VIP gets sockets of its own (empty: wildcard)
     std::vector<IpAddr> vip_bound_;
+    std::vector<IpAddr> vips_held_;        // HA virtual IPs that are ours now (with or without own sockets)
+    control::Loop::TimerId closer_ = 0;    // close(): checks for answered DELETEs
+    size_t close_deleted_ = 0;             // close(): DELETEs started
 };
 
 }  // namespace nimbus::ike

@@ -73,6 +73,13 @@ public:
     virtual void child_outbound(TunnelId id, uint32_t spi_in) = 0;
     virtual void child_remove(TunnelId id, uint32_t spi_in) = 0;
     virtual ChildStats child_stats(TunnelId, uint32_t) const { return {}; }
+    // Inbound SPIs index the dataplane's SA table by some of their bits
+    // (dataplane/api.h kSpiSlotBits): two inbound SAs whose SPIs agree in
+    // the bits of spi_slot_mask() cannot both be installed. The engine
+    // picks its SPIs unique in those bits, and in slots spi_slot_free()
+    // says nothing else (a static tunnel) holds.
+    virtual uint32_t spi_slot_mask() const { return 0xffffffffu; }
+    virtual bool spi_slot_free(uint32_t) const { return true; }
 };
 
 }  // namespace nimbus::ike

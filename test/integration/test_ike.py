@@ -289,6 +289,37 @@ def test_dead_peer_removed_within_dpd_bound_and_comes_back(lab, pki):
     wait_until(lambda: tunnel(d)["state"] == "up", 10, "tunnel back after the restart")
 
 
+def test_graceful_restart_deletes_ike_sas_and_a_strongswan_site_comes_back(lab):
+    """SIGTERM: nimbusd deletes the site's IKE SA before it goes (RFC 7296
+    §1.4.1); strongSwan with close_action = start re-establishes it at once
+    (its retransmissions reach the restarted concentrator), instead of
+    waiting for its DPD (30 s here)."""
+    c = lab.ns("c")
+    s = site_ns(lab, c)
+    sw = swan.Swan(lab, s)
+    sw.configure(CONC, "10.16.1.0/24", auth="psk", local_id="store-0001.lab", remote_id="conc.lab",
+                 psk="lab-psk-0123456789abcdef", extra_child="close_action = start")
+    d = start_conc(lab, c, psk_cloud())
+    sw.start()
+    sw.load()
+    sw.initiate()
+    [sa] = established(d)
+    t0 = time.monotonic()
+    assert d.stop() == 0
+    stop_s = time.monotonic() - t0
+    assert re.search(r"event=closed deleted=1 unanswered=0 ", d.log()), d.log()[-2000:]
+    wait_until(lambda: "received DELETE for IKE_SA" in sw.log(), 5, "strongSwan to get the DELETE")
+    d.start()
+    wait_until(lambda: established(d), 20, "the site back on the restarted concentrator")
+    took = time.monotonic() - t0
+    [sa2] = established(d)
+    assert sa2["peer_id"] == "store-0001.lab" and sa2["spi_i"] != sa["spi_i"]
+    wait_until(lambda: tunnel(d)["state"] == "up", 5, "its tunnel up")
+    print(f"MEASURE graceful_restart_strongswan_site: seconds={took:.2f} (stop {stop_s:.2f}; "
+          f"strongSwan re-establishes on the DELETE and retransmits until the new process answers)")
+    assert took < 20
+
+
 def test_refusals_revoked_wrong_ca_other_sites_prefix(lab, pki):
     c = lab.ns("c")
     s = site_ns(lab, c)

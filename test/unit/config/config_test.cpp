@@ -221,6 +221,7 @@ const char* kClouds =
     "  listen: [wan0, 192.0.2.10]\n"
     "  ports: { ike: 500, natt: 4500 }\n"
     "  cookie_threshold: 100\n"
+    "  delete_on_stop_ms: 250\n"
     "initiate:\n"
     "  - { peer: 192.0.2.1, cloud: corp, local_id: \"CN=edge-1\", local_prefixes: [10.20.0.0/24] }\n";
 
@@ -262,6 +263,8 @@ TEST_CASE("clouds, sites, ike and initiate sections parse into the model") {
     CHECK(c.clouds[1].esp_proposals == std::vector<std::string>{"aes256gcm16"});  // default
     CHECK(c.ike.listen == std::vector<std::string>{"wan0", "192.0.2.10"});
     CHECK(c.ike.cookie_threshold == 100);
+    CHECK(c.ike.delete_on_stop_ms == 250);
+    CHECK(nimbus::config::Ike{}.delete_on_stop_ms == 1000);   // the default: DELETEs on SIGTERM, 1 s for the answers
     REQUIRE(c.initiate.size() == 1);
     CHECK(c.initiate[0].peer.str() == "192.0.2.1");
     CHECK(c.initiate[0].local_prefixes[0].str() == "10.20.0.0/24");
@@ -330,6 +333,7 @@ TEST_CASE("broken IKE sections are rejected with exact positions, and secrets ar
         {"ike: { ports: { ike: 4500, natt: 4500 } }\n", "t.yaml:3:34: ike.ports.natt: must differ from ike.ports.ike"},
         {"ike: { ports: { ike: 0 } }\n", "t.yaml:3:22: ike.ports.ike: 0 is out of range 1..65535"},
         {"ike: { fragment_size: 100 }\n", "t.yaml:3:23: ike.fragment_size: 100 is out of range 576..65535"},
+        {"ike: { delete_on_stop_ms: 60000 }\n", "t.yaml:3:27: ike.delete_on_stop_ms: 60000 is out of range 0..30000"},
         {"ike: { cookies: 5 }\n", "t.yaml:3:8: ike.cookies: unknown key"},
         {"initiate:\n  - { cloud: x, local_prefixes: [10.1.0.0/24] }\n", "t.yaml:4:5: initiate[0].peer: required key is missing"},
         {"initiate:\n  - { peer: 192.0.2.1, cloud: x, local_prefixes: [10.1.0.0/24] }\n",

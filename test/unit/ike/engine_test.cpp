@@ -10,6 +10,9 @@
 
 #include <optional>
 
+#include <fmt/format.h>
+#include <set>
+
 #include "src/common/log.h"
 #include "test/unit/ike/sim.h"
 #include "test/unit/pki/testpki.h"
@@ -1232,6 +1235,216 @@ TEST_CASE("HA: a virtual IP given up takes its IKE SAs and tunnels at once, sile
     CHECK(c2->local.addr == vip);
     CHECK(conc2.eng->counter(Counter::rx_unknown_spi) >= 1);   // the DPD that found nobody
     check_child_agreement(conc2, e1);
+}
+
+// ---- inbound SPIs and the dataplane's SA table
+
+TEST_CASE("inbound SPIs are unique in the dataplane's slot bits, and avoid slots held by others") {
+    // 300 sites from one edge on a table of 1,024 slots: random SPIs would
+    // collide in their low 10 bits ~40 times (the dataplane's 18 bits at
+    // 1,000 tunnels: ~2); none may.
+    constexpr int kSites = 300;
+    Net net;
+    std::vector<std::string> ids, nets;
+    for (int i = 0; i < kSites; i++) {
+        ids.push_back(fmt::format("site-{:04}.test", i));
+        nets.push_back(fmt::format("10.{}.{}.0/24", 32 + i / 256, i % 256));
+    }
+    std::vector<SiteOpts> sites;
+    for (int i = 0; i < kSites; i++) sites.push_back({ids[size_t(i)].c_str(), {nets[size_t(i)].c_str()}});
+    EngineSettings cs;
+    cs.half_open_per_source = 1000;
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites), cs));
+    Policy ep = edge(cloud({}), "192.0.2.10", ids[0].c_str(), {nets[0].c_str()});
+    for (int i = 1; i < kSites; i++) {
+        InitiatePolicy in = ep.initiate[0];
+        in.local_id = ident(ids[size_t(i)].c_str());
+        in.local_prefixes = {*Prefix::parse(nets[size_t(i)])};
+        ep.initiate.push_back(in);
+    }
+    Node& e = net.add("e", "192.0.2.21", std::move(ep));
+    for (Node* n : {&conc, &e}) n->sink.slot_mask = 0x3ff;
+    e.eng->start();
+    net.pump();
+    REQUIRE(conc.sink.tunnels().size() == size_t(kSites));
+    REQUIRE(e.sink.tunnels().size() == size_t(kSites));
+    auto distinct_slots = [](const Node& n) {
+        std::set<uint32_t> slots;
+        size_t spis = 0;
+        for (auto& [id, t] : n.sink.tunnels())
+            for (auto& [spi, c] : t.children) {
+                slots.insert(spi & 0x3ff);
+                spis++;
+            }
+        return slots.size() == spis;
+    };
+    CHECK(distinct_slots(conc));
+    CHECK(distinct_slots(e));
+    // A rekey of every child keeps old and new inbound SAs side by side a
+    // moment: still one slot each.
+    std::string err;
+    for (auto& t : conc.eng->tunnels()) REQUIRE(conc.eng->rekey_child_for_test(t.id, &err));
+    net.pump();
+    CHECK(conc.eng->counter(Counter::child_rekeys) == uint64_t(kSites));
+    CHECK(distinct_slots(conc));
+    CHECK(distinct_slots(e));
+
+    // Slots held by what the engine does not know (static tunnels): a
+    // 256-slot table with two slots free, and two sites.
+    Net net2;
+    Node& c2 = net2.add("conc", "192.0.2.10", concentrator(cloud({}, {{ids[0].c_str(), {nets[0].c_str()}},
+                                                                      {ids[1].c_str(), {nets[1].c_str()}}})));
+    c2.sink.slot_mask = 0xff;
+    c2.sink.slot_taken = [](uint32_t slot) { return slot != 0x42 && slot != 0x43; };
+    for (int i = 0; i < 2; i++) {
+        Node& ei = net2.add(fmt::format("e{}", i), i ? "192.0.2.22" : "192.0.2.21",
+                            edge(cloud({}), "192.0.2.10", ids[size_t(i)].c_str(), {nets[size_t(i)].c_str()}));
+        ei.eng->start();
+    }
+    net2.pump();
+    std::set<uint32_t> got;
+    for (auto& [id, t] : c2.sink.tunnels())
+        for (auto& [spi, c] : t.children) got.insert(spi & 0xff);
+    CHECK(got == std::set<uint32_t>{0x42, 0x43});
+}
+
+// ---- graceful stop (RFC 7296 §1.4.1)
+
+TEST_CASE("graceful stop: the concentrator deletes every IKE SA at once; the edge reconnects to the restarted one") {
+    Net net;
+    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
+    CloudOpts o;
+    o.dpd_interval = 30;   // far beyond the test: nothing below is dead-peer detection
+    Node* conc = &net.add("conc", "192.0.2.10", concentrator(cloud(o, sites)));
+    // One edge standing in for both sites (one source address, two identities).
+    Policy ep = edge(cloud(o), "192.0.2.10", "store-0001.test", {"10.16.1.0/24"});
+    InitiatePolicy second = ep.initiate[0];
+    second.local_id = ident("store-0002.test");
+    second.local_prefixes = {*Prefix::parse("10.16.2.0/24")};
+    ep.initiate.push_back(second);
+    Node& e = net.add("e", "192.0.2.21", std::move(ep));
+    e.eng->start();
+    net.pump();
+    REQUIRE(conc->eng->sa_count() == 2);
+    REQUIRE(e.sink.tunnels().size() == 2);
+
+    // SIGTERM: one DELETE per IKE SA, a burst at a time.
+    CHECK(conc->eng->close_all({}, 1) == 1);
+    CHECK(conc->eng->is_closing());
+    CHECK(conc->eng->closing() == 1);
+    CHECK(net.q.size() == 1);
+    CHECK(conc->eng->close_all({}, 1) == 1);
+    CHECK(conc->eng->closing() == 2);
+    CHECK(net.q.size() == 2);
+    CHECK(conc->eng->close_all() == 0);   // again: nothing new to delete
+    net.pump();
+    CHECK(conc->eng->closing() == 0);   // both answered: nimbusd may go
+    CHECK(conc->eng->sa_count() == 0);
+    CHECK(conc->sink.tunnels().empty());
+    CHECK(conc->eng->counter(Counter::closing_deletes) == 2);
+    CHECK(conc->eng->downs()[int(DownReason::shutdown)] == 2);
+    // The edge knows at once, not after its 90 s of dead-peer detection.
+    CHECK(e.eng->sa_count() == 0);
+    CHECK(e.sink.tunnels().empty());
+    for (auto& t : e.eng->tunnels()) CHECK(t.last_down == "peer_delete");
+
+    // It reconnects after its back-off (1 s); the stopping concentrator
+    // starts nothing new.
+    net.advance_s(1.5);
+    CHECK(conc->eng->counter(Counter::closing_refused) == 2);
+    CHECK(conc->eng->sa_count() == 0);
+    CHECK(conc->sink.tunnels().empty());
+
+    // The concentrator is back (a new process, no memory of the old SAs):
+    // the edge's retransmitted IKE_SA_INITs reach it.
+    uint64_t back = net.now;
+    net.remove(*conc);
+    conc = &net.add("conc2", "192.0.2.10", concentrator(cloud(o, sites)));
+    while (conc->sink.tunnels().size() < 2 && net.now - back < 10 * kS) net.advance(10'000'000);
+    CHECK(conc->sink.tunnels().size() == 2);
+    CHECK(net.now - back <= 1'100'000'000ull);   // the edge's first retransmission (1 s)
+    CHECK(e.sink.tunnels().size() == 2);
+    CHECK(e.eng->counter(Counter::ike_established) == 4);
+}
+
+TEST_CASE("graceful stop: SAs on HA virtual IPs and SAs being set up are left alone; what comes up meanwhile is deleted") {
+    Net net;
+    std::vector<SiteOpts> sites = {{"store-0001.test", {"10.16.1.0/24"}}, {"store-0002.test", {"10.16.2.0/24"}}};
+    Node& conc = net.add("conc", "192.0.2.10", concentrator(cloud({}, sites)));
+    const IpAddr vip = *IpAddr::parse("192.0.2.1");
+    net.alias("192.0.2.1", conc);
+    Node& e1 = net.add("e1", "192.0.2.21", edge(cloud({}), "192.0.2.1", "store-0001.test", {"10.16.1.0/24"}));
+    Node& e2 = net.add("e2", "192.0.2.22", edge(cloud({}), "192.0.2.10", "store-0002.test", {"10.16.2.0/24"}));
+    e1.eng->start();
+    net.pump();
+    REQUIRE(established(conc));
+    // e2's handshake is half-done: IKE_SA_INIT answered, IKE_AUTH on its way.
+    e2.eng->start();
+    net.pump(2);
+    REQUIRE(conc.eng->sa_count() == 2);
+    REQUIRE(net.q.size() == 1);
+
+    auto on_vip = [&vip](const IpAddr& a) { return a == vip; };
+    CHECK(conc.eng->close_all(on_vip) == 0);
+    CHECK(conc.eng->closing() == 0);
+    CHECK(conc.sink.tunnels().size() == 1);   // the VIP's tunnel carries on until the HA handover
+    // The half-open SA completes (its IKE_AUTH was in flight) and is then
+    // deleted like the others; the VIP's SA still is not.
+    net.pump();
+    REQUIRE(e2.eng->sa_count() == 1);
+    CHECK(conc.eng->close_all(on_vip) == 1);
+    CHECK(conc.eng->closing() == 1);
+    net.pump();
+    CHECK(conc.eng->closing() == 0);
+    CHECK(e2.eng->sa_count() == 0);
+    CHECK(e2.eng->tunnels().at(0).last_down == "peer_delete");
+    CHECK(e1.eng->sa_count() == 1);
+    REQUIRE(conc.eng->sa_count() == 1);
+    CHECK(established(conc)->local.addr == vip);
+}
+
+TEST_CASE("graceful stop: a DELETE waits for the request already out (one at a time), and an edge that stops stays down") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    REQUIRE(established(*p.conc));
+    std::string err;
+    // A liveness check from the edge is out when the edge stops.
+    REQUIRE(p.edge->eng->liveness_for_test(1, &err));
+    REQUIRE(p.net.q.size() == 1);
+    CHECK(p.edge->eng->close_all() == 1);
+    CHECK(p.net.q.size() == 1);   // the DELETE waits for the answer
+    p.net.pump();
+    CHECK(p.edge->eng->closing() == 0);
+    CHECK(p.edge->eng->sa_count() == 0);
+    // The concentrator took the tunnel down at once (the peer said so) ...
+    CHECK(p.conc->eng->sa_count() == 0);
+    CHECK(p.conc->sink.tunnels().empty());
+    CHECK(p.conc->eng->tunnels().at(0).last_down == "peer_delete");
+    // ... and the stopping edge does not come back.
+    p.net.advance_s(60);
+    CHECK(p.edge->eng->sa_count() == 0);
+    CHECK(p.conc->eng->sa_count() == 0);
+    CHECK(p.edge->eng->counter(Counter::ike_established) == 1);
+    p.edge->eng->initiate_entry(0);
+    CHECK(p.edge->eng->sa_count() == 0);
+}
+
+TEST_CASE("graceful stop: an unanswered DELETE is given up after the retransmissions, and the SA goes") {
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    REQUIRE(established(*p.conc));
+    p.net.filter = [](Datagram& d) { return !(d.from.addr == *IpAddr::parse("192.0.2.21")); };   // the edge is gone
+    CHECK(p.conc->eng->close_all() == 1);
+    p.net.advance_s(5);
+    CHECK(p.conc->eng->closing() == 1);   // the caller's own bound (ike.delete_on_stop_ms) ends the wait
+    p.net.advance_s(60);
+    CHECK(p.conc->eng->closing() == 0);
+    CHECK(p.conc->eng->sa_count() == 0);
+    CHECK(p.conc->sink.tunnels().empty());
 }
 
 // ---- monitoring: events, flaps, down reasons, RTT statistics
