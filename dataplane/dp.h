@@ -173,7 +173,15 @@ void process_decap(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int
 void process_handoff(WorkerCtx& w, rte_mbuf** pkts, uint16_t n);
 // Punts a packet (policed). `counted`: the caller already counted the drop.
 bool punt_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m, PuntClass cls, PuntReason why, bool counted);
-void tx_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m);
+// Sends a full tx buffer (tx_pkt) or what is left at the end of a loop
+// iteration (flush_tx).
+void tx_flush_port(WorkerCtx& w, uint16_t port);
+// Queues a packet for transmission on `port` (inline: every forwarded
+// packet goes through here).
+inline void tx_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m) {
+    w.txb[port][w.txn[port]++] = m;
+    if (unlikely(w.txn[port] == kTxBuf)) tx_flush_port(w, port);
+}
 inline void drop_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m, Drop why) {
     w.pc[port].drops[int(why)]++;
     rte_pktmbuf_free(m);
@@ -182,8 +190,8 @@ inline void drop_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m, Drop why) {
 // fib.cpp
 bool fib_init(std::string* err);
 void fib_fini();
-rte_lpm* vrf_v4(int vrf);
-Nh* nh_get(NhId id);
+inline rte_lpm* vrf_v4(int vrf) { return g->vrfs[vrf].v4.load(std::memory_order_acquire); }
+inline Nh* nh_get(NhId id) { return g->nh[id].load(std::memory_order_acquire); }
 
 // punt.cpp
 void policers_init(WorkerCtx& w);

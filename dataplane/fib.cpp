@@ -167,9 +167,7 @@ void fib_fini() {
     fs = nullptr;
 }
 
-rte_lpm* vrf_v4(int vrf) { return g->vrfs[vrf].v4.load(std::memory_order_acquire); }
 
-Nh* nh_get(NhId id) { return g->nh[id].load(std::memory_order_acquire); }
 
 size_t nh_capacity() { return g ? g->nh_cap : 0; }
 

@@ -31,24 +31,7 @@ inline void drop(WorkerCtx& w, uint16_t port, rte_mbuf* m, Drop why) {
     rte_pktmbuf_free(m);
 }
 
-inline void tx(WorkerCtx& w, uint16_t port, rte_mbuf* m) {
-    w.txb[port][w.txn[port]++] = m;
-    if (w.txn[port] == kTxBuf) {
-        // Flush just this port early: a full buffer would otherwise overflow.
-        PortState& p = g->ports[port];
-        uint16_t q = w.txq[port];
-        capture_port(port, w.txb[port], kTxBuf, CapDir::Tx);
-        if (p.tx_shared) rte_spinlock_lock(&p.txlock[q]);
-        uint16_t sent = rte_eth_tx_burst(p.id, q, w.txb[port], kTxBuf);
-        if (p.tx_shared) rte_spinlock_unlock(&p.txlock[q]);
-        for (uint16_t i = 0; i < sent; i++) {
-            w.pc[port].tx_packets++;
-            w.pc[port].tx_bytes += w.txb[port][i]->pkt_len;
-        }
-        for (uint16_t i = sent; i < kTxBuf; i++) drop(w, port, w.txb[port][i], Drop::tx_full);
-        w.txn[port] = 0;
-    }
-}
+inline void tx(WorkerCtx& w, uint16_t port, rte_mbuf* m) { tx_pkt(w, port, m); }
 
 // Which punt class an IPv4/IPv6 packet for the box belongs to, from its
 // upper-layer header.
@@ -469,8 +452,6 @@ bool punt_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m, PuntClass cls, PuntReaso
     return punt(w, port, m, cls, why, counted);
 }
 
-void tx_pkt(WorkerCtx& w, uint16_t port, rte_mbuf* m) { tx(w, port, m); }
-
 void process_inject(WorkerCtx& w, rte_mbuf** pkts, uint16_t n) {
     // Injected packets may come from several ports and origins: run them one
     // at a time through the same code (this is the exception path).
@@ -493,23 +474,32 @@ void process_inject(WorkerCtx& w, rte_mbuf** pkts, uint16_t n) {
     esp::flush(w);
 }
 
-void flush_tx(WorkerCtx& w) {
-    for (int port = 0; port < g->nports; port++) {
-        uint16_t n = w.txn[port];
-        if (!n) continue;
-        PortState& p = g->ports[port];
-        uint16_t q = w.txq[port];
-        capture_port(uint16_t(port), w.txb[port], n, CapDir::Tx);
-        if (p.tx_shared) rte_spinlock_lock(&p.txlock[q]);
-        uint16_t sent = rte_eth_tx_burst(p.id, q, w.txb[port], n);
-        if (p.tx_shared) rte_spinlock_unlock(&p.txlock[q]);
-        for (uint16_t i = 0; i < sent; i++) {
-            w.pc[port].tx_packets++;
-            w.pc[port].tx_bytes += w.txb[port][i]->pkt_len;
-        }
-        for (uint16_t i = sent; i < n; i++) drop(w, uint16_t(port), w.txb[port][i], Drop::tx_full);
-        w.txn[port] = 0;
+// Sends what `port`'s tx buffer holds. The byte count is taken before the
+// burst: once rte_eth_tx_burst returns, the mbufs it took belong to the
+// driver (net_null frees them at once) and must not be read.
+void tx_flush_port(WorkerCtx& w, uint16_t port) {
+    uint16_t n = w.txn[port];
+    w.txn[port] = 0;
+    PortState& p = g->ports[port];
+    uint16_t q = w.txq[port];
+    rte_mbuf** b = w.txb[port];
+    capture_port(port, b, n, CapDir::Tx);
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; i++) bytes += b[i]->pkt_len;
+    if (p.tx_shared) rte_spinlock_lock(&p.txlock[q]);
+    uint16_t sent = rte_eth_tx_burst(p.id, q, b, n);
+    if (p.tx_shared) rte_spinlock_unlock(&p.txlock[q]);
+    for (uint16_t i = sent; i < n; i++) {
+        bytes -= b[i]->pkt_len;
+        drop(w, port, b[i], Drop::tx_full);
     }
+    w.pc[port].tx_packets += sent;
+    w.pc[port].tx_bytes += bytes;
+}
+
+void flush_tx(WorkerCtx& w) {
+    for (int port = 0; port < g->nports; port++)
+        if (w.txn[port]) tx_flush_port(w, uint16_t(port));
 }
 
 // Wakes the control thread when it sleeps in epoll. Only on the exception
