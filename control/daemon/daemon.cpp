@@ -664,6 +664,14 @@ void Daemon::hold(dp::HostPkt& p) {
         return;
     }
     auto key = std::make_pair(egress, p.aux);
+    if (rib_.has_neighbor(egress, p.aux) && !held_.count(key)) {
+        // Resolved while the packet was on its way here (the worker punted it
+        // before the next hop was published): send it on, and do not ask the
+        // kernel again.
+        dp::reinject(p);
+        hstats_.held_resolved++;
+        return;
+    }
     Held& h = held_[key];
     if (h.pkts.size() >= kHeldPerNeighbor || held_total_ >= kHeldTotal) {
         dp::release(p);

@@ -161,7 +161,32 @@ bool Netlink::route_del(const Prefix& p, const std::optional<IpAddr>& via, int i
     return request(route_msg(buf, RTM_DELROUTE, 0, p, via, ifindex, blackhole), err);
 }
 
+std::optional<uint16_t> Netlink::neigh_state(int ifindex, const IpAddr& a) {
+    char buf[MNL_SOCKET_BUFFER_SIZE];
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+    nlh->nlmsg_type = RTM_GETNEIGH;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;  // the ACK ends request()'s read
+    auto* nd = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ndmsg)));
+    nd->ndm_family = a.is_v4() ? AF_INET : AF_INET6;
+    nd->ndm_ifindex = ifindex;
+    mnl_attr_put(nlh, NDA_DST, a.is_v4() ? 4 : 16, a.b.data());
+    std::optional<uint16_t> state;
+    std::string err;  // ENOENT: no entry
+    request(nlh, &err, [&](const void* p) {
+        auto* h = static_cast<const nlmsghdr*>(p);
+        if (h->nlmsg_type == RTM_NEWNEIGH && h->nlmsg_len >= mnl_nlmsg_size(sizeof(ndmsg)))
+            state = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(h))->ndm_state;
+    });
+    return state;
+}
+
 bool Netlink::neigh_resolve(int ifindex, const IpAddr& a, std::string* err) {
+    // Linux (since 5.3, __neigh_update's NEIGH_UPDATE_F_USE branch) clears
+    // NUD_PERMANENT from an entry it is asked to use, without a
+    // notification: an operator's static entry (or a lab's) would silently
+    // become an ordinary one, fail its probes and take the next hop down. A
+    // static entry needs no resolving: leave it alone.
+    if (auto st = neigh_state(ifindex, a); st && (*st & (NUD_PERMANENT | NUD_NOARP))) return true;
     char buf[MNL_SOCKET_BUFFER_SIZE];
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
     nlh->nlmsg_type = RTM_NEWNEIGH;

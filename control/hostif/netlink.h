@@ -52,8 +52,11 @@ public:
     bool route_del(const Prefix& p, const std::optional<IpAddr>& via, int ifindex, bool blackhole,
                    std::string* err);
     // Asks the kernel to resolve `a` on the interface (NTF_USE): it sends
-    // ARP/ND and reports the result as a neighbour event.
+    // ARP/ND and reports the result as a neighbour event. A permanent (or
+    // NOARP) entry is left as it is.
     bool neigh_resolve(int ifindex, const IpAddr& a, std::string* err);
+    // The kernel's NUD state of one entry, if it has one.
+    std::optional<uint16_t> neigh_state(int ifindex, const IpAddr& a);
     bool neigh_dump(std::vector<NeighEvent>* out, std::string* err);
 
     // Reads pending events (non-blocking) and calls the handlers.

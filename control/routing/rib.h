@@ -75,6 +75,7 @@ public:
 
     // A neighbour the kernel resolved (mac) or lost (nullopt) on a port.
     void neighbor(int port, const IpAddr& a, const std::optional<MacAddr>& mac);
+    bool has_neighbor(int port, const IpAddr& a) const { return neigh_.count({port, a}) != 0; }
     // The connected port whose subnet holds `a` in `vrf`, or -1.
     int connected_port(int vrf, const IpAddr& a) const;
 

@@ -358,7 +358,15 @@ def run_nimbusd(work, ns, cipher, pcap, seconds, tag):
                 raise RuntimeError("nimbusd did not answer:\n" + open(logf.name).read()[-3000:])
             time.sleep(0.1)
         # The peer never answers ARP on net_null: a permanent neighbour on the
-        # host interface, which nimbusd learns over netlink.
+        # host interface, which nimbusd learns over netlink. Only once nimbusd
+        # has finished setting wan0 up (MAC, UP, address): a MAC change
+        # flushes every neighbour of the interface, permanent ones included,
+        # and the run then measured the kernel re-resolving (punted, policed).
+        while f"{US}/24" not in subprocess.run(["ip", "-n", ns, "-4", "addr", "show", "dev", "wan0", "up"],
+                                               capture_output=True, text=True).stdout:
+            if time.monotonic() > deadline:
+                raise RuntimeError("nimbusd did not bring wan0 up with its address")
+            time.sleep(0.05)
         subprocess.run(["ip", "-n", ns, "neigh", "replace", PEER, "lladdr", PEER_MAC, "dev", "wan0",
                         "nud", "permanent"], check=True)
         deadline = time.monotonic() + 20
@@ -386,6 +394,10 @@ def run_nimbusd(work, ns, cipher, pcap, seconds, tag):
         t0, w0, l0, s0 = snap()
         time.sleep(seconds)
         t1, w1, l1, s1 = snap()
+        neigh = subprocess.run(["ip", "-n", ns, "neigh", "show", PEER, "dev", "wan0"], capture_output=True,
+                               text=True).stdout
+        if "PERMANENT" not in neigh:
+            raise RuntimeError(f"the peer's permanent neighbour went away during the run: {neigh.strip()!r}")
         tx = w1["tx_packets"] - w0["tx_packets"]
         drops = {}  # during the measured interval only
         for a, b in ((w0, w1), (l0, l1)):
