@@ -7,6 +7,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <openssl/bio.h>
@@ -81,7 +85,42 @@ std::string lower(std::string_view s) {
 
 // ---- Certificate
 
+// Parsed certificates by their exact DER. OpenSSL 3.0's d2i_X509 builds a
+// decoder context for the public key on every call (openssl/openssl#17950,
+// #19119): ~160 us for a P-384 certificate on the development VM, about a
+// tenth of a handshake's public-key work. Sites that reconnect (a WAN outage,
+// dead-peer restarts) and an edge reconnecting to its concentrator present
+// the same bytes again. Only parsing is cached: every use still verifies the
+// chain, the CRLs and the validity dates. X509 objects are reference counted
+// and not modified after parsing. Bounded; the oldest entry goes first.
+namespace {
+struct CertCache {
+    std::mutex mu;
+    std::unordered_map<std::string, X509*> by_der;
+    std::deque<std::string> order;
+    size_t limit = 4096;
+    uint64_t hits = 0, misses = 0;
+};
+// Never destroyed: at exit OpenSSL may already be cleaned up (its atexit
+// handler can run before a static destructor would).
+CertCache& cert_cache() {
+    static CertCache* c = new CertCache;
+    return *c;
+}
+}  // namespace
+
 std::optional<Certificate> Certificate::from_der(std::span<const uint8_t> der) {
+    std::string key(reinterpret_cast<const char*>(der.data()), der.size());
+    CertCache& c = cert_cache();
+    {
+        std::lock_guard<std::mutex> g(c.mu);
+        if (auto it = c.by_der.find(key); it != c.by_der.end()) {
+            c.hits++;
+            X509_up_ref(it->second);
+            return Certificate(it->second);
+        }
+        c.misses++;
+    }
     const unsigned char* p = der.data();
     X509* x = d2i_X509(nullptr, &p, long(der.size()));
     if (!x) {
@@ -92,7 +131,41 @@ std::optional<Certificate> Certificate::from_der(std::span<const uint8_t> der) {
         X509_free(x);
         return std::nullopt;
     }
+    std::lock_guard<std::mutex> g(c.mu);
+    if (c.limit && !c.by_der.count(key)) {
+        while (c.by_der.size() >= c.limit && !c.order.empty()) {
+            auto old = c.by_der.find(c.order.front());
+            if (old != c.by_der.end()) {
+                X509_free(old->second);
+                c.by_der.erase(old);
+            }
+            c.order.pop_front();
+        }
+        X509_up_ref(x);
+        c.by_der.emplace(key, x);
+        c.order.push_back(std::move(key));
+    }
     return Certificate(x);
+}
+
+CertCacheStats cert_cache_stats() {
+    CertCache& c = cert_cache();
+    std::lock_guard<std::mutex> g(c.mu);
+    return {c.by_der.size(), c.hits, c.misses};
+}
+
+void set_cert_cache_limit(size_t n) {
+    CertCache& c = cert_cache();
+    std::lock_guard<std::mutex> g(c.mu);
+    c.limit = n;
+    while (c.by_der.size() > n && !c.order.empty()) {
+        auto old = c.by_der.find(c.order.front());
+        if (old != c.by_der.end()) {
+            X509_free(old->second);
+            c.by_der.erase(old);
+        }
+        c.order.pop_front();
+    }
 }
 
 Certificate::Certificate(const Certificate& o) : x_(o.x_) {

@@ -50,6 +50,16 @@ private:
     X509* x_ = nullptr;
 };
 
+// Certificate::from_der keeps what it parsed, by exact DER (pki.cpp says
+// why). The limit (default 4,096 certificates, 0 = no caching) applies at
+// once.
+struct CertCacheStats {
+    size_t entries = 0;
+    uint64_t hits = 0, misses = 0;
+};
+CertCacheStats cert_cache_stats();
+void set_cert_cache_limit(size_t n);
+
 struct Verdict {
     bool ok = false;
     bool revoked = false;

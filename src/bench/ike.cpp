@@ -43,6 +43,7 @@
 #include "control/ike/logging_sink.h"
 #include "control/ike/proposal.h"
 #include "control/ike/udp.h"
+#include "control/pki/pki.h"
 #include "src/common/clock.h"
 #include "src/common/log.h"
 
@@ -430,6 +431,28 @@ int ike_bench(int argc, char** argv) {
         return 1;
     }
     double mint_s = double(mono_ns() - t0) / 1e9;
+    {
+        // What a reconnecting site's certificate costs to parse: OpenSSL's
+        // d2i_X509 (cache off) against pki::Certificate::from_der's cache.
+        std::vector<uint8_t> der = pki.sites[0]->cert().der();
+        auto per_parse_us = [&](int n) {
+            uint64_t a = mono_ns();
+            for (int i = 0; i < n; i++)
+                if (!pki::Certificate::from_der(der)) return -1.0;
+            return double(mono_ns() - a) / 1e3 / n;
+        };
+        pki::set_cert_cache_limit(0);
+        double cold = per_parse_us(300);
+        pki::set_cert_cache_limit(4096);
+        per_parse_us(1);
+        double warm = per_parse_us(3000);
+        pki::set_cert_cache_limit(0);  // the concentrator starts cold, like a fresh nimbusd
+        pki::set_cert_cache_limit(4096);
+        fmt::print("{{\"bench\":\"ike\",\"phase\":\"cert_parse\",\"d2i_x509_us\":{:.1f},\"cached_us\":{:.2f},"
+                   "\"cert_bytes\":{}}}\n",
+                   cold, warm, der.size());
+        fflush(stdout);
+    }
 
     double rate_hs = 0, rate_per_cpu = 0, storm_s = -1;
     bool storm_all = false;

@@ -251,3 +251,58 @@ TEST_CASE("CRL validity and coverage are checked") {
     CHECK_FALSE(vd.ok);
     CHECK(vd.error == "unable to get certificate CRL");
 }
+
+TEST_CASE("certificates are parsed once per DER; verification is not cached; the cache is bounded") {
+    std::string err;
+    auto ts = TrustStore::load(P().path("ca.crt"), P().path("ca.crl"), &err);
+    REQUIRE(ts);
+    std::vector<uint8_t> good = load_cert("site1").der(), bad = load_cert("revoked").der(),
+                         other = load_cert("conc").der();
+    set_cert_cache_limit(4096);
+    CertCacheStats s0 = cert_cache_stats();
+    auto a = Certificate::from_der(good);
+    auto b = Certificate::from_der(good);
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(a->get() == b->get());  // one parse, shared (reference counted)
+    CHECK(cert_cache_stats().hits >= s0.hits + 1);
+    CHECK(ts->verify(*b, {}).ok);
+    // A revoked certificate stays refused however often it is presented.
+    for (int i = 0; i < 3; i++) {
+        auto r = Certificate::from_der(bad);
+        REQUIRE(r);
+        auto v = ts->verify(*r, {});
+        CHECK_FALSE(v.ok);
+        CHECK(v.revoked);
+    }
+    // The exact bytes only: the same certificate with a trailing byte is
+    // refused as before.
+    std::vector<uint8_t> longer = good;
+    longer.push_back(0);
+    CHECK_FALSE(Certificate::from_der(longer));
+    std::vector<uint8_t> flipped = good;
+    flipped[flipped.size() / 2] ^= 1;
+    auto f = Certificate::from_der(flipped);
+    if (f) {
+        CHECK(f->get() != a->get());
+        CHECK_FALSE(ts->verify(*f, {}).ok);  // its signature no longer matches
+    }
+    // Bounded: with room for two, a third evicts the oldest.
+    set_cert_cache_limit(2);
+    CHECK(cert_cache_stats().entries <= 2);
+    set_cert_cache_limit(0);
+    CHECK(cert_cache_stats().entries == 0);
+    set_cert_cache_limit(2);
+    Certificate::from_der(good);
+    Certificate::from_der(bad);
+    Certificate::from_der(other);
+    CHECK(cert_cache_stats().entries == 2);
+    uint64_t misses = cert_cache_stats().misses;
+    Certificate::from_der(other);  // still there
+    CHECK(cert_cache_stats().misses == misses);
+    Certificate::from_der(good);  // evicted first
+    CHECK(cert_cache_stats().misses == misses + 1);
+    // The objects handed out before outlive their eviction.
+    CHECK(ts->verify(*a, {}).ok);
+    set_cert_cache_limit(4096);
+}
