@@ -167,8 +167,6 @@ void fib_fini() {
     fs = nullptr;
 }
 
-
-
 size_t nh_capacity() { return g ? g->nh_cap : 0; }
 
 NhId nh_alloc() {

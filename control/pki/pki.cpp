@@ -87,7 +87,7 @@ std::string lower(std::string_view s) {
 
 // Parsed certificates by their exact DER. OpenSSL 3.0's d2i_X509 builds a
 // decoder context for the public key on every call (openssl/openssl#17950,
-// #19119): ~160 us for a P-384 certificate on the development VM, about a
+// #19119): 100-160 us for a P-384 certificate on the development VM, up to a
 // tenth of a handshake's public-key work. Sites that reconnect (a WAN outage,
 // dead-peer restarts) and an edge reconnecting to its concentrator present
 // the same bytes again. Only parsing is cached: every use still verifies the
