@@ -179,6 +179,7 @@ struct HostPkt {
     bool from_host = false;  // it came from a host interface, not a wire
     uint16_t mtu = 0;        // TooBig: the MTU to report
     IpAddr aux;              // NeighMiss: the address to resolve
+    int vrf = -1;            // NeighMiss: the VRF it was routed in (-1: its port's)
     uint8_t* owned = nullptr;  // a copy of a chained packet (freed by release())
 };
 // Drains punted packets, higher priority classes first. Never blocks.

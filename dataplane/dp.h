@@ -45,6 +45,7 @@ struct MbufMeta {
     uint16_t esp_off;   // EspIn: offset of the ESP header in the frame
     uint32_t tunnel;    // EspOut: tunnel id; EspIn: SPI
     uint16_t tunnel_gen;  // EspOut: the tunnel's generation once out_flush resolved it (ids are reused); 0 before
+    int16_t route_vrf;    // NeighMiss: the VRF it was routed in (-1: its port's), where a re-injection routes it
 };
 inline constexpr uint16_t kMbufPrivSize = 64;
 static_assert(sizeof(MbufMeta) <= kMbufPrivSize);

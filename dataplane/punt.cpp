@@ -38,6 +38,7 @@ void to_host_pkt(rte_mbuf* m, HostPkt& h) {
     h.from_host = md->origin == Origin::Host;
     h.mtu = md->mtu;
     h.aux = md->aux;
+    h.vrf = md->reason == PuntReason::NeighMiss ? md->route_vrf : -1;
 }
 
 }  // namespace

@@ -164,12 +164,15 @@ inline void set_aux(MbufMeta* md, const IpAddr& a) { md->aux = a; }
 // a connected subnet, else the gateway) and re-injects it. A packet that
 // comes back still unresolved is dropped.
 inline void hold_for_neighbour(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, const Nh* nh, const uint8_t* l3,
-                               bool v4) {
+                               bool v4, int vrf) {
     MbufMeta* md = meta(m);
     if (md->reinjected) {
         drop(w, in_port, m, Drop::neigh_miss_again);
         return;
     }
+    // A decrypted packet was routed in its tunnel's VRF, not in the VRF of
+    // the port it arrived on: it must come back to the same table.
+    md->route_vrf = int16_t(vrf);
     if (nh->type == NhType::Glean) {
         if (v4) set_aux_v4(md, reinterpret_cast<const rte_ipv4_hdr*>(l3)->dst_addr);
         else set_aux(md, IpAddr::v6_net(reinterpret_cast<const rte_ipv6_hdr*>(l3)->dst_addr));
@@ -183,7 +186,7 @@ inline void hold_for_neighbour(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, cons
 // so no TTL decrement and no ICMP errors for it. `esp_local`: packets for the
 // box may be ESP (not for decapsulated packets: no ESP in ESP).
 inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v4, bool from_host,
-                    bool esp_local) {
+                    bool esp_local, int vrf) {
     Nh* nh = nh_get(id);
     MbufMeta* md = meta(m);
     uint8_t* l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, sizeof(rte_ether_hdr));
@@ -205,7 +208,7 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
             return;
         }
         if (nh->type == NhType::Glean || !nh->resolved) {
-            hold_for_neighbour(w, in_port, m, nh, l3, v4);
+            hold_for_neighbour(w, in_port, m, nh, l3, v4, vrf);
             return;
         }
         rewrite_l2(m, nh);
@@ -250,7 +253,7 @@ inline void forward(WorkerCtx& w, uint16_t in_port, rte_mbuf* m, NhId id, bool v
         return;
     }
     if (nh->type == NhType::Glean || !nh->resolved) {
-        hold_for_neighbour(w, in_port, m, nh, l3, v4);
+        hold_for_neighbour(w, in_port, m, nh, l3, v4, vrf);
         return;
     }
     if (unlikely(l3len > nh->mtu)) {
@@ -423,7 +426,7 @@ void process_burst(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int
             for (uint16_t i = 0; i < n4; i++) hops[i] = kNhNoRoute;
         }
         prefetch_next_hops(hops, n4);
-        for (uint16_t i = 0; i < n4; i++) forward(w, port, v4_m[i], hops[i], true, kFromHost, kEspLocal);
+        for (uint16_t i = 0; i < n4; i++) forward(w, port, v4_m[i], hops[i], true, kFromHost, kEspLocal, vrf);
     }
     if (n6) {
         uint64_t hops[kMaxBurst];
@@ -432,7 +435,7 @@ void process_burst(WorkerCtx& w, uint16_t port, rte_mbuf** pkts, uint16_t n, int
         else
             for (uint16_t i = 0; i < n6; i++) hops[i] = kNhNoRoute;
         prefetch_next_hops(hops, n6);
-        for (uint16_t i = 0; i < n6; i++) forward(w, port, v6_m[i], NhId(hops[i]), false, kFromHost, kEspLocal);
+        for (uint16_t i = 0; i < n6; i++) forward(w, port, v6_m[i], NhId(hops[i]), false, kFromHost, kEspLocal, vrf);
     }
 }
 
@@ -467,8 +470,10 @@ void process_inject(WorkerCtx& w, rte_mbuf** pkts, uint16_t n) {
             w.pc[port].injected++;
             process_burst<Mode::Host>(w, port, &m, 1, g->ports[port].spec.vrf);
         } else {
-            // A held wire packet coming back after its next hop resolved.
-            process_burst<Mode::Reinject>(w, port, &m, 1, g->ports[port].spec.vrf);
+            // A held wire packet coming back after its next hop resolved,
+            // routed again in the VRF it was routed in before.
+            int vrf = md->route_vrf >= 0 && md->route_vrf < kMaxVrfs ? md->route_vrf : g->ports[port].spec.vrf;
+            process_burst<Mode::Reinject>(w, port, &m, 1, vrf);
         }
     }
     esp::flush(w);

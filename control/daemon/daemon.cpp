@@ -650,13 +650,11 @@ void Daemon::handle_punt(dp::HostPkt& p) {
 // neighbour, ask the kernel to resolve (it sends ARP/ND through the host
 // interface), and re-inject them when the neighbour appears.
 void Daemon::hold(dp::HostPkt& p) {
-    int vrf = p.port < cfg_.ports.size() ? cfg_.vrf_index(cfg_.ports[p.port].vrf) : 0;
+    int vrf = p.vrf >= 0 ? p.vrf : p.port < cfg_.ports.size() ? cfg_.vrf_index(cfg_.ports[p.port].vrf) : 0;
     int egress = rib_.connected_port(vrf, p.aux);
-    // A decrypted packet came in on a WAN port but was routed in its
-    // tunnel's VRF: the neighbour is on a connected subnet of another VRF.
-    // (Re-injection still goes through the arrival port, so that packet is
-    // lost; the resolution lets the next ones through, e.g. on a new HA
-    // master that never heard from the LAN host.)
+    // A decrypted packet arrives on a WAN port but is routed in its tunnel's
+    // VRF, which the worker reports (p.vrf) and where the re-injection routes
+    // it again. Without it, look for the neighbour's subnet in every VRF.
     for (int v = 0; egress < 0 && v < int(cfg_.vrfs.size()); v++) egress = rib_.connected_port(v, p.aux);
     if (egress < 0) {
         dp::release(p);

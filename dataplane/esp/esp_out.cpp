@@ -221,6 +221,7 @@ void send_on_path(WorkerCtx& w, const Tunnel& t, int pi, rte_mbuf* m, uint8_t to
         }
         md->in_port = nh->port;
         md->origin = Origin::Wire;
+        md->route_vrf = -1;  // the egress port's VRF (the underlay)
         md->aux = nh->type == NhType::Glean ? p.remote : nh->gateway;
         punt_pkt(w, nh->port, m, PuntClass::Other, PuntReason::NeighMiss, false);
         return;

@@ -486,3 +486,29 @@ def test_static_tunnels_added_changed_and_removed_live(lab):
     assert ha.ping_ok("10.2.0.2", 5)
     after = {t["name"]: t for t in da.cli("show", "tunnels")}["to-b"]
     assert after["id"] == before["id"] and after["tx_packets"] >= mid["tx_packets"] + 5
+
+
+def test_first_packet_to_an_unresolved_host_in_the_tunnel_vrf_is_not_lost(lab):
+    """The tunnel and the LAN are in VRF corp, the WAN in default. B has never
+    heard from hb when the first decrypted packet for it arrives: the packet is
+    held while B's kernel resolves hb and must then be routed in corp, the
+    VRF it was decrypted into, not in the WAN port's VRF it arrived on."""
+    ha, a, net, b, hb = topology(lab)
+    keys = [secrets.token_hex(KEYLEN["aes256gcm16"]) for _ in range(2)]
+    cfgs = []
+    for me, peer in (("a", "b"), ("b", "a")):
+        c = side(me, peer, "aes256gcm16", keys)
+        c = c.replace("ports:\n", "vrfs:\n  - name: corp\nports:\n", 1)
+        c = c.replace(f'    device: "net_af_packet1,iface={me}lan,framecnt=4096"\n',
+                      f'    device: "net_af_packet1,iface={me}lan,framecnt=4096"\n    vrf: corp\n', 1)
+        c = c.replace(f"  - name: to-{peer}\n", f"  - name: to-{peer}\n    vrf: corp\n", 1)
+        assert c.count("corp") == 3, c
+        cfgs.append(c.replace('-m, "512"', '-m, "1024"'))  # a second VRF's FIB tables
+    da = lab.nimbusd(a, "a", cfgs[0]).start()
+    db = lab.nimbusd(b, "b", cfgs[1]).start()
+    held = db.counters()["host"]["held"]
+    # One echo request, nothing sent before it: it is the first packet B
+    # routes to hb.
+    assert ha.ping_ok("10.2.0.2", 1, wait=5), "the first ping through the tunnel was lost"
+    assert db.counters()["host"]["held"] == held + 1, db.counters()["host"]
+    assert db.counters()["host"]["held_resolved"] >= 1
