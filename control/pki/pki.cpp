@@ -107,6 +107,17 @@ CertCache& cert_cache() {
     static CertCache* c = new CertCache;
     return *c;
 }
+// Drops the oldest entries until at most n are left (c.mu held).
+void evict_to(CertCache& c, size_t n) {
+    while (c.by_der.size() > n && !c.order.empty()) {
+        auto old = c.by_der.find(c.order.front());
+        if (old != c.by_der.end()) {
+            X509_free(old->second);
+            c.by_der.erase(old);
+        }
+        c.order.pop_front();
+    }
+}
 }  // namespace
 
 std::optional<Certificate> Certificate::from_der(std::span<const uint8_t> der) {
@@ -133,14 +144,7 @@ std::optional<Certificate> Certificate::from_der(std::span<const uint8_t> der) {
     }
     std::lock_guard<std::mutex> g(c.mu);
     if (c.limit && !c.by_der.count(key)) {
-        while (c.by_der.size() >= c.limit && !c.order.empty()) {
-            auto old = c.by_der.find(c.order.front());
-            if (old != c.by_der.end()) {
-                X509_free(old->second);
-                c.by_der.erase(old);
-            }
-            c.order.pop_front();
-        }
+        evict_to(c, c.limit - 1);
         X509_up_ref(x);
         c.by_der.emplace(key, x);
         c.order.push_back(std::move(key));
@@ -158,14 +162,7 @@ void set_cert_cache_limit(size_t n) {
     CertCache& c = cert_cache();
     std::lock_guard<std::mutex> g(c.mu);
     c.limit = n;
-    while (c.by_der.size() > n && !c.order.empty()) {
-        auto old = c.by_der.find(c.order.front());
-        if (old != c.by_der.end()) {
-            X509_free(old->second);
-            c.by_der.erase(old);
-        }
-        c.order.pop_front();
-    }
+    evict_to(c, n);
 }
 
 Certificate::Certificate(const Certificate& o) : x_(o.x_) {
