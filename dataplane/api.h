@@ -55,7 +55,8 @@ inline constexpr int kMaxVrfs = 256;
     X(esp_no_room, "no buffer room to encapsulate (multi-segment or headroom)")       \
     X(encrypt_fail, "AEAD encryption reported failure")                               \
     X(underlay_no_route, "no usable underlay route to the tunnel's peer")             \
-    X(reassembly_too_big, "reassembled ESP packet larger than one buffer")
+    X(reassembly_too_big, "reassembled ESP packet larger than one buffer")            \
+    X(fw_denied, "denied by the firewall of the tunnel's VRF (a rule or the default)")
 
 enum class Drop : uint16_t {
 #define NIMBUS_X(n, d) n,
@@ -112,6 +113,7 @@ struct InitSpec {
     int handoff_ring = 4096;  // per worker: packets for SAs another worker owns
     int frag_flows = 1024;        // outer reassembly: packets in flight per worker
     int frag_timeout_ms = 1000;   // ... and how long a partial packet is kept
+    int fw_flows = 65536;         // firewall flow entries per worker (stateful allow)
 };
 
 // EAL, memory, ports (configured, not started), tables. On failure returns
@@ -402,6 +404,53 @@ struct SaEvent {
     SaEventKind kind = SaEventKind::Soft;
 };
 int sa_event_poll(SaEvent* out, int max);
+
+// ---- firewall per VRF (dataplane/acl/)
+//
+// Rules for traffic leaving tunnels of a VRF (ingress: decrypted, after the
+// cryptokey check, before routing) and entering them (egress: before
+// encryption). First match wins, else the direction's default. Each rule,
+// default and the flow hits of a direction count into a slot the caller
+// assigns (0..kFwSlots-1): a slot kept across fw_set() keeps its counters.
+// AllowStateful lets the packet through and records its flow; packets of a
+// recorded flow pass in either direction until it is idle for
+// state_timeout_s (flow entries live per worker: the tunnel's SA owner).
+enum class FwAction : uint8_t { Allow, Deny, AllowStateful };
+const char* fw_action_name(FwAction a);  // allow | deny | allow-stateful
+inline constexpr uint32_t kFwSlots = 8192;
+struct FwRuleSpec {
+    uint32_t slot = 0;
+    FwAction action = FwAction::Allow;
+    int family = 0;   // 0: any, 4, 6
+    int proto = -1;   // -1: any
+    std::vector<Prefix> src, dst;  // empty: any
+    bool ports = false;            // match on the port ranges below (TCP, UDP, SCTP, UDP-Lite)
+    uint16_t sport_lo = 0, sport_hi = 65535, dport_lo = 0, dport_hi = 65535;
+    uint64_t dscp = 0;  // bit d: DSCP d; 0: any
+    bool operator==(const FwRuleSpec&) const = default;
+};
+struct FwDirSpec {
+    std::vector<FwRuleSpec> rules;
+    FwAction dflt = FwAction::Allow;
+    uint32_t default_slot = 0, state_slot = 0;
+    bool operator==(const FwDirSpec&) const = default;
+};
+struct FwPolicySpec {
+    FwDirSpec in, out;
+    uint32_t state_timeout_s = 300;
+    bool operator==(const FwPolicySpec&) const = default;
+};
+// Publishes (nullptr: removes) the VRF's firewall. Workers use the new one
+// when this returns.
+bool fw_set(int vrf, const FwPolicySpec* spec, std::string* err);
+struct FwCounter {
+    uint64_t packets = 0, bytes = 0;
+};
+FwCounter fw_counter(uint32_t slot);  // summed over workers
+struct FwFlowStats {
+    uint64_t live = 0, capacity = 0, created = 0, refreshed = 0, evicted = 0;
+};
+FwFlowStats fw_flow_stats();
 
 // The crypto path the workers use, e.g. "AVX512 (VAES, ...) IPsec-MB 1.3.0".
 std::string crypto_describe();

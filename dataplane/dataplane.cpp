@@ -216,6 +216,8 @@ bool init(const InitSpec& spec, std::string* err) {
         c.inject = ring("inject", 2048, RING_F_SP_ENQ | RING_F_SC_DEQ);
         if (!c.punt_hi || !c.punt_lo || !c.inject) return fail("ring allocation failed");
         policers_init(c);
+        c.flows = new acl::FlowTable(uint32_t(std::max(spec.fw_flows, 64)));
+        c.fwc = new acl::Counters();
         rte_rcu_qsbr_thread_register(g->qsbr, unsigned(w));
     }
 
@@ -310,6 +312,11 @@ void shutdown() {
         esp::fini();
         fib_fini();
         for (int i = 0; i < g->nports; i++) delete g->ports[i].extra_macs.exchange(nullptr);
+        for (auto& f : g->fw) delete f.exchange(nullptr);
+        for (int w = 0; w < g->nworkers && g->workers; w++) {
+            delete g->workers[w].flows;
+            delete g->workers[w].fwc;
+        }
         rte_free(g->workers);
         rte_free(g->qsbr);
         if (g->cap_ring) {

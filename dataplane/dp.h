@@ -14,6 +14,7 @@
 #include <rte_ring.h>
 #include <rte_spinlock.h>
 
+#include "dataplane/acl/acl.h"
 #include "dataplane/api.h"
 
 namespace nimbus::crypto {
@@ -96,6 +97,8 @@ struct alignas(64) WorkerCtx {
     rte_ring* inject = nullptr;   // from the control thread
     rte_ring* handoff = nullptr;  // from other workers: packets for SAs we own (MP/SC)
     crypto::Engine* engine = nullptr;  // IPsec-MB manager of this lcore
+    acl::FlowTable* flows = nullptr;   // firewall flows of the tunnels this worker owns
+    acl::Counters* fwc = nullptr;      // firewall counters per slot
     esp::Batch* esp = nullptr;         // ESP in/out batches being built this burst
     uint16_t ip_id = 0;                // outer IPv4 identification
     rte_mbuf* txb[kMaxPorts][kTxBuf];
@@ -154,6 +157,7 @@ struct Dataplane {
     bool started = false;
     uint64_t tsc_hz = 0;
     esp::EspState* esp = nullptr;
+    std::atomic<const acl::Policy*> fw[kMaxVrfs] = {};  // firewall per VRF (RCU)
 };
 
 extern Dataplane* g;
@@ -196,5 +200,12 @@ inline Nh* nh_get(NhId id) { return g->nh[id].load(std::memory_order_acquire); }
 
 // punt.cpp
 void policers_init(WorkerCtx& w);
+
+// acl/firewall.cpp: the VRF's firewall, or nullptr (the common case: one
+// load and a branch per packet).
+inline const acl::Policy* fw_policy(int vrf) { return g->fw[vrf].load(std::memory_order_acquire); }
+// The verdict for one inner packet (l3: IP header, len: IP total length)
+// of a tunnel in `vrf`, leaving the tunnel (egress false) or entering it.
+bool fw_pass(WorkerCtx& w, const acl::Policy& p, bool egress, int vrf, const uint8_t* l3, uint32_t len);
 
 }  // namespace nimbus::dp

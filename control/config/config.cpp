@@ -1,3 +1,4 @@
+#include "control/config/firewall.h"
 #include "control/config/config.h"
 
 #include <algorithm>
@@ -106,6 +107,7 @@ void read_dataplane(MapReader& top, Config& c) {
     if (auto v = m.integer("ipv6_tbl8", 256, 1 << 24)) d.ipv6_tbl8 = int(*v);
     if (auto v = m.integer("reassembly_flows", 16, 1 << 20)) d.reassembly_flows = int(*v);
     if (auto v = m.integer("reassembly_timeout_ms", 10, 60000)) d.reassembly_timeout_ms = int(*v);
+    if (auto v = m.integer("firewall_flows", 64, 1 << 24)) d.firewall_flows = int(*v);
     if (m.has("punt")) {
         MapReader p(m.get("punt"), "dataplane.punt", m.errors());
         for (int i = 0; i < kPuntClasses; i++) {
@@ -710,6 +712,7 @@ Result parse(const std::string& text, const std::string& name) {
     read_manual_sas(top, c);
     read_ha(top, c);
     read_routing(top, c);
+    read_firewall(top, c);
     top.finish();
     res.errors = std::move(errs.list());
     if (res.errors.empty()) res.config = std::move(c);

@@ -53,6 +53,7 @@ struct Dataplane {
     int ipv6_tbl8 = 8192;     // rte_fib6 tbl8 groups per VRF (each 1 KiB, two copies)
     int reassembly_flows = 1024;      // outer fragments (ESP, IKE): packets in flight per worker
     int reassembly_timeout_ms = 1000;  // ... and how long a partial packet is kept
+    int firewall_flows = 65536;        // firewall flow entries per worker (allow-stateful)
     // vrrp, bgp, arp_nd, ike, icmp, other. IKE's burst takes one liveness
     // check or reconnect from each of thousands of sites arriving together
     // (after a restart their DPD timers start in step); the IKE engine's
@@ -279,6 +280,34 @@ struct Ha {
     bool operator==(const Ha&) const = default;
 };
 
+// `firewall:` (control/config/firewall.cpp, dataplane/acl): per VRF, rules
+// for traffic leaving its tunnels (ingress) and entering them (egress).
+struct FwRule {
+    std::string name;    // optional; shown with the counters
+    std::string action;  // allow | deny | allow-stateful
+    int family = 0;      // 0 any, 4, 6 (from `family:` or the prefixes)
+    int proto = -1;      // -1 any; from a name (tcp, udp, icmp, ipv6-icmp, ...) or number
+    std::vector<Prefix> src, dst;
+    bool ports = false;
+    int sport_lo = 0, sport_hi = 65535, dport_lo = 0, dport_hi = 65535;
+    uint64_t dscp = 0;   // bit per DSCP value; 0 any
+    Where where;
+    // What identifies the rule across applies (its counters stay with it).
+    std::string identity() const;
+    std::string match_str() const;  // "tcp 10.0.0.0/8 -> any dport 22"
+    bool operator==(const FwRule&) const = default;
+};
+
+struct Firewall {
+    std::string vrf = "default";
+    std::string cloud;  // when given as `cloud:` (its VRF)
+    std::string ingress_default = "allow", egress_default = "allow";
+    int state_timeout = 300;  // seconds a stateful flow lives without packets
+    std::vector<FwRule> ingress, egress;
+    Where where;
+    bool operator==(const Firewall&) const = default;
+};
+
 struct Config {
     std::string file;  // where it was read from
     Node node;
@@ -293,6 +322,7 @@ struct Config {
     std::vector<ManualTunnel> manual_sas;
     std::optional<Ha> ha;
     std::optional<Routing> routing;  // FRR integration (routing.h); absent = none
+    std::vector<Firewall> firewall;
 
     const Cloud* cloud(const std::string& name) const;
     const Port* port(const std::string& name) const;

@@ -52,16 +52,52 @@ void cloud_changes(const Config& a, const Config& b, std::vector<std::string>* o
     if (!(a.initiate == b.initiate)) out->push_back(fmt::format("initiate ~ ({} entries)", b.initiate.size()));
 }
 
+void firewall_changes(const Config& a, const Config& b, std::vector<std::string>* out) {
+    auto vrf = [](const Firewall& f) { return f.vrf; };
+    for (auto& f : a.firewall)
+        if (!find_by(b.firewall, f.vrf, vrf)) out->push_back(fmt::format("vrf {}: removed", f.vrf));
+    for (auto& f : b.firewall) {
+        const Firewall* o = find_by(a.firewall, f.vrf, vrf);
+        if (!o) {
+            out->push_back(fmt::format("vrf {}: added ({} ingress, {} egress rules)", f.vrf, f.ingress.size(),
+                                       f.egress.size()));
+            continue;
+        }
+        if (*o == f) continue;
+        size_t before = out->size();
+        auto rules = [&](const char* dir, const std::vector<FwRule>& x, const std::vector<FwRule>& y) {
+            auto label = [](const FwRule& r) { return r.name.empty() ? r.match_str() : r.name; };
+            for (auto& r : x)
+                if (std::find(y.begin(), y.end(), r) == y.end())
+                    out->push_back(fmt::format("vrf {}: {} - {}", f.vrf, dir, label(r)));
+            for (auto& r : y)
+                if (std::find(x.begin(), x.end(), r) == x.end())
+                    out->push_back(fmt::format("vrf {}: {} + {}", f.vrf, dir, label(r)));
+        };
+        rules("ingress", o->ingress, f.ingress);
+        rules("egress", o->egress, f.egress);
+        Firewall x = *o, y = f;
+        x.ingress.clear();
+        x.egress.clear();
+        y.ingress.clear();
+        y.egress.clear();
+        if (!(x == y)) out->push_back(fmt::format("vrf {}: settings ~", f.vrf));
+        // The same rules in another order.
+        if (out->size() == before) out->push_back(fmt::format("vrf {}: order ~", f.vrf));
+    }
+}
+
 }  // namespace
 
 bool Plan::empty() const {
-    return restart.empty() && routes_del.empty() && routes_add.empty() && tunnels_del.empty() &&
+    return restart.empty() && firewall.empty() && routes_del.empty() && routes_add.empty() && tunnels_del.empty() &&
            tunnels_add.empty() && !ike && !routing && !ha;
 }
 
 std::vector<std::string> Plan::ops() const {
     std::vector<std::string> v;
     for (auto& s : restart) v.push_back(fmt::format("{}: needs a restart", s));
+    for (auto& f : firewall) v.push_back("firewall: " + f);
     for (auto& r : routes_del) v.push_back("route - " + route_str(r));
     for (auto& r : routes_add) v.push_back("route + " + route_str(r));
     for (auto& t : tunnels_del) v.push_back("tunnel - " + t);
@@ -95,6 +131,7 @@ Plan plan(const Config& a, const Config& b) {
         if (!o || !(*o == t)) p.tunnels_add.push_back(t.name);
     }
 
+    if (!(a.firewall == b.firewall)) firewall_changes(a, b, &p.firewall);
     p.ike = !(a.clouds == b.clouds && a.ike == b.ike && a.initiate == b.initiate);
     if (p.ike) cloud_changes(a, b, &p.ike_changes);
     p.routing = !(a.routing == b.routing);

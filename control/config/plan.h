@@ -25,6 +25,9 @@ struct Plan {
     // (it keeps established SAs and closes only those of removed sites).
     bool ike = false;
     std::vector<std::string> ike_changes;  // readable: "cloud corp: site + CN=store-2"
+    // firewall: the VRFs whose rules changed get their new rules at once
+    // (other VRFs' counters and flows stay; a rule kept keeps its counters).
+    std::vector<std::string> firewall;  // readable: "vrf corp: egress + lan-out"
     // routing (FRR) and ha are restarted as a unit when they changed.
     bool routing = false;
     bool ha = false;
@@ -37,7 +40,7 @@ struct Plan {
 };
 
 // Execution order of the live steps (and the reverse for rollback).
-inline constexpr const char* kLiveSections[] = {"routes", "manual_sas", "clouds", "ike", "initiate", "ha", "routing"};
+inline constexpr const char* kLiveSections[] = {"firewall", "routes", "manual_sas", "clouds", "ike", "initiate", "ha", "routing"};
 
 Plan plan(const Config& running, const Config& next);
 

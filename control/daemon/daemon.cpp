@@ -178,6 +178,7 @@ bool Daemon::bring_up(std::string* err) {
     s.ipv6_tbl8 = cfg_.dataplane.ipv6_tbl8;
     s.frag_flows = cfg_.dataplane.reassembly_flows;
     s.frag_timeout_ms = cfg_.dataplane.reassembly_timeout_ms;
+    s.fw_flows = cfg_.dataplane.firewall_flows;
     for (int c = 0; c < dp::kPuntClassCount; c++)
         s.punt[c] = dp::PuntRate{cfg_.dataplane.punt[c].pps, cfg_.dataplane.punt[c].burst};
     for (auto& p : cfg_.ports) s.ports.push_back(dp::PortSpec{p.name, p.device, cfg_.vrf_index(p.vrf), p.mtu});
@@ -186,6 +187,8 @@ bool Daemon::bring_up(std::string* err) {
     LOG_INFO("daemon", "event=crypto path=\"{}\" self_test=passed", dp::crypto_describe());
     if (!create_host_interfaces(err)) return false;
     install_routes();
+    // The firewall before any tunnel can carry traffic.
+    if (!firewall_.apply(cfg_, err)) return false;
     if (!tunnels_.install(cfg_, rib_, err)) return false;
     if (!rib_.commit(err)) return false;
     if (!icmp_.open()) LOG_WARN("hostif", "event=icmp_socket_failed error=\"{}\"", strerror(errno));
@@ -310,8 +313,8 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     bool pki_files = std::any_of(next.clouds.begin(), next.clouds.end(), [](const config::Cloud& c) { return c.pki; });
     bool ike_step = ike_ && (plan.ike || pki_files);
     if (!plan.restart.empty()) {
-        std::string why = fmt::format("changes to {} need a restart; routes, manual_sas, clouds, ike, initiate, ha "
-                                      "and routing apply live",
+        std::string why = fmt::format("changes to {} need a restart; firewall, routes, manual_sas, clouds, ike, "
+                                      "initiate, ha and routing apply live",
                                       fmt::join(plan.restart, ", "));
         LOG_WARN("config", "event=apply_refused source={} reason=\"{}\"", who, why);
         audit(who, "refused", version, changes);
@@ -353,6 +356,9 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
         rib_.commit(&e2);
         return false;
     };
+    if (!plan.firewall.empty())
+        steps.push_back({"firewall", [&](std::string* e) { return firewall_.apply(next, e); },
+                         [&](std::string* e) { return firewall_.apply(old, e); }});
     if (!plan.routes_del.empty() || !plan.routes_add.empty())
         steps.push_back({"routes", [&](std::string* e) { return routes(plan.routes_del, plan.routes_add, e); },
                          [&](std::string* e) { return routes(plan.routes_add, plan.routes_del, e); }});
@@ -784,6 +790,8 @@ void Daemon::register_commands() {
     show::register_all(reg_, *this);
     tunnels_.register_commands(reg_, cfg_);
     tunnels_.register_metrics(metrics_, cfg_);
+    firewall_.register_commands(reg_, cfg_);
+    firewall_.register_metrics(metrics_, cfg_);
     tunnels_.set_started(started_ ? started_ : wall_s());
     if (ike_) {
         ike_->register_commands(reg_);

@@ -11,6 +11,7 @@
 
 #include "control/config/config.h"
 #include "control/esp/tunnels.h"
+#include "control/firewall/firewall.h"
 #include "control/ha/ha_daemon.h"
 #include "control/hostif/icmp.h"
 #include "control/hostif/netlink.h"
@@ -128,6 +129,7 @@ private:
     std::vector<std::string> underlay_;  // per port: the kernel interface of an af_packet/af_xdp vdev
     routing::Rib rib_;
     esp::Tunnels tunnels_;
+    firewall::Firewall firewall_;
     std::unique_ptr<routing::Frr> frr_;  // the `routing:` section (FRR), when configured
     std::map<std::pair<int, IpAddr>, Held> held_;
     size_t held_total_ = 0;

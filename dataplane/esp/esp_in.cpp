@@ -356,6 +356,10 @@ void in_flush(WorkerCtx& w) {
             rt.hard = 1;  // this packet still goes; the next ones do not
             raise_event(sa->spi, true, SaEventKind::Hard);
         }
+        if (const acl::Policy* fp = fw_policy(t.vrf); unlikely(fp != nullptr) && !fw_pass(w, *fp, false, t.vrf, d, itot)) {
+            drop_pkt(w, port, m, Drop::fw_denied);
+            continue;
+        }
         if (unlikely(!ecn_decap(d, v4, s.outer_tos))) {
             drop_pkt(w, port, m, Drop::ecn_ce_not_ect);
             continue;

@@ -403,6 +403,10 @@ void out_flush(WorkerCtx& w) {
         uint8_t* l3 = rte_pktmbuf_mtod(m, uint8_t*);
         bool v4 = (l3[0] >> 4) == 4;
         uint32_t len = m->pkt_len;
+        if (const acl::Policy* fp = fw_policy(t->vrf); unlikely(fp != nullptr) && !fw_pass(w, *fp, true, t->vrf, l3, len)) {
+            drop_pkt(w, port, m, Drop::fw_denied);
+            continue;
+        }
         if (t->mss_clamp) mss_clamp(l3, len, v4, t->mtu);
         if (unlikely(len > t->mtu)) {
             bool df = !v4 || (rte_be_to_cpu_16(reinterpret_cast<rte_ipv4_hdr*>(l3)->fragment_offset) &
