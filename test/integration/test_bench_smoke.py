@@ -62,11 +62,13 @@ def test_bench_ike_smoke():
     site comes up, the concentrator survives, and the output is complete."""
     p = run([os.path.join(BUILD, "src", "nimbus-bench"), "ike", "--seconds", "1", "--sites", "300"], timeout=240)
     rows = {r["phase"]: r for r in (json.loads(line) for line in p.stdout.splitlines() if line.startswith("{"))}
-    assert set(rows) == {"openssl", "cert_parse", "rate", "storm", "summary"}, p.stdout[-3000:]
+    assert set(rows) == {"openssl", "cert_parse", "pk_path", "rate", "storm", "summary"}, p.stdout[-3000:]
     assert rows["openssl"]["bound_hs_per_s"] > 0
     # a certificate seen before is not parsed again (OpenSSL 3.0's d2i_X509 is slow)
     cp = rows["cert_parse"]
     assert cp["d2i_x509_us"] > 0 and 0 <= cp["cached_us"] < cp["d2i_x509_us"] / 10, cp
+    pk = rows["pk_path"]
+    assert pk["p384_sign_us"] > 0 and pk["p384_verify_us"] > 0 and pk["chain_p521_verify_us"] > 0, pk
     assert rows["rate"]["handshakes"] > 0 and rows["rate"]["conc_auth_ok"] >= rows["rate"]["handshakes"]
     storm = rows["storm"]
     assert storm["all_up"] and storm["up"] == 300 and not storm["crashed"], storm
