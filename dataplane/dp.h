@@ -206,6 +206,9 @@ void policers_init(WorkerCtx& w);
 inline const acl::Policy* fw_policy(int vrf) { return g->fw[vrf].load(std::memory_order_acquire); }
 // The verdict for one inner packet (l3: IP header, len: IP total length)
 // of a tunnel in `vrf`, leaving the tunnel (egress false) or entering it.
-bool fw_pass(WorkerCtx& w, const acl::Policy& p, bool egress, int vrf, const uint8_t* l3, uint32_t len);
+// `now`: the burst's time, read on first use (0 before): one TSC read a
+// burst, not a packet (rdtsc costs tens of cycles).
+bool fw_pass(WorkerCtx& w, const acl::Policy& p, bool egress, int vrf, const uint8_t* l3, uint32_t len,
+             uint64_t& now);
 
 }  // namespace nimbus::dp

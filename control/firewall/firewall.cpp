@@ -42,8 +42,8 @@ bool Firewall::apply(const config::Config& cfg, std::string* err) {
     return true;
 }
 
-dp::FwCounter Firewall::counter(uint32_t slot) const {
-    dp::FwCounter c = dp::fw_counter(slot), b = slots_.base(slot);
+dp::FwCounter Firewall::counter(uint32_t slot, bool since_clear) const {
+    dp::FwCounter c = dp::fw_counter(slot), b = slots_.base(slot, since_clear);
     return {c.packets - b.packets, c.bytes - b.bytes};
 }
 
@@ -70,7 +70,7 @@ void Firewall::register_commands(mgmt::Registry& reg, const config::Config& cfg)
                                  {"Bytes", "bytes", true}});
                         int i = 0;
                         for (auto& r : rows(f, in, slots_)) {
-                            dp::FwCounter c = counter(r.slot);
+                            dp::FwCounter c = counter(r.slot, true);
                             nlohmann::json idx = r.pseudo ? nlohmann::json("-") : nlohmann::json(++i);
                             t.row({idx, r.name, r.action, r.match, c.packets, c.bytes});
                         }
@@ -97,6 +97,21 @@ void Firewall::register_commands(mgmt::Registry& reg, const config::Config& cfg)
                 text += fmt::format("Flow entries: {} live of {} (created {}, evicted while live {})\n", st.live,
                                     st.capacity, st.created, st.evicted);
                 return mgmt::Result{0, text, {{"firewalls", fws}, {"flows", flows}}};
+            });
+    register_clear(reg, cfg);
+}
+
+void Firewall::register_clear(mgmt::Registry& reg, const config::Config& cfg) {
+    reg.add("clear firewall counters [vrf VRF]", "Start the firewall's rule, flow and default counters from zero",
+            [this, &cfg](const mgmt::Args& a) {
+                std::string vrf = a.get("VRF");
+                if (!vrf.empty() && !cfg.vrf(vrf)) return mgmt::Result::error(fmt::format("% no VRF '{}'", vrf));
+                auto slots = slots_.slots_of(vrf);
+                for (uint32_t s : slots) slots_.set_cleared(s, dp::fw_counter(s));
+                LOG_INFO("firewall", "event=counters_cleared vrf={} counters={}", vrf.empty() ? "all" : vrf,
+                         slots.size());
+                return mgmt::Result{0, fmt::format("{} counters cleared\n", slots.size()),
+                                    {{"cleared", slots.size()}}};
             });
 }
 

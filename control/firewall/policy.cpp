@@ -128,6 +128,7 @@ void Slots::release(const std::vector<uint32_t>& slots) {
     for (uint32_t s : slots) {
         free_.push_back(s);
         base_.erase(s);
+        cleared_.erase(s);
     }
 }
 

@@ -40,14 +40,24 @@ public:
     // dataplane no longer counts into them: after its fw_set calls).
     std::vector<uint32_t> commit(Next n);
     void release(const std::vector<uint32_t>& slots);
-    // Counters are monotonic per slot: what a rule shows is the slot's count
-    // minus its count when the rule got it.
-    void set_base(uint32_t slot, dp::FwCounter c) { base_[slot] = c; }
-    dp::FwCounter base(uint32_t slot) const {
-        auto it = base_.find(slot);
-        return it == base_.end() ? dp::FwCounter{} : it->second;
+    // Counters are monotonic per slot: what a rule counted is the slot's
+    // count minus its count when the rule got it (the metrics), what `show`
+    // says minus its count when last cleared.
+    void set_base(uint32_t slot, dp::FwCounter c) { base_[slot] = cleared_[slot] = c; }
+    void set_cleared(uint32_t slot, dp::FwCounter c) { cleared_[slot] = c; }
+    dp::FwCounter base(uint32_t slot, bool since_clear = false) const {
+        auto& m = since_clear ? cleared_ : base_;
+        auto it = m.find(slot);
+        return it == m.end() ? dp::FwCounter{} : it->second;
     }
     const std::map<int, dp::FwPolicySpec>& current() const { return cur_.specs; }
+    // Every slot of a VRF's firewall (empty vrf: of all).
+    std::vector<uint32_t> slots_of(const std::string& vrf) const {
+        std::vector<uint32_t> out;
+        for (auto& [k, s] : cur_.keys)
+            if (vrf.empty() || k.rfind(vrf + "|", 0) == 0) out.push_back(s);
+        return out;
+    }
     std::optional<uint32_t> slot_of(const std::string& key) const {
         auto it = cur_.keys.find(key);
         if (it == cur_.keys.end()) return std::nullopt;
@@ -61,7 +71,7 @@ private:
     Next cur_;
     std::vector<uint32_t> free_;  // released slots, reused first
     uint32_t next_ = 0;           // never handed out yet: next_..kFwSlots-1
-    std::map<uint32_t, dp::FwCounter> base_;
+    std::map<uint32_t, dp::FwCounter> base_, cleared_;
 };
 
 // Rows of one direction for `show firewall` (the config's rules with the

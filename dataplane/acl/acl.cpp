@@ -30,6 +30,10 @@ void l4(const uint8_t* p, uint32_t avail, Key* k) {
             uint8_t t = p[0];
             bool echo = k->proto == 1 ? (t == 8 || t == 0) : (t == 128 || t == 129);
             if (echo) k->sport = k->dport = be16(p + 4);
+            // Errors: unreachable, source quench, redirect, time exceeded,
+            // parameter problem (RFC 792); unreachable, packet too big, time
+            // exceeded, parameter problem (RFC 4443 §3).
+            k->icmp_error = k->proto == 1 ? (t == 3 || t == 4 || t == 5 || t == 11 || t == 12) : (t >= 1 && t <= 4);
             k->ports = 1;
             return;
         }
@@ -52,6 +56,7 @@ bool extract(const uint8_t* l3, uint32_t len, Key* k) {
         k->proto = l3[9];
         k->dscp = l3[1] >> 2;
         uint16_t frag = be16(l3 + 6);
+        k->l4_off = uint16_t(hl);
         if ((frag & 0x1fff) == 0) l4(l3 + hl, len - hl, k);  // a later fragment has no L4 header
         return true;
     }
@@ -88,10 +93,21 @@ bool extract(const uint8_t* l3, uint32_t len, Key* k) {
             }
         }
         k->proto = nh;
+        k->l4_off = uint16_t(off);
         if (off <= len) l4(l3 + off, len - off, k);
         return true;
     }
     return false;
+}
+
+bool extract_quoted(const uint8_t* l3, uint32_t len, const Key& k, Key* quoted) {
+    if (!k.icmp_error) return false;
+    uint32_t off = uint32_t(k.l4_off) + 8;  // the ICMP header
+    if (off >= len) return false;
+    const uint8_t* q = l3 + off;
+    if (((q[0] >> 4) == 4) == bool(k.v6)) return false;  // the same family as the error
+    if (!extract(q, len - off, quoted)) return false;
+    return !quoted->icmp_error;  // never an error about an error (RFC 1122 §3.2.2)
 }
 
 PrefixMatch make_prefix(const uint8_t* addr, bool v6, int len) {

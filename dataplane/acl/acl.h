@@ -36,12 +36,19 @@ struct Key {
     uint8_t v6 = 0;
     uint8_t dscp = 0;
     uint8_t ports = 0;  // 1: sport/dport are known (not a later fragment, header complete)
+    uint8_t icmp_error = 0;  // ICMP(v6) error: carries the header of the packet it is about
+    uint16_t l4_off = 0;     // offset of the L4 header (when known)
 };
 
 // Parses an IPv4 or IPv6 packet (no link header) of `len` bytes into `k`.
 // False when the header is malformed or truncated (callers have validated
 // the IP header already; this guards the L4 part).
 bool extract(const uint8_t* l3, uint32_t len, Key* k);
+// For an ICMP(v6) error (k.icmp_error), the key of the packet it quotes
+// (RFC 792, RFC 4443 §2.4: its IP header and at least 8 bytes after it).
+// A packet too big or unreachable for a recorded flow is part of that flow
+// (path MTU discovery keeps working through a default-deny direction).
+bool extract_quoted(const uint8_t* l3, uint32_t len, const Key& k, Key* quoted);
 
 struct PrefixMatch {
     uint64_t addr[2] = {0, 0};  // masked
@@ -203,9 +210,11 @@ private:
 
 // The verdict for one packet: let it through or not, counting it in the
 // rule's (or the default's, or the state's) slot. `k` extracted already.
+// `quoted`: for an ICMP error, the packet it quotes (else nullptr).
 inline bool decide(const Policy& p, const Direction& d, const Key& k, uint32_t bytes, uint16_t vrf,
-                   FlowTable* flows, Counters& c, uint64_t now) {
-    if (p.stateful && flows && flows->hit(k, vrf, now, p.state_ttl)) {
+                   FlowTable* flows, Counters& c, uint64_t now, const Key* quoted = nullptr) {
+    if (p.stateful && flows &&
+        (flows->hit(k, vrf, now, p.state_ttl) || (quoted && flows->hit(*quoted, vrf, now, p.state_ttl)))) {
         c.packets[d.state_slot]++;
         c.bytes[d.state_slot] += bytes;
         return true;

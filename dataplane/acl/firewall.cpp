@@ -16,12 +16,16 @@ const char* fw_action_name(FwAction a) {
     return "?";
 }
 
-bool fw_pass(WorkerCtx& w, const acl::Policy& p, bool egress, int vrf, const uint8_t* l3, uint32_t len) {
+bool fw_pass(WorkerCtx& w, const acl::Policy& p, bool egress, int vrf, const uint8_t* l3, uint32_t len,
+             uint64_t& now) {
     acl::Key k;
     // A packet whose L4 header cannot be read is matched on what could be
     // (rules with ports never match it).
     (void)acl::extract(l3, len, &k);
-    return acl::decide(p, egress ? p.out : p.in, k, len, uint16_t(vrf), w.flows, *w.fwc, rte_rdtsc());
+    acl::Key q;
+    bool related = p.stateful && k.icmp_error && acl::extract_quoted(l3, len, k, &q);
+    if (p.stateful && !now) now = rte_rdtsc();
+    return acl::decide(p, egress ? p.out : p.in, k, len, uint16_t(vrf), w.flows, *w.fwc, now, related ? &q : nullptr);
 }
 
 namespace {

@@ -280,6 +280,7 @@ void in_flush(WorkerCtx& w) {
     rte_mbuf* dec[kBatch];
     uint16_t dec_vrf[kBatch];
     uint16_t nd = 0;
+    uint64_t fw_now = 0;  // the firewall's clock for this burst
     for (uint16_t i = 0; i < ns; i++) {
         InStage& s = b.in_stage[i];
         rte_mbuf* m = s.m;
@@ -356,7 +357,8 @@ void in_flush(WorkerCtx& w) {
             rt.hard = 1;  // this packet still goes; the next ones do not
             raise_event(sa->spi, true, SaEventKind::Hard);
         }
-        if (const acl::Policy* fp = fw_policy(t.vrf); unlikely(fp != nullptr) && !fw_pass(w, *fp, false, t.vrf, d, itot)) {
+        if (const acl::Policy* fp = fw_policy(t.vrf);
+            unlikely(fp != nullptr) && !fw_pass(w, *fp, false, t.vrf, d, itot, fw_now)) {
             drop_pkt(w, port, m, Drop::fw_denied);
             continue;
         }

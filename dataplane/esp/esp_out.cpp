@@ -377,6 +377,7 @@ void out_flush(WorkerCtx& w) {
     // (the core tracks only a few dozen misses at a time).
     for (uint16_t i = 0; pf && i < n; i++)
         if (tun[i] && tun[i]->out && (i == 0 || tun[i] != tun[i - 1])) tun[i]->out->key.prefetch();
+    uint64_t fw_now = 0;  // the firewall's clock for this burst
     for (uint16_t i = 0; i < n; i++) {
         rte_mbuf* m = pkts[i];
         MbufMeta* md = meta(m);
@@ -403,7 +404,8 @@ void out_flush(WorkerCtx& w) {
         uint8_t* l3 = rte_pktmbuf_mtod(m, uint8_t*);
         bool v4 = (l3[0] >> 4) == 4;
         uint32_t len = m->pkt_len;
-        if (const acl::Policy* fp = fw_policy(t->vrf); unlikely(fp != nullptr) && !fw_pass(w, *fp, true, t->vrf, l3, len)) {
+        if (const acl::Policy* fp = fw_policy(t->vrf);
+            unlikely(fp != nullptr) && !fw_pass(w, *fp, true, t->vrf, l3, len, fw_now)) {
             drop_pkt(w, port, m, Drop::fw_denied);
             continue;
         }

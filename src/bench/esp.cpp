@@ -2,7 +2,7 @@
 //
 //   nimbus-bench esp [--seconds S] [--sizes 64,512,1420,imix]
 //                    [--ciphers aes128gcm,aes256gcm,chacha20poly1305]
-//                    [--tunnels N] [--encap esp|udp] [--window W] [--huge]
+//                    [--tunnels N] [--encap esp|udp] [--window W] [--huge] [--firewall RULES]
 //   nimbus-bench esp --pcap FILE --dir encrypt|decrypt --cipher C
 //                    --key-out HEX --key-in HEX [--spi-out N] [--spi-in N] [--seconds S]
 //
@@ -32,6 +32,11 @@
 // as duplicates on the second pass; since no worker runs, the bench resets
 // the inbound SA's window after each full pass (not timed), so every packet
 // is authenticated and decrypted. ipsec-secgw runs with its window disabled.
+//
+// --firewall N: every case runs again (mode "single+fw", "tunnels+fw") with
+// a firewall of N rules on the tunnels' VRFs of both boxes, the last one an
+// allow-stateful for everything (so egress and ingress each scan the list
+// and find the flow): the firewall's cost against its own anchor.
 //
 // Memory comes from anonymous 4 KiB pages (--no-huge) unless --huge, which
 // takes 2 MiB hugepages (they must be reserved: vm.nr_hugepages) as a
@@ -82,6 +87,7 @@ struct Opts {
     bool udp = false;
     int window = 1024;
     bool huge = false;  // hugepages (--in-memory) instead of --no-huge
+    int firewall = 0;   // in-memory: each case again with an N-rule firewall on both sides
     // pcap mode
     std::string pcap;
     bool decrypt = false;
@@ -398,6 +404,38 @@ void print_run(const char* mode, int ntunnels, Cipher c, bool decrypt, int size,
     std::fflush(stdout);
 }
 
+// A firewall of n rules on the tunnels' VRFs of both boxes (0: none): n-1
+// that never match (TCP to ports 1.. from TEST-NET-1), then allow-stateful
+// for everything, default deny. Each packet scans the list once per box,
+// then finds its flow (the first packet of a flow creates it).
+bool bench_firewall(int n, std::string* err) {
+    FwPolicySpec spec;
+    if (n > 0) {
+        FwDirSpec d;
+        d.dflt = FwAction::Deny;
+        d.default_slot = 0;
+        d.state_slot = 1;
+        for (int i = 0; i < n - 1; i++) {
+            FwRuleSpec r;
+            r.slot = uint32_t(2 + i);
+            r.action = FwAction::Deny;
+            r.proto = 6;
+            r.ports = true;
+            r.dport_lo = r.dport_hi = uint16_t(1 + i);
+            r.src = {*Prefix::parse("192.0.2.0/24")};
+            d.rules.push_back(r);
+        }
+        FwRuleSpec all;
+        all.slot = uint32_t(2 + n);
+        all.action = FwAction::AllowStateful;
+        d.rules.push_back(all);
+        spec.in = spec.out = d;
+    }
+    for (int vrf : {kVrfA, kVrfB})
+        if (!fw_set(vrf, n > 0 ? &spec : nullptr, err)) return false;
+    return true;
+}
+
 int run_memory_lab(const Opts& o) {
     std::string err;
     if (!lab_routes(&err)) {
@@ -432,7 +470,12 @@ int run_memory_lab(const Opts& o) {
             }
             for (int size : o.sizes) {
                 Templates tp = make_templates(size);
-                for (bool dec : {false, true}) {
+                for (bool dec : {false, true})
+                for (int fw : o.firewall ? std::vector<int>{0, o.firewall} : std::vector<int>{0}) {
+                    if (o.firewall && !bench_firewall(fw, &err)) {
+                        fmt::print(stderr, "nimbus-bench: firewall: {}\n", err);
+                        return 1;
+                    }
                     uint64_t before[kMaxPorts][kDropCount];
                     for (int p = 0; p < g->nports; p++) {
                         PortCounters pc = port_counters(p, -1);
@@ -443,7 +486,8 @@ int run_memory_lab(const Opts& o) {
                         report_drops(before);
                         rc = 1;
                     }
-                    print_run(ntun > 1 ? "tunnels" : "single", ntun, c, dec, size, o.udp, r);
+                    std::string mode = std::string(ntun > 1 ? "tunnels" : "single") + (fw ? "+fw" : "");
+                    print_run(mode.c_str(), ntun, c, dec, size, o.udp, r);
                 }
             }
             lab_remove(lab);
@@ -562,7 +606,7 @@ void usage() {
     fmt::print(stderr,
                "usage: nimbus-bench esp [--seconds S] [--sizes 64,512,1420,imix] [--ciphers aes128gcm,aes256gcm,"
                "chacha20poly1305]\n"
-               "                        [--tunnels N] [--encap esp|udp] [--window W] [--huge]\n"
+               "                        [--tunnels N] [--encap esp|udp] [--window W] [--huge] [--firewall RULES]\n"
                "       nimbus-bench esp --pcap FILE --dir encrypt|decrypt --cipher C --key-out HEX --key-in HEX\n"
                "                        [--spi-out N] [--spi-in N] [--seconds S] [--window W]\n"
                "Prints one JSON line per measurement.\n");
@@ -587,6 +631,7 @@ int esp_main(int argc, char** argv) {
                                   {"spi-out", required_argument, nullptr, 'O'},
                                   {"spi-in", required_argument, nullptr, 'I'},
                                   {"huge", no_argument, nullptr, 'H'},
+                                  {"firewall", required_argument, nullptr, 'F'},
                                   {nullptr, 0, nullptr, 0}};
     int c;
     optind = 1;
@@ -632,6 +677,7 @@ int esp_main(int argc, char** argv) {
                 case 'O': o.spi_out = uint32_t(std::stoul(optarg, nullptr, 0)); break;
                 case 'I': o.spi_in = uint32_t(std::stoul(optarg, nullptr, 0)); break;
                 case 'H': o.huge = true; break;
+                case 'F': o.firewall = std::stoi(optarg); break;
                 default: usage(); return 2;
             }
         }

@@ -194,6 +194,12 @@ firewall:
                                            p.stdout + p.stderr), (p.stdout, p.stderr)
     assert fw(db).keys() == after.keys() and "no-telnet" in fw(db)["egress"]
     assert open(db.cfg).read() == third
+    # Counters cleared for `show` (not for the metrics, which stay monotonic).
+    out = run([NIMBUS, "-s", db.sock, "clear", "firewall", "counters", "vrf", "default"]).stdout
+    assert out.strip() == "7 counters cleared", out  # 2 + 1 rules, flows and default per direction
+    assert all(r["packets"] == 0 for d in fw(db).values() for r in d.values()), fw(db)
+    assert ha.ping_ok("10.2.0.2", 2)
+    assert fw(db)["ingress"]["from-a"]["packets"] == 2
     # Removing the firewall lets everything through again.
     out = ops(apply(base).stdout)
     assert out.split() == "firewall: vrf default: removed".split(), out
