@@ -3,7 +3,8 @@
 # VPN cloud in network namespaces on its embedded default lab: a concentrator
 # (nimbusd + FRR) peering eBGP with a core router, a strongSwan site and a
 # nimbus edge site, each with a LAN host. It shows the tunnels, routes, the
-# core's BGP table, pings site -> core, core -> site and site -> site, and the
+# core's BGP table, pings site -> core, core -> site and site -> site, the
+# cloud's firewall at work, and the
 # metrics endpoint, then cleans everything up (also on failure and Ctrl-C).
 # Exits non-zero, naming the step, if any check fails. Run as root on Debian 12.
 #   BUILD_DIR=...          build directory (default: build)

@@ -17,7 +17,9 @@ Certificates (P-521 CA, P-384 leaves) are made with openssl in the lab's
 temporary folder at start. The sites' prefixes reach the core over ZAPI and
 BGP while their tunnels are up; the core's prefix comes back over FPM and is
 offered to the sites as a traffic selector (advertise_bgp). site1 and site2
-reach each other through the concentrator (hub and spoke).
+reach each other through the concentrator (hub and spoke). The cloud's
+firewall lets the sites reach the core and ping each other, lets back in
+what the core opened (allow-stateful) and denies the rest.
 
 Everything (namespaces, charon, FRR daemons, nimbusd, the temporary folder)
 is removed at the end, on failure and on Ctrl-C. Each step checks what it
@@ -129,6 +131,14 @@ routing:
   host_routes: {{ port: core0 }}
   clouds:
     - {{ name: corp, tag: 100, advertise_bgp: true }}   # BGP routes from the core offered to the sites
+firewall:
+  - cloud: corp                 # what the sites send is let in only by a rule
+    ingress_default: deny
+    ingress:
+      - {{ name: sites-to-core, action: allow, src: 10.16.0.0/16, dst: {CORE_NET} }}
+      - {{ name: site-to-site-ping, action: allow, proto: icmp, src: 10.16.0.0/16, dst: 10.16.0.0/16 }}
+    egress:
+      - {{ name: core-to-sites, action: allow-stateful, src: {CORE_NET} }}   # and the replies back in
 """
 
     def edge_config(self, pki):
@@ -350,6 +360,28 @@ router bgp 65000
         self.ok(all(t.get("rx_packets", 0) >= 6 and t.get("tx_packets", 0) >= 6 for t in ts),
                 "both tunnels counted the traffic on the concentrator")
 
+    def firewall(self):
+        self.say("firewall: the cloud lets in what its rules allow (and the replies to what the core opened)")
+        before = self.fw_rows()
+        # UDP from site1 to site2: no rule admits it, the default denies it.
+        self.host1.run(["/usr/bin/python3", "-c", "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                        f"for i in range(3): s.sendto(b'x', ('{SITES['site2'][3]}', 9))"])
+        self.wait(lambda: self.fw_rows()["ingress"]["(default)"]["packets"] >= before["ingress"]["(default)"]["packets"] + 3,
+                  10, "3 UDP datagrams site1 -> site2 denied by the default")
+        self.show("conc", "nimbus show firewall", self.nimbus.text("show", "firewall"))
+        rows = self.fw_rows()
+        # A ping to the core opens with sites-to-core; the core's reply goes out
+        # through core-to-sites (allow-stateful), so the ping's later packets
+        # are the flow's. Site to site, every request and reply meets its rule.
+        self.ok(rows["ingress"]["sites-to-core"]["packets"] >= 2 and rows["ingress"]["site-to-site-ping"]["packets"] >= 16,
+                "the sites' pings to the core and to each other were let in by their rules")
+        self.ok(rows["egress"]["core-to-sites"]["packets"] >= 2 and rows["ingress"]["(flows)"]["packets"] >= 6,
+                "what the core sent went out statefully and the packets of those flows came back in")
+
+    def fw_rows(self):
+        f = self.nimbus.cli("show", "firewall")["firewalls"][0]
+        return {d: {r["name"]: r for r in f[d]["rules"]} for d in ("ingress", "egress")}
+
     def metrics(self):
         self.say("metrics: Prometheus text on the concentrator's management listener")
         r = self.conc.run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:9108/metrics"], check=False)
@@ -370,6 +402,7 @@ router bgp 65000
         self.start_sites()
         self.show_state()
         self.traffic()
+        self.firewall()
         self.metrics()
 
 
