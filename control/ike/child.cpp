@@ -150,7 +150,7 @@ bool Engine::key_child(IkeSa& sa, ChildSa& c, std::span<const uint8_t> g_ir, con
     return true;
 }
 
-void Engine::install_child(IkeSa& sa, ChildSa c, ChildSaSpec spec) {
+bool Engine::install_child(IkeSa& sa, ChildSa c, ChildSaSpec spec) {
     uint64_t now = now_();
     c.created_ns = now;
     c.rekey_at_ns = now + jittered(sa.cloud->rekey_child_s);
@@ -160,11 +160,29 @@ void Engine::install_child(IkeSa& sa, ChildSa c, ChildSaSpec spec) {
     sa.children.push_back(c);
     Tunnel* t = tunnel_of(sa);
     if (t && t->ike == sa.local_spi()) tunnel_refresh(sa);  // tunnel_up before its first child
-    sink_.child_install(spec);
+    uint32_t spi_in = c.spi_in, spi_out = c.spi_out;
+    if (!sink_.child_install(spec)) {
+        sa.children.pop_back();
+        free_child_spi(spi_in);
+        count(Counter::child_install_failed);
+        LOG_ERROR("ike", "event=child_sa_install_failed tunnel={} spi_in={:08x} spi_out={:08x} reason=\"dataplane refused it\"",
+                  sa.tunnel, spi_in, spi_out);
+        // A tunnel whose first child this was is not up: say why.
+        bool has_child = false;
+        for (auto& k : sa.children) has_child |= k.state != ChildState::Deleting;
+        if (t && t->ike == sa.local_spi() && t->up && !has_child) {
+            sink_.tunnel_down(t->id);
+            t->up = false;
+            t->hist.last_down_detail = "dataplane refused the child SA";
+            tunnel_event(*t, EventKind::Down, DownReason::dataplane);
+        }
+        return false;
+    }
     count(Counter::child_installed);
     LOG_INFO("ike", "event=child_sa_up tunnel={} spi_in={:08x} spi_out={:08x} proposal={} local={} remote={} outbound={}",
              sa.tunnel, c.spi_in, c.spi_out, proposal_to_string(c.proposal), ts_str(c.ts_local), ts_str(c.ts_remote),
              spec.outbound);
+    return true;
 }
 
 void Engine::remove_child(IkeSa& sa, uint32_t spi_in, const char* why) {

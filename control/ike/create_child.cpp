@@ -261,19 +261,19 @@ void Engine::create_child_request(IkeSa& sa, Rx& rx) {
     if (dh) out.push_back(make_ke(dh->group(), Bytes(dh->public_value().begin(), dh->public_value().end())));
     out.push_back(make_ts(true, c.ts_remote));
     out.push_back(make_ts(false, c.ts_local));
-    send_response(sa, rx, CREATE_CHILD_SA, std::move(out));
-    if (!old) {
-        spec.outbound = true;
-        install_child(sa, c, std::move(spec));
+    // Installed before it is answered. A rekey: the new inbound SA now; our
+    // outbound moves to it when the initiator deletes the old SA (it
+    // installs its inbound SA only after reading this answer).
+    uint32_t old_in = old ? old->spi_in : 0;
+    bool collision = old && sa.out && sa.out->kind == TaskKind::RekeyChild && sa.out->child_spi == old_in;
+    spec.outbound = !old;
+    if (!install_child(sa, c, std::move(spec))) {
+        // §3.10.1: we take no further child SA now; a rekeyed child goes on.
+        send_response(sa, rx, CREATE_CHILD_SA, {make_notify(N_NO_ADDITIONAL_SAS)});
         return;
     }
-    uint32_t old_in = old->spi_in;
-    // A rekey: the new inbound SA now; our outbound moves to it when the
-    // initiator deletes the old SA (it installs its inbound SA only after
-    // reading this answer).
-    spec.outbound = false;
-    bool collision = sa.out && sa.out->kind == TaskKind::RekeyChild && sa.out->child_spi == old_in;
-    install_child(sa, c, std::move(spec));
+    send_response(sa, rx, CREATE_CHILD_SA, std::move(out));
+    if (!old) return;
     old = sa.child_by_in(old_in);
     if (collision) {
         sa.child_collision = IkeSa::Collision{true, nonce->data, nr, c.spi_in, 0};
@@ -502,16 +502,21 @@ void Engine::create_child_response(IkeSa& sa, Rx& rx) {
     ChildSaSpec spec;
     key_child(sa, c, g_ir ? std::span<const uint8_t>(*g_ir) : std::span<const uint8_t>(), req->nonce, nonce->data,
               true, &spec);
+    spec.outbound = !collision;
+    if (!install_child(sa, c, std::move(spec))) {
+        // The dataplane refused the new SA: the old child carries on (the
+        // responder switches to the new one only once we delete the old,
+        // which we do not), and the rekey is tried again later; the peer's
+        // unused half lives until its own lifetime ends.
+        if (ChildSa* o = sa.child_by_in(req->child_spi)) o->rekey_at_ns = now + kRekeyRetryNs;
+        return;
+    }
     if (collision) {
-        spec.outbound = false;
-        install_child(sa, c, std::move(spec));
         resolve_child_collision(sa, req->child_spi, c.spi_in, req->nonce, nonce->data);
         return;
     }
     // The responder has both directions installed: send on the new SA now,
     // keep receiving on the old one until it is deleted.
-    spec.outbound = true;
-    install_child(sa, c, std::move(spec));
     if (Tunnel* t = tunnel_of(sa)) {
         t->child_rekeys++;
         tunnel_event(*t, EventKind::RekeyChild);

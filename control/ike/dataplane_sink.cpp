@@ -138,7 +138,7 @@ void DataplaneSink::tunnel_down(TunnelId id) {
     tuns_.erase(it);
 }
 
-void DataplaneSink::child_install(const ChildSaSpec& s) {
+bool DataplaneSink::child_install(const ChildSaSpec& s) {
     Tun& t = tuns_[s.tunnel];
     std::string err;
     dp::SaSpec in = sa_spec(s, true);
@@ -159,18 +159,20 @@ void DataplaneSink::child_install(const ChildSaSpec& s) {
         if (t.dp == dp::kNoTunnel) {
             errors_++;
             LOG_ERROR("ike-dp", "event=tunnel_install_failed tunnel={} error=\"{}\"", s.tunnel, err);
-            return;
+            return false;
         }
         LOG_INFO("ike-dp", "event=tunnel_installed tunnel={} dp={} vrf={} udp={} in={:08x} out={:08x} remote={}",
                  s.tunnel, t.dp, ds.vrf, ds.udp, s.spi_in, s.spi_out, t.spec.paths.remote.str());
         routes(t, t.spec.remote_prefixes);
-        return;
+        return true;
     }
     // A rekey: the new inbound SA now; the outbound one now or when the
     // engine says the peer can receive on it.
     if (!dp::tunnel_add_in_sa(t.dp, in, &err)) {
         errors_++;
         LOG_ERROR("ike-dp", "event=add_in_sa_failed tunnel={} spi={:08x} error=\"{}\"", s.tunnel, s.spi_in, err);
+        wipe_sa(in);
+        return false;
     }
     wipe_sa(in);
     dp::SaSpec out = sa_spec(s, false);
@@ -184,6 +186,7 @@ void DataplaneSink::child_install(const ChildSaSpec& s) {
         t.pending[s.spi_in].out = std::move(out);
     }
     routes(t, t.spec.remote_prefixes);
+    return true;
 }
 
 void DataplaneSink::child_outbound(TunnelId id, uint32_t spi_in) {

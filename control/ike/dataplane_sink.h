@@ -27,7 +27,7 @@ public:
     void tunnel_up(const TunnelSpec& t) override;
     void tunnel_update(const TunnelSpec& t) override;
     void tunnel_down(TunnelId id) override;
-    void child_install(const ChildSaSpec& s) override;
+    bool child_install(const ChildSaSpec& s) override;
     void child_outbound(TunnelId id, uint32_t spi_in) override;
     void child_remove(TunnelId id, uint32_t spi_in) override;
     ChildStats child_stats(TunnelId id, uint32_t spi_in) const override;

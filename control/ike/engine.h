@@ -71,6 +71,7 @@ namespace nimbus::ike {
     X(ike_established, "IKE SAs established")                                              \
     X(ike_deleted, "IKE SAs deleted")                                                      \
     X(child_installed, "child SAs installed")                                              \
+    X(child_install_failed, "child SAs the dataplane could not take (tables full, no memory)") \
     X(child_removed, "child SAs removed")                                                  \
     X(child_rekeys, "child SA rekeys completed")                                           \
     X(ike_rekeys, "IKE SA rekeys completed")                                               \
@@ -336,7 +337,9 @@ private:
                                 bool ignore_dh, std::optional<uint16_t> ke_group);
     bool key_child(IkeSa& sa, ChildSa& c, std::span<const uint8_t> g_ir, const Bytes& ni, const Bytes& nr,
                    bool we_initiated, ChildSaSpec* spec);
-    void install_child(IkeSa& sa, ChildSa c, ChildSaSpec spec);
+    // False: the dataplane refused it (nothing of it is left; the caller
+    // answers or tears down accordingly).
+    bool install_child(IkeSa& sa, ChildSa c, ChildSaSpec spec);
     void remove_child(IkeSa& sa, uint32_t spi_in, const char* why);
     void tunnel_attach(IkeSa& sa);
     void tunnel_refresh(IkeSa& sa);

@@ -290,6 +290,7 @@ void Engine::auth_request(IkeSa& sa, Rx& rx) {
     // The first child SA (no KE: §1.2).
     ChildResult cr = negotiate_child(sa, m.get<SaPayload>(PT_SA), m.get<TsPayload>(PT_TSI), m.get<TsPayload>(PT_TSR),
                                      true, std::nullopt);
+    bool refused = false;
     if (cr.ok) {
         cr.child.spi_in = new_child_spi();
         ChildSaSpec spec;
@@ -297,10 +298,20 @@ void Engine::auth_request(IkeSa& sa, Rx& rx) {
         spec.outbound = true;
         Proposal reply = cr.child.proposal;
         reply.spi = spi_bytes(cr.child.spi_in);
-        out.push_back(make_sa(SaPayload{{reply}}));
-        out.push_back(make_ts(true, cr.child.ts_remote));
-        out.push_back(make_ts(false, cr.child.ts_local));
-        install_child(sa, cr.child, std::move(spec));
+        // Installed before it is answered, so the answer never offers what
+        // the dataplane could not take.
+        if (install_child(sa, cr.child, std::move(spec))) {
+            out.push_back(make_sa(SaPayload{{reply}}));
+            out.push_back(make_ts(true, cr.child.ts_remote));
+            out.push_back(make_ts(false, cr.child.ts_local));
+        } else {
+            // §1.2: the IKE SA stands, the child is refused with an error
+            // notify; NO_ADDITIONAL_SAS (§3.10.1) says we take no child SA
+            // now. The IKE SA is then deleted so that the site retries
+            // later rather than sit without a tunnel.
+            out.push_back(make_notify(N_NO_ADDITIONAL_SAS));
+            refused = true;
+        }
     } else {
         LOG_WARN("ike", "event=child_sa_refused tunnel={} peer=\"{}\" notify={} reason=\"{}\"", sa.tunnel, peer.str(),
                  notify_name(cr.notify), cr.why);
@@ -310,6 +321,10 @@ void Engine::auth_request(IkeSa& sa, Rx& rx) {
     }
     if (sa.peer_mobike) out.push_back(make_notify(N_MOBIKE_SUPPORTED));
     send_response(sa, rx, IKE_AUTH, std::move(out));
+    if (refused) {
+        queue(sa, Task{TaskKind::DeleteIke});
+        return;
+    }
     tunnel_refresh(sa);
     if (sa.peer_mobike) probe_addresses(sa);
 }
@@ -497,7 +512,12 @@ void Engine::auth_response(IkeSa& sa, Rx& rx) {
     ChildSaSpec spec;
     key_child(sa, c, {}, sa.ni, sa.nr, true, &spec);
     spec.outbound = true;
-    install_child(sa, c, std::move(spec));
+    if (!install_child(sa, c, std::move(spec))) {
+        // The peer has the child; we cannot carry it: delete the IKE SA
+        // (and with it the child), and connect again later.
+        queue(sa, Task{TaskKind::DeleteIke});
+        return;
+    }
     tunnel_refresh(sa);
     if (sa.peer_mobike) probe_addresses(sa);
 }

@@ -48,7 +48,12 @@ void LoggingSink::tunnel_down(TunnelId id) {
     if (log_) LOG_INFO("ike-sink", "event=tunnel_down tunnel={}", id);
 }
 
-void LoggingSink::child_install(const ChildSaSpec& s) {
+bool LoggingSink::child_install(const ChildSaSpec& s) {
+    if (refuse_installs > 0) {
+        refuse_installs--;
+        events_.push_back(fmt::format("refused {} {:08x}", s.tunnel, s.spi_in));
+        return false;
+    }
     Child c;
     c.spi_in = s.spi_in;
     c.spi_out = s.spi_out;
@@ -68,6 +73,7 @@ void LoggingSink::child_install(const ChildSaSpec& s) {
                  "outbound={}",
                  s.tunnel, s.spi_in, s.spi_out, s.encr_id == ENCR_CHACHA20_POLY1305 ? "chacha20poly1305" : "aes-gcm-16",
                  s.key_bits, s.esn, s.outbound);
+    return true;
 }
 
 void LoggingSink::child_outbound(TunnelId id, uint32_t spi_in) {

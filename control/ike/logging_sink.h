@@ -37,7 +37,7 @@ public:
     void tunnel_up(const TunnelSpec& t) override;
     void tunnel_update(const TunnelSpec& t) override;
     void tunnel_down(TunnelId id) override;
-    void child_install(const ChildSaSpec& s) override;
+    bool child_install(const ChildSaSpec& s) override;
     void child_outbound(TunnelId id, uint32_t spi_in) override;
     void child_remove(TunnelId id, uint32_t spi_in) override;
     // Test support: a dataplane-like SA table of slot_mask + 1 slots, some
@@ -46,6 +46,9 @@ public:
     bool spi_slot_free(uint32_t spi) const override { return !slot_taken || !slot_taken(spi & slot_mask); }
     uint32_t slot_mask = 0xffffffffu;
     std::function<bool(uint32_t)> slot_taken;
+    // Test support: the next this many child_install calls fail, as a full
+    // dataplane's would ("refused T SPI" in events()).
+    int refuse_installs = 0;
 
     const std::map<TunnelId, Tun>& tunnels() const { return tunnels_; }
     // "up T", "update T", "down T", "in T SPI", "out T SPI", "rm T SPI" in call order.

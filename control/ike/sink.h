@@ -68,8 +68,9 @@ public:
     virtual void tunnel_update(const TunnelSpec& t) = 0;
     virtual void tunnel_down(TunnelId id) = 0;
     // The inbound SA is usable at once; the outbound one when spec.outbound
-    // (otherwise after child_outbound).
-    virtual void child_install(const ChildSaSpec& spec) = 0;
+    // (otherwise after child_outbound). False: the dataplane could not take
+    // it (its tables are full, no memory): nothing was installed.
+    virtual bool child_install(const ChildSaSpec& spec) = 0;
     virtual void child_outbound(TunnelId id, uint32_t spi_in) = 0;
     virtual void child_remove(TunnelId id, uint32_t spi_in) = 0;
     virtual ChildStats child_stats(TunnelId, uint32_t) const { return {}; }

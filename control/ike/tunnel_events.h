@@ -27,6 +27,7 @@ enum class EventKind : uint8_t { Up, Down, ConnectFailed, RekeyChild, RekeyIke, 
     X(negotiation, "no proposal, bad key exchange or another IKE_SA_INIT failure") \
     X(replaced, "the peer reconnected (INITIAL_CONTACT)")                         \
     X(no_child, "the last child SA was deleted")                                  \
+    X(dataplane, "the dataplane could not take the tunnel's SAs (tables full, no memory)") \
     X(shutdown, "nimbusd stopped")                                                \
     X(other, "another reason (see the detail)")
 

@@ -461,6 +461,64 @@ TEST_CASE("child SA rekey, started by either side, is hitless and removes the ol
     }
 }
 
+TEST_CASE("a child SA the dataplane refuses: NO_ADDITIONAL_SAS, the tunnel is not left up, the site comes back") {
+    Pair p;
+    psk_pair(p);
+    p.conc->sink.refuse_installs = 1;
+    p.edge->eng->start();
+    p.net.pump();
+    // The concentrator answered IKE_AUTH without a child and deleted the
+    // IKE SA: nothing is left on either side, and nothing claims to be up.
+    CHECK(p.conc->eng->counter(Counter::child_install_failed) == 1);
+    CHECK(p.conc->eng->counter(Counter::child_installed) == 0);
+    CHECK(p.conc->sink.tunnels().empty());
+    CHECK(p.edge->sink.tunnels().empty());
+    CHECK(p.conc->eng->sa_count() == 0);
+    auto tun = p.conc->eng->tunnels();
+    REQUIRE(tun.size() == 1);
+    CHECK(tun[0].state != "up");
+    CHECK(tun[0].last_down == "dataplane");
+    auto& ev = p.conc->sink.events();
+    CHECK(std::find_if(ev.begin(), ev.end(), [](const std::string& e) { return e.rfind("refused 1 ", 0) == 0; }) !=
+          ev.end());
+    // The edge got its answer (an error notify, RFC 7296 §1.2, §3.10.1) and
+    // the DELETE, and connects again after its back-off.
+    CHECK(p.edge->eng->counter(Counter::child_installed) == 0);
+    p.net.advance_s(2);
+    REQUIRE(established(*p.conc));
+    check_child_agreement(*p.conc, *p.edge);
+    CHECK(p.conc->eng->tunnels()[0].state == "up");
+
+    // A rekey the dataplane refuses: the answer is NO_ADDITIONAL_SAS and
+    // the old child carries on; a later try succeeds.
+    auto before = active_spis(*p.conc);
+    int checks = 0;
+    watch_hitless(p, &checks);
+    p.conc->sink.refuse_installs = 1;
+    std::string err;
+    REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+    p.net.pump();
+    CHECK(active_spis(*p.conc) == before);
+    CHECK(child_count(*p.conc) == 1);
+    CHECK(p.conc->eng->counter(Counter::child_install_failed) == 2);
+    CHECK(p.conc->eng->tunnels()[0].state == "up");
+    REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+    p.net.pump();
+    CHECK(active_spis(*p.conc).first != before.first);
+    check_child_agreement(*p.conc, *p.edge);
+    CHECK(checks >= 2);
+
+    // The initiator's own rekey refused by its dataplane: the old child
+    // carries on, nothing goes down.
+    auto mid = active_spis(*p.conc);
+    p.edge->sink.refuse_installs = 1;
+    REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+    p.net.pump();
+    CHECK(p.edge->eng->counter(Counter::child_install_failed) == 1);
+    CHECK(p.edge->eng->tunnels()[0].state == "up");
+    CHECK(active_spis(*p.edge) == std::make_pair(mid.second, mid.first));
+}
+
 TEST_CASE("ten child rekeys and three IKE rekeys in a row stay hitless") {
     Pair p;
     CloudOpts o;
