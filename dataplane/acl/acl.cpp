@@ -1,5 +1,7 @@
 #include "dataplane/acl/acl.h"
 
+#include <algorithm>
+
 namespace nimbus::dp::acl {
 
 namespace {
@@ -57,6 +59,10 @@ bool extract(const uint8_t* l3, uint32_t len, Key* k) {
         k->dscp = l3[1] >> 2;
         uint16_t frag = be16(l3 + 6);
         k->l4_off = uint16_t(hl);
+        if (frag & 0x3fff) {  // MF or an offset: a fragment (RFC 791)
+            k->frag = (frag & 0x1fff) ? 2 : 1;
+            k->frag_id = be16(l3 + 4);
+        }
         if ((frag & 0x1fff) == 0) l4(l3 + hl, len - hl, k);  // a later fragment has no L4 header
         return true;
     }
@@ -78,10 +84,12 @@ bool extract(const uint8_t* l3, uint32_t len, Key* k) {
                 uint8_t next = l3[off];
                 off += (uint32_t(l3[off + 1]) + 1) * 8;
                 nh = next;
-            } else if (nh == 44) {
+            } else if (nh == 44) {  // RFC 8200 §4.5
                 if (off + 8 > len) return false;
                 uint8_t next = l3[off];
                 bool later = (be16(l3 + off + 2) & 0xfff8) != 0;
+                k->frag = later ? 2 : 1;
+                k->frag_id = be32(l3 + off + 4);
                 off += 8;
                 nh = next;
                 if (later) {
@@ -127,6 +135,10 @@ FlowTable::FlowTable(uint32_t capacity) {
     while (sets * kWays < capacity) sets <<= 1;
     mask_ = sets - 1;
     e_.assign(size_t(sets * kWays), Entry{});
+    // Fragmented packets in flight are far fewer than flows.
+    uint64_t fsets = std::max<uint64_t>(sets / 16, 1);
+    fmask_ = fsets - 1;
+    f_.assign(size_t(fsets * kWays), FragEntry{});
 }
 
 uint64_t FlowTable::live(uint64_t now) const {

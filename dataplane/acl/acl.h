@@ -38,6 +38,8 @@ struct Key {
     uint8_t ports = 0;  // 1: sport/dport are known (not a later fragment, header complete)
     uint8_t icmp_error = 0;  // ICMP(v6) error: carries the header of the packet it is about
     uint16_t l4_off = 0;     // offset of the L4 header (when known)
+    uint8_t frag = 0;        // a fragment: 1 the first (offset 0, ports known), 2 a later one
+    uint32_t frag_id = 0;    // IPv4 identification or IPv6 fragment header identification
 };
 
 // Parses an IPv4 or IPv6 packet (no link header) of `len` bytes into `k`.
@@ -108,6 +110,7 @@ struct Direction {
 struct Policy {
     Direction in, out;        // in: from tunnels; out: into tunnels
     uint64_t state_ttl = 0;   // idle lifetime of a flow entry, in the caller's ticks
+    uint64_t frag_ttl = 0;    // how long a first fragment's verdict waits for the others
     bool stateful = false;    // some rule is AllowStateful: look flows up
 };
 
@@ -158,6 +161,37 @@ public:
         *victim = e;
         st_.created++;
     }
+    // Fragments: the verdict on a packet's first fragment (the one with the
+    // ports) is kept briefly by (VRF, addresses, protocol, identification),
+    // so its later fragments, which carry no ports, get the same verdict and
+    // count in the same slot. A later fragment seen first gets the rules
+    // (only rules without ports can match it).
+    struct FragVerdict {
+        bool allow = false;
+        uint32_t slot = 0;
+    };
+    bool frag_find(const Key& k, uint16_t vrf, uint64_t now, FragVerdict* v) const {
+        const FragEntry* set = &f_[(frag_hash(k, vrf) & fmask_) * kWays];
+        for (int i = 0; i < kWays; i++)
+            if (set[i].expires > now && frag_same(set[i], k, vrf)) {
+                *v = {set[i].allow != 0, set[i].slot};
+                return true;
+            }
+        return false;
+    }
+    void frag_add(const Key& k, uint16_t vrf, uint64_t now, uint64_t ttl, FragVerdict v) {
+        FragEntry* set = &f_[(frag_hash(k, vrf) & fmask_) * kWays];
+        FragEntry* victim = &set[0];
+        for (int i = 0; i < kWays; i++) {
+            if (set[i].expires <= now || frag_same(set[i], k, vrf)) {
+                victim = &set[i];
+                break;
+            }
+            if (set[i].expires < victim->expires) victim = &set[i];
+        }
+        *victim = FragEntry{{k.src[0], k.src[1]}, {k.dst[0], k.dst[1]}, now + ttl, k.frag_id, v.slot, vrf,
+                            k.proto, uint8_t(v.allow)};
+    }
     uint32_t capacity() const { return uint32_t(e_.size()); }
     // Entries alive at `now` (a scan: for `show`, from any thread; racy
     // against the owner, which is fine for a count).
@@ -203,8 +237,26 @@ private:
         h ^= (uint64_t(e.pa) << 32 | uint64_t(e.pb) << 16 | uint64_t(e.vrf) << 8 | e.proto) * 0xd6e8feb86659fd93ull;
         return h ^ (h >> 32);
     }
+    struct FragEntry {
+        uint64_t a[2], b[2];
+        uint64_t expires;
+        uint32_t id, slot;
+        uint16_t vrf;
+        uint8_t proto, allow;
+    };
+    static bool frag_same(const FragEntry& e, const Key& k, uint16_t vrf) {
+        return e.id == k.frag_id && e.proto == k.proto && e.vrf == vrf && e.a[0] == k.src[0] && e.a[1] == k.src[1] &&
+               e.b[0] == k.dst[0] && e.b[1] == k.dst[1];
+    }
+    static uint64_t frag_hash(const Key& k, uint16_t vrf) {
+        uint64_t h = (k.src[0] ^ k.src[1] ^ (k.dst[0] >> 7) ^ (k.dst[1] << 3)) + (uint64_t(k.frag_id) << 16 | vrf);
+        h *= 0x9e3779b97f4a7c15ull;
+        return h ^ (h >> 31);
+    }
     std::vector<Entry> e_;
     uint64_t mask_ = 0;  // sets - 1
+    std::vector<FragEntry> f_;
+    uint64_t fmask_ = 0;
     FlowStats st_;
 };
 
@@ -213,19 +265,31 @@ private:
 // `quoted`: for an ICMP error, the packet it quotes (else nullptr).
 inline bool decide(const Policy& p, const Direction& d, const Key& k, uint32_t bytes, uint16_t vrf,
                    FlowTable* flows, Counters& c, uint64_t now, const Key* quoted = nullptr) {
+    auto count = [&](uint32_t slot) {
+        c.packets[slot]++;
+        c.bytes[slot] += bytes;
+    };
+    FlowTable::FragVerdict fv;
+    if (k.frag == 2 && flows && flows->frag_find(k, vrf, now, &fv)) {  // a later fragment: its first's verdict
+        count(fv.slot);
+        return fv.allow;
+    }
+    bool allow;
+    uint32_t slot;
     if (p.stateful && flows &&
         (flows->hit(k, vrf, now, p.state_ttl) || (quoted && flows->hit(*quoted, vrf, now, p.state_ttl)))) {
-        c.packets[d.state_slot]++;
-        c.bytes[d.state_slot] += bytes;
-        return true;
+        allow = true;
+        slot = d.state_slot;
+    } else {
+        int i = d.match(k);
+        Action a = i < 0 ? d.dflt : d.rules[size_t(i)].action;
+        slot = i < 0 ? d.default_slot : d.rules[size_t(i)].slot;
+        allow = a != Action::Deny;
+        if (a == Action::AllowStateful && flows) flows->add(k, vrf, now, p.state_ttl);
     }
-    int i = d.match(k);
-    Action a = i < 0 ? d.dflt : d.rules[size_t(i)].action;
-    uint32_t slot = i < 0 ? d.default_slot : d.rules[size_t(i)].slot;
-    c.packets[slot]++;
-    c.bytes[slot] += bytes;
-    if (a == Action::AllowStateful && flows) flows->add(k, vrf, now, p.state_ttl);
-    return a != Action::Deny;
+    count(slot);
+    if (k.frag == 1 && flows) flows->frag_add(k, vrf, now, p.frag_ttl, {allow, slot});
+    return allow;
 }
 
 }  // namespace nimbus::dp::acl

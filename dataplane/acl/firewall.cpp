@@ -24,7 +24,7 @@ bool fw_pass(WorkerCtx& w, const acl::Policy& p, bool egress, int vrf, const uin
     (void)acl::extract(l3, len, &k);
     acl::Key q;
     bool related = p.stateful && k.icmp_error && acl::extract_quoted(l3, len, k, &q);
-    if (p.stateful && !now) now = rte_rdtsc();
+    if ((p.stateful || k.frag) && !now) now = rte_rdtsc();
     return acl::decide(p, egress ? p.out : p.in, k, len, uint16_t(vrf), w.flows, *w.fwc, now, related ? &q : nullptr);
 }
 
@@ -79,6 +79,7 @@ bool fw_set(int vrf, const FwPolicySpec* spec, std::string* err) {
             return false;
         }
         next->state_ttl = uint64_t(spec->state_timeout_s) * g->tsc_hz;
+        next->frag_ttl = 5 * g->tsc_hz;  // a packet's fragments arrive within seconds of each other
         for (const acl::Direction* d : {&next->in, &next->out})
             for (auto& r : d->rules) next->stateful |= r.action == acl::Action::AllowStateful;
     }

@@ -113,6 +113,22 @@ def test_stateful_allow_out_rules_and_defaults(lab):
     assert f3["ingress"]["b-to-dns"]["bytes"] - f2["ingress"]["b-to-dns"]["bytes"] == 4 * 128  # IP + UDP + 100
     wait_until(lambda: delta(fw(da), f2, "ingress", "(default)") == 2, 5, "the two datagrams to 5354 denied")
 
+    # A datagram bigger than the tunnel's MTU (1438) without DF: B fragments
+    # it before encryption, and A's later fragment, which carries no ports,
+    # passes on the verdict of the first.
+    big = ha.popen(["/usr/bin/python3", "-c", "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                    "s.bind(('10.1.0.2',5353))\ns.settimeout(20)\nprint(len(s.recv(65535)), flush=True)"], "udp-big.log")
+    wait_until(lambda: "10.1.0.2:5353" in ha.run(["ss", "-lun"]).stdout, 10, "the UDP sink")
+    hb.run(["/usr/bin/python3", "-c", "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.IPPROTO_IP, 10, 0)\n"  # IP_MTU_DISCOVER = IP_PMTUDISC_DONT: no DF
+            "s.sendto(b'z'*1450, ('10.1.0.2', 5353))"])
+    big.wait(timeout=30)
+    assert open(os.path.join(lab.dir, "udp-big.log")).read().split() == ["1450"], "the fragmented datagram"
+    f3b = fw(da)
+    assert delta(f3b, f3, "ingress", "b-to-dns") == 2, (f3, f3b)  # both fragments, one verdict
+    assert delta(f3b, f3, "ingress", "(default)") == 0
+    f3 = f3b
+
     # Egress: telnet is refused before the rule that would let it out.
     p = ha.run(["/usr/bin/python3", "-c", "import socket\ntry:\n socket.create_connection(('10.2.0.2', 23), "
                 "timeout=1.5)\n print('connected')\nexcept OSError as e:\n print(type(e).__name__)"], timeout=20)
@@ -127,7 +143,7 @@ def test_stateful_allow_out_rules_and_defaults(lab):
     assert flows["live"] >= 2 and flows["created"] >= 2 and flows["evicted"] == 0, flows
     # The same counters as metrics.
     assert metric(a, 9108, "nimbus_firewall_packets_total", vrf="default", direction="ingress", rule="b-to-dns",
-                  action="allow") == 4
+                  action="allow") == 6 == fw(da)["ingress"]["b-to-dns"]["packets"]  # 4 datagrams + 2 fragments
     assert metric(a, 9108, "nimbus_firewall_packets_total", vrf="default", direction="egress", rule="no-telnet",
                   action="deny") >= 1
     assert metric(a, 9108, "nimbus_firewall_flows") >= 2

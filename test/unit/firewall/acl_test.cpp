@@ -343,3 +343,85 @@ TEST_CASE("an ICMP error about a recorded flow belongs to it (path MTU discovery
     Key kw = key(wrong_family);
     CHECK_FALSE(extract_quoted(wrong_family.data(), uint32_t(wrong_family.size()), kw, &q));
 }
+
+TEST_CASE("a packet's later fragments get the verdict of its first (they carry no ports)") {
+    Policy p;
+    p.frag_ttl = 50;
+    Rule dns;
+    dns.slot = 1;
+    dns.proto = 17;
+    dns.port_match = true;
+    dns.dport_lo = dns.dport_hi = 53;
+    Rule telnet;
+    telnet.slot = 2;
+    telnet.action = Action::Deny;
+    telnet.proto = 17;
+    telnet.port_match = true;
+    telnet.dport_lo = telnet.dport_hi = 23;
+    Rule any_udp;  // without ports: a later fragment alone can match it
+    any_udp.slot = 5;
+    any_udp.proto = 17;
+    any_udp.src = {pfx("192.0.2.0/24")};
+    p.in.rules = {dns, telnet, any_udp};
+    p.in.dflt = Action::Deny;
+    p.in.default_slot = 3;
+    FlowTable ft(1024);
+    Counters c;
+    // IPv4: id in the header, MF on the first, offsets on the others.
+    auto frag4 = [](const char* src, uint16_t id, uint16_t frag, std::vector<uint8_t> l4) {
+        auto pk = v4(src, "10.1.0.2", 17, std::move(l4), 0, frag);
+        pk[4] = uint8_t(id >> 8);
+        pk[5] = uint8_t(id);
+        return pk;
+    };
+    auto first = frag4("10.2.0.2", 0x1111, 0x2000, ports(40000, 53));
+    auto middle = frag4("10.2.0.2", 0x1111, 0x2000 | 185, std::vector<uint8_t>(8, 0xab));
+    auto last = frag4("10.2.0.2", 0x1111, 370, std::vector<uint8_t>(8, 0xab));
+    Key kf = key(first), km = key(middle), kl = key(last);
+    CHECK(kf.frag == 1);
+    CHECK(km.frag == 2);
+    CHECK(kl.frag == 2);
+    CHECK(km.frag_id == 0x1111);
+    CHECK(key(v4("10.2.0.2", "10.1.0.2", 17, ports(1, 53))).frag == 0);
+    CHECK(decide(p, p.in, kf, 100, 0, &ft, c, 10));
+    CHECK(decide(p, p.in, km, 100, 0, &ft, c, 11));
+    CHECK(decide(p, p.in, kl, 100, 0, &ft, c, 12));
+    CHECK(c.packets[1] == 3);  // all three counted by the DNS rule
+    CHECK(c.packets[3] == 0);
+    // Without the first (another id, or the first's verdict expired): the
+    // rules, where only a rule without ports can match.
+    auto stray = frag4("10.2.0.2", 0x2222, 185, std::vector<uint8_t>(8, 0));
+    CHECK_FALSE(decide(p, p.in, key(stray), 100, 0, &ft, c, 12));
+    CHECK(c.packets[3] == 1);
+    CHECK_FALSE(decide(p, p.in, kl, 100, 0, &ft, c, 61));  // 10 + 50 passed
+    CHECK(c.packets[3] == 2);
+    auto stray_net = frag4("192.0.2.9", 0x3333, 185, std::vector<uint8_t>(8, 0));
+    CHECK(decide(p, p.in, key(stray_net), 100, 0, &ft, c, 12));
+    CHECK(c.packets[5] == 1);
+    // A denied first: its later fragments are denied by the same rule.
+    auto tf = frag4("10.2.0.2", 0x4444, 0x2000, ports(40000, 23));
+    auto tl = frag4("10.2.0.2", 0x4444, 185, std::vector<uint8_t>(8, 0));
+    CHECK_FALSE(decide(p, p.in, key(tf), 100, 0, &ft, c, 20));
+    CHECK_FALSE(decide(p, p.in, key(tl), 100, 0, &ft, c, 21));
+    CHECK(c.packets[2] == 2);
+    // Same id in another VRF is another packet.
+    CHECK_FALSE(decide(p, p.in, km, 100, 9, &ft, c, 11));
+
+    // IPv6: the fragment header's 32-bit identification.
+    auto frag6 = [](uint16_t offset_flags, uint32_t id, std::vector<uint8_t> rest) {
+        std::vector<uint8_t> fh = {17, 0, uint8_t(offset_flags >> 8), uint8_t(offset_flags), uint8_t(id >> 24),
+                                   uint8_t(id >> 16), uint8_t(id >> 8), uint8_t(id)};
+        fh.insert(fh.end(), rest.begin(), rest.end());
+        return v6("fd00:2::2", "fd00:1::2", 44, fh);
+    };
+    auto f6 = frag6(0x0001, 0xdeadbeef, ports(5000, 53));  // offset 0, M set
+    auto l6 = frag6(0x00b8, 0xdeadbeef, std::vector<uint8_t>(8, 0));  // offset 23 (x8), last
+    Key k6f = key(f6), k6l = key(l6);
+    CHECK(k6f.frag == 1);
+    CHECK(k6f.dport == 53);
+    CHECK(k6l.frag == 2);
+    CHECK(k6l.frag_id == 0xdeadbeef);
+    CHECK(decide(p, p.in, k6f, 100, 0, &ft, c, 30));
+    CHECK(decide(p, p.in, k6l, 100, 0, &ft, c, 31));
+    CHECK(c.packets[1] == 5);
+}
