@@ -9,6 +9,9 @@ In one run, on this machine, interleaved so that host noise hits all alike:
            counters (`nimbus -j show counters`, wan0 tx_packets);
            decrypt: nimbus-bench esp --pcap (the worker's functions on the
            same vdevs; see src/bench/esp.cpp for why not nimbusd)
+  harness  dpdk-testpmd io forwarding of the same pcap on the same vdevs and
+           CPU, no packet work: with the ceiling it gives the best
+           nimbus/ceiling any forwarder could reach on this harness
   bench    nimbus-bench esp in memory (all ciphers, 1 and N tunnels, memory)
 
 secgw and nimbus get the identical pcap and vdevs:
@@ -285,6 +288,58 @@ def run_secgw(binary, cfg, pcap, cipher, direction, seconds):
     return {"packets": s1 - s0, "dropped": d1 - d0, "seconds": round(t1 - t0, 3), "mpps": (s1 - s0) / (t1 - t0) / 1e6}
 
 
+# ---------------------------------------------------------------- harness
+
+def run_harness(pcap, seconds):
+    """The harness alone: dpdk-testpmd io-forwarding the same pcap from the
+    same vdevs (net_pcap0 infinite_rx -> net_null0) on the same CPU, with no
+    packet work at all. Every forwarder measured here pays at least this per
+    packet on top of its crypto, which caps nimbus/ceiling (and secgw/ceiling)
+    at harness / (harness + ceiling) however little the forwarder does."""
+    cmd = ["stdbuf", "-oL", "dpdk-testpmd", "--lcores=0@0,1@1", "--no-huge", "-m", "1024", "--no-pci",
+           f"--file-prefix=nbtp{os.getpid()}", "--log-level=*:warning",
+           "--vdev", f"net_pcap0,rx_pcap={pcap},infinite_rx=1", "--vdev", "net_null0,no-rx=1", "--",
+           "-i", "--forward-mode=io", "--nb-cores=1", "--burst=32", "--rxq=1", "--txq=1",
+           "--total-num-mbufs=16384"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    rd = LineReader(proc.stdout)
+    rd.start()
+
+    def tx_packets():
+        n = len(rd.lines)
+        proc.stdin.write("show port stats 1\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for _, line in rd.lines[n:]:
+                if "TX-packets:" in line:
+                    return time.monotonic(), int(line.split("TX-packets:")[1].split()[0])
+            time.sleep(0.02)
+        raise RuntimeError("dpdk-testpmd gave no port statistics:\n" + "\n".join(l for _, l in rd.lines[-40:]))
+
+    try:
+        proc.stdin.write("start\n")
+        proc.stdin.flush()
+        t, n = tx_packets()
+        deadline = time.monotonic() + 20
+        while n < 100000:  # warm: forwarding runs
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("dpdk-testpmd forwards nothing:\n" + "\n".join(l for _, l in rd.lines[-40:]))
+            time.sleep(0.1)
+            t, n = tx_packets()
+        t0, n0 = tx_packets()
+        time.sleep(seconds)
+        t1, n1 = tx_packets()
+        proc.stdin.write("stop\nquit\n")
+        proc.stdin.flush()
+        proc.wait(timeout=15)
+    finally:
+        stop(proc)
+        rd.join(timeout=5)
+    return {"packets": n1 - n0, "seconds": round(t1 - t0, 3), "mpps": (n1 - n0) / (t1 - t0) / 1e6}
+
+
 # ---------------------------------------------------------------- nimbusd
 
 def nimbusd_cfg(work, node, sock, cipher, pcap):
@@ -475,12 +530,15 @@ def main():
                         ceiling.setdefault((c, d, s), []).append(r["mops"])
                     for s in sizes:
                         sk = size_key(s)
-                        order = ["secgw", "nimbus"] if rep % 2 == 0 else ["nimbus", "secgw"]
+                        order = ["secgw", "nimbus", "harness"] if rep % 2 == 0 else ["harness", "nimbus", "secgw"]
                         for who in order:
                             if not a.quick:
                                 wait_quiet(5)
                             pcap = pcaps[("plain", s)] if d == "encrypt" else pcaps[("esp", c, s)]
-                            if who == "secgw":
+                            if who == "harness":
+                                r = run_harness(pcap, a.seconds)
+                                r["tool"] = "dpdk-testpmd --forward-mode=io (no packet work)"
+                            elif who == "secgw":
                                 r = run_secgw(secgw, secgw_cfg(work, c, d), pcap, c, d, a.seconds)
                                 r["tool"] = "ipsec-secgw -l (librte_ipsec), cpu-crypto, " + CIPHERS[c][6]
                             elif d == "encrypt":
@@ -499,12 +557,20 @@ def main():
                     nim = statistics.median(raw[("nimbus", c, d, sk)])
                     sg = statistics.median(raw[("secgw", c, d, sk)])
                     ce = statistics.median(ceiling[(c, d, sk)])
+                    h = statistics.median(raw[("harness", c, d, sk)])
+                    # The best any forwarder could do on this harness: the
+                    # ceiling's crypto plus the harness's own per-packet cost.
+                    reach = 1 / (1 / ce + 1 / h) if ce and h else None
                     row = {"cipher": c, "dir": d, "size": sk, "runs": len(raw[("nimbus", c, d, sk)]),
                            "nimbus_mpps": round(nim, 3), "nimbus_gbps": round(nim * avg * 8 / 1e3, 2),
                            "secgw_mpps": round(sg, 3), "secgw_gbps": round(sg * avg * 8 / 1e3, 2),
                            "ceiling_mops": round(ce, 3), "ceiling_gbps": round(ce * avg * 8 / 1e3, 2),
                            "ratio_nimbus_secgw": round(nim / sg, 3) if sg else None,
                            "ratio_nimbus_ceiling": round(nim / ce, 3) if ce else None,
+                           "harness_mpps": round(h, 3),
+                           "ceiling_plus_harness_mpps": round(reach, 3) if reach else None,
+                           "ratio_reachable_ceiling": round(reach / ce, 3) if reach else None,
+                           "ratio_nimbus_ceiling_plus_harness": round(nim / reach, 3) if reach else None,
                            "nimbus_source": "nimbusd" if d == "encrypt" else "nimbus-bench --pcap"}
                     t = TARGETS.get(sk)
                     if t is not None:

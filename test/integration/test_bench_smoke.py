@@ -40,10 +40,16 @@ def test_bench_esp_smoke():
     res = {(r["dir"], r["size"]): r for r in summary["results"]}
     assert set(res) == {("encrypt", "64"), ("decrypt", "64")}, res
     for r in res.values():
-        for k in ("nimbus_mpps", "secgw_mpps", "ceiling_mops", "ratio_nimbus_secgw", "ratio_nimbus_ceiling"):
+        for k in ("nimbus_mpps", "secgw_mpps", "ceiling_mops", "ratio_nimbus_secgw", "ratio_nimbus_ceiling",
+                  "harness_mpps", "ceiling_plus_harness_mpps", "ratio_nimbus_ceiling_plus_harness"):
             assert r[k] > 0, (k, r)
+        # ceiling and harness together are slower than either alone
+        assert r["ceiling_plus_harness_mpps"] < min(r["ceiling_mops"], r["harness_mpps"]), r
+        assert 0 < r["ratio_reachable_ceiling"] < 1, r
     measured = [r for r in rows if r.get("who") in ("nimbus", "secgw")]
     assert len(measured) == 4
+    harness = [r for r in rows if r.get("who") == "harness"]
+    assert len(harness) == 2 and all(r["packets"] > 10000 for r in harness), harness
     for r in measured:
         assert r["packets"] > 10000 and not r.get("dropped") and not r.get("drops"), r
     enc = next(r for r in measured if r["who"] == "nimbus" and r["dir"] == "encrypt")
