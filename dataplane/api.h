@@ -393,13 +393,18 @@ struct TunnelInfo {
 };
 std::vector<TunnelId> tunnel_ids();
 bool tunnel_info(TunnelId id, TunnelInfo* out);
-bool sa_info(uint32_t spi, bool inbound, SaInfo* out);
+// An inbound SA by its SPI (ours: unique), a tunnel's outbound SA by the
+// tunnel (the SPI is the peer's choice: two peers may pick the same one).
+// Both O(1): `show` commands call them once per SA of 100,000 tunnels.
+bool sa_in_info(uint32_t spi, SaInfo* out);
+bool sa_out_info(TunnelId tunnel, SaInfo* out);
 
 // Lifetime events from the workers (soft limit crossed, hard limit reached,
 // sequence numbers exhausted). The control thread polls; never blocks.
 enum class SaEventKind : uint8_t { Soft, Hard, SeqExhausted };
 struct SaEvent {
     uint32_t spi = 0;
+    TunnelId tunnel = kNoTunnel;
     bool inbound = false;
     SaEventKind kind = SaEventKind::Soft;
 };

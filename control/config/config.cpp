@@ -6,7 +6,9 @@
 #include <charconv>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -458,10 +460,59 @@ bool is_our_address(const Config& c, const std::string& vrf, const IpAddr& a) {
     return false;
 }
 
+// The allowed prefixes of the manual tunnels accepted so far, per VRF and
+// family, as address ranges. They never overlap (an overlap is refused), so
+// the range starting last at or before a new prefix's end is the only one
+// that can overlap it: checking 100,000 tunnels is O(n log n), not O(n^2).
+class AllowedIndex {
+public:
+    using U128 = unsigned __int128;
+    struct Hit {
+        size_t tunnel;
+        Prefix prefix;
+    };
+    std::optional<Hit> overlap(const std::string& vrf, const Prefix& p) const {
+        auto [lo, hi] = range(p);
+        auto it = ranges_.upper_bound(Key{vrf, p.family(), hi});
+        if (it == ranges_.begin()) return std::nullopt;
+        --it;
+        const auto& [k, v] = *it;
+        if (k.vrf != vrf || k.family != p.family() || v.hi < lo) return std::nullopt;
+        return Hit{v.tunnel, v.prefix};
+    }
+    void add(const std::string& vrf, const Prefix& p, size_t tunnel) {
+        auto [lo, hi] = range(p);
+        ranges_[Key{vrf, p.family(), lo}] = Val{hi, tunnel, p};
+    }
+
+private:
+    struct Key {
+        std::string vrf;
+        Family family;
+        U128 lo;
+        auto operator<=>(const Key&) const = default;
+    };
+    struct Val {
+        U128 hi;
+        size_t tunnel;
+        Prefix prefix;
+    };
+    static std::pair<U128, U128> range(const Prefix& p) {
+        int bits = p.addr.bits();
+        U128 lo = 0;
+        for (int i = 0; i < bits / 8; i++) lo = lo << 8 | p.addr.b[size_t(i)];
+        U128 host = p.len >= bits ? 0 : ((U128(1) << (bits - p.len)) - 1);
+        return {lo, lo | host};
+    }
+    std::map<Key, Val> ranges_;
+};
+
 void read_manual_sas(MapReader& top, Config& c) {
     // (SPI slot -> "tunnel") for inbound SPIs; every SPI in the file.
     std::map<uint32_t, std::pair<uint32_t, std::string>> slots;
     std::map<uint32_t, std::string> spis;
+    std::set<std::string> names;  // of the tunnels accepted so far
+    AllowedIndex allowed;
     constexpr uint32_t kSlotMask = (1u << 18) - 1;  // dataplane/api.h kSpiSlotBits
     each(top.get("manual_sas"), "manual_sas", top.errors(), [&](const YAML::Node& n, const std::string& path) {
         MapReader m(n, path, top.errors());
@@ -473,8 +524,7 @@ void read_manual_sas(MapReader& top, Config& c) {
             if (!std::regex_match(*s, kNameRe)) {
                 e.add(m.get("name").Mark(), path + ".name", fmt::format("'{}' is not a valid name", *s));
                 ok = false;
-            } else if (std::any_of(c.manual_sas.begin(), c.manual_sas.end(),
-                                   [&](const ManualTunnel& x) { return x.name == *s; })) {
+            } else if (names.count(*s)) {
                 e.add(m.get("name").Mark(), path + ".name", fmt::format("duplicate tunnel '{}'", *s));
                 ok = false;
             } else {
@@ -524,16 +574,13 @@ void read_manual_sas(MapReader& top, Config& c) {
                 ok = false;
                 return;
             }
-            for (auto& o : c.manual_sas)
-                if (o.vrf == t.vrf)
-                    for (auto& q : o.allowed)
-                        if (q.contains(*p) || p->contains(q)) {
-                            e.add(an.Mark(), ap,
-                                  fmt::format("{} overlaps {} of tunnel '{}' in VRF '{}'", p->str(), q.str(), o.name,
-                                              t.vrf));
-                            ok = false;
-                            return;
-                        }
+            if (auto hit = allowed.overlap(t.vrf, *p)) {
+                e.add(an.Mark(), ap,
+                      fmt::format("{} overlaps {} of tunnel '{}' in VRF '{}'", p->str(), hit->prefix.str(),
+                                  c.manual_sas[hit->tunnel].name, t.vrf));
+                ok = false;
+                return;
+            }
             for (auto& q : t.allowed)
                 if (q.contains(*p) || p->contains(q)) {
                     e.add(an.Mark(), ap, fmt::format("{} overlaps {} of the same tunnel", p->str(), q.str()));
@@ -676,7 +723,11 @@ void read_manual_sas(MapReader& top, Config& c) {
             m.get("lifetime");
         }
         m.finish();
-        if (ok) c.manual_sas.push_back(t);
+        if (ok) {
+            names.insert(t.name);
+            for (auto& q : t.allowed) allowed.add(t.vrf, q, c.manual_sas.size());
+            c.manual_sas.push_back(t);
+        }
     });
 }
 

@@ -103,6 +103,15 @@ void register_ops(mgmt::Registry& reg, Daemon& d) {
                                  {"config_version", config::hash(d.running_text()).substr(0, 12)}}, 1);
         w.family("nimbus_uptime_seconds", "gauge", "Seconds since nimbusd started");
         w.sample("nimbus_uptime_seconds", double(wall_s() - d.started_at()));
+        const control::Loop::Stats& ls = d.loop().stats();
+        w.family("nimbus_control_loop_callbacks_total", "counter", "Callbacks run by the control thread's event loop");
+        w.sample("nimbus_control_loop_callbacks_total", double(ls.callbacks));
+        w.family("nimbus_control_loop_slow_callbacks_total", "counter",
+                 "Control-thread callbacks that held it longer than 50 ms (VRRP, IKE and ZAPI waited)");
+        w.sample("nimbus_control_loop_slow_callbacks_total", double(ls.slow));
+        w.family("nimbus_control_loop_max_callback_seconds", "gauge",
+                 "The longest control-thread callback since nimbusd started");
+        w.sample("nimbus_control_loop_max_callback_seconds", double(ls.max_ns) / 1e9);
         w.family("nimbus_port_up", "gauge", "Link state of each port (1 up)");
         for (int i = 0; i < dp::port_count(); i++)
             w.sample("nimbus_port_up", {{"port", d.port_name(i)}}, d.port_link_up(i) ? 1 : 0);
@@ -167,8 +176,8 @@ void register_ops(mgmt::Registry& reg, Daemon& d) {
 
 json status_json(Daemon& d, const mgmt::Registry& reg) {
     json j;
-    j["version"] = reg.run({"show", "version"}, true).data;
-    j["interfaces"] = reg.run({"show", "interfaces"}, true).data;
+    j["version"] = reg.run({"show", "version"}, true).built_data();
+    j["interfaces"] = reg.run({"show", "interfaces"}, true).built_data();
     j["config_version"] = config::hash(d.running_text());
     return j;
 }

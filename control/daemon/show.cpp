@@ -125,8 +125,14 @@ Result version(Daemon& d, const Args&) {
               {"node", d.config().node.name},
               {"role", d.config().node.role == config::Role::Edge ? "edge" : "concentrator"},
               {"uptime_s", wall_s() - d.started_at()}};
+    const control::Loop::Stats& ls = d.loop().stats();
+    j["control_loop"] = {{"callbacks", ls.callbacks},
+                         {"slow_callbacks", ls.slow},
+                         {"max_callback_ms", double(ls.max_ns / 1000) / 1000}};
     std::string text = fmt::format("nimbus {} ({})\nnode {} ({}), up {} s\n", NIMBUS_VERSION, dp::dpdk_version(),
                                    d.config().node.name, j["role"].get<std::string>(), j["uptime_s"].get<uint64_t>());
+    text += fmt::format("control thread: {} callbacks, {} held it over 50 ms, longest {:.1f} ms\n", ls.callbacks,
+                        ls.slow, double(ls.max_ns) / 1e6);
     return Result{0, text, j};
 }
 

@@ -27,7 +27,7 @@ struct TunnelRow {
     uint64_t drops = 0;  // sum of the tunnel's SA drop counters
     uint32_t child_rekeys = 0, ike_rekeys = 0, flaps = 0;
     std::string last_down;  // reason name, "" if never down
-    nlohmann::json data;    // the row's full JSON object (`| json`)
+    nlohmann::json data;    // its full JSON object where a caller built it (esp::row_json)
 };
 
 struct TunnelFilter {

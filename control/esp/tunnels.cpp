@@ -90,6 +90,7 @@ bool Tunnels::install_one(const config::Config& cfg, const config::ManualTunnel&
         LOG_INFO("esp", "event=tunnel_up name={} id={} vrf={} cipher={} esn={} encap={} paths={} mtu={} out_spi={:#010x}",
                  t.name, id, t.vrf, t.cipher, t.esn, t.udp ? "udp" : "esp", t.paths.size(), dp::tunnel_mtu(id),
                  t.out.spi);
+        names_[id] = t.name;
         tunnels_.push_back(ts);
     }
     return true;
@@ -103,6 +104,7 @@ void Tunnels::remove_one(const std::string& tname, routing::Rib& rib) {
     rib.commit(&e);  // no route points at the tunnel any more: the dataplane can let it go
     dp::tunnel_remove(it->id);
     LOG_INFO("esp", "event=tunnel_removed name={} id={}", it->name, it->id);
+    names_.erase(it->id);
     tunnels_.erase(it);
 }
 
@@ -159,6 +161,7 @@ void Tunnels::remove_all(routing::Rib& rib) {
     rib.commit(&e);
     for (auto& t : tunnels_) dp::tunnel_remove(t.id);
     tunnels_.clear();
+    names_.clear();
 }
 
 void Tunnels::poll_events() {
@@ -168,8 +171,7 @@ void Tunnels::poll_events() {
         const char* k = ev[i].kind == dp::SaEventKind::Soft   ? "soft_lifetime"
                         : ev[i].kind == dp::SaEventKind::Hard ? "hard_lifetime"
                                                               : "sequence_exhausted";
-        dp::SaInfo si;
-        std::string tn = dp::sa_info(ev[i].spi, ev[i].inbound, &si) ? name(si.tunnel) : "?";
+        std::string tn = name(ev[i].tunnel);
         if (ev[i].kind == dp::SaEventKind::Soft)
             LOG_INFO("esp", "event={} spi={:#010x} dir={} tunnel={} action=\"rekey needed (IKE)\"", k, ev[i].spi,
                      ev[i].inbound ? "in" : "out", tn);
@@ -180,9 +182,8 @@ void Tunnels::poll_events() {
 }
 
 std::string Tunnels::name(dp::TunnelId id) const {
-    for (auto& t : tunnels_)
-        if (t.id == id) return t.name;
-    return fmt::format("#{}", id);
+    auto it = names_.find(id);
+    return it != names_.end() ? it->second : fmt::format("#{}", id);
 }
 
 namespace {
@@ -237,25 +238,31 @@ json path_json(const dp::TunnelInfo& ti) {
 
 // Drops of a tunnel by reason: the drop counters of its current SAs (the
 // counters of SAs already replaced by a rekey are gone with them).
-uint64_t sa_drops(const dp::TunnelInfo& ti, json* out) {
-    static const dp::SaCounter kinds[] = {dp::SaCounter::auth_fail,       dp::SaCounter::duplicate,
-                                          dp::SaCounter::replay_too_old,  dp::SaCounter::bad_padding,
-                                          dp::SaCounter::bad_next_header, dp::SaCounter::inner_src_not_allowed,
-                                          dp::SaCounter::expired,         dp::SaCounter::seq_exhausted};
-    uint64_t sum[std::size(kinds)] = {};
-    auto add = [&](uint32_t spi, bool in) {
-        dp::SaInfo s;
-        if (!dp::sa_info(spi, in, &s)) return;
-        for (size_t k = 0; k < std::size(kinds); k++) sum[k] += s.counters[int(kinds[k])];
+constexpr dp::SaCounter kDropKinds[] = {dp::SaCounter::auth_fail,       dp::SaCounter::duplicate,
+                                        dp::SaCounter::replay_too_old,  dp::SaCounter::bad_padding,
+                                        dp::SaCounter::bad_next_header, dp::SaCounter::inner_src_not_allowed,
+                                        dp::SaCounter::expired,         dp::SaCounter::seq_exhausted};
+using DropSums = std::array<uint64_t, std::size(kDropKinds)>;
+static_assert(std::is_same_v<DropSums, decltype(RowSource::drops)>);
+
+uint64_t sa_drops(const dp::TunnelInfo& ti, DropSums* sum) {
+    sum->fill(0);
+    auto add = [&](const dp::SaInfo& s) {
+        for (size_t k = 0; k < std::size(kDropKinds); k++) (*sum)[k] += s.counters[int(kDropKinds[k])];
     };
-    if (ti.out_spi) add(ti.out_spi, false);
-    for (uint32_t s : ti.in_spis) add(s, true);
+    dp::SaInfo s;
+    if (ti.out_spi && dp::sa_out_info(ti.id, &s)) add(s);
+    for (uint32_t spi : ti.in_spis)
+        if (dp::sa_in_info(spi, &s)) add(s);
     uint64_t total = 0;
-    for (size_t k = 0; k < std::size(kinds); k++) {
-        (*out)[dp::sa_counter_name(int(kinds[k]))] = sum[k];
-        total += sum[k];
-    }
+    for (uint64_t v : *sum) total += v;
     return total;
+}
+
+json drops_json(const DropSums& sum) {
+    json j = json::object();
+    for (size_t k = 0; k < std::size(kDropKinds); k++) j[dp::sa_counter_name(int(kDropKinds[k]))] = sum[k];
+    return j;
 }
 
 void fill_counters(TunnelRow& r, const dp::TunnelInfo& ti) {
@@ -324,9 +331,9 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
             dp::TunnelInfo ti;
             if (!dp::tunnel_info(id, &ti)) continue;
             dp::SaInfo s;
-            if (dp::sa_info(ti.out_spi, false, &s)) list.emplace_back(s, name);
+            if (dp::sa_out_info(id, &s)) list.emplace_back(s, name);
             for (uint32_t spi : ti.in_spis)
-                if (dp::sa_info(spi, true, &s)) list.emplace_back(s, name);
+                if (dp::sa_in_info(spi, &s)) list.emplace_back(s, name);
         }
         bool one = a.has("SPI");
         uint32_t want = 0;
@@ -337,31 +344,48 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 return Result::error("% SPI is hexadecimal, e.g. 00001001");
             }
         }
-        Table tb({{"SPI", "spi"}, {"Dir", "direction"}, {"Tunnel", "tunnel"}, {"Cipher", "cipher"},
-                  {"ESN", "esn"}, {"Seq / window", "position"}, {"Packets", "packets", true},
-                  {"Bytes", "bytes", true}, {"Auth fail", "auth_fail", true}, {"Duplicate", "duplicate", true},
-                  {"Too old", "replay_too_old", true}, {"State", "state"}});
-        json out = json::array();
-        std::string detail;
-        for (auto& [s, tn] : list) {
-            if (one && s.spi != want) continue;
-            auto c = [&](dp::SaCounter k) { return s.counters[int(k)]; };
-            std::string pos = s.inbound ? fmt::format("top {} / {}", s.window_top, s.window_size)
-                                        : fmt::format("{}", s.seq);
-            std::string state = s.hard_expired ? "expired" : s.soft_expired ? "soft-expired" : "active";
-            tb.row({spi_str(s.spi), s.inbound ? "in" : "out", tn, dp::cipher_name(s.cipher), s.esn ? "yes" : "no",
-                    pos, c(dp::SaCounter::packets), c(dp::SaCounter::bytes), c(dp::SaCounter::auth_fail),
-                    c(dp::SaCounter::duplicate), c(dp::SaCounter::replay_too_old), state});
-            out.push_back(sa_json(s, tn));
-            if (one) {
+        auto table = [](const std::vector<std::pair<dp::SaInfo, std::string>>& v) {
+            Table tb({{"SPI", "spi"}, {"Dir", "direction"}, {"Tunnel", "tunnel"}, {"Cipher", "cipher"},
+                      {"ESN", "esn"}, {"Seq / window", "position"}, {"Packets", "packets", true},
+                      {"Bytes", "bytes", true}, {"Auth fail", "auth_fail", true}, {"Duplicate", "duplicate", true},
+                      {"Too old", "replay_too_old", true}, {"State", "state"}});
+            for (auto& [s, tn] : v) {
+                auto c = [&](dp::SaCounter k) { return s.counters[int(k)]; };
+                std::string pos = s.inbound ? fmt::format("top {} / {}", s.window_top, s.window_size)
+                                            : fmt::format("{}", s.seq);
+                std::string state = s.hard_expired ? "expired" : s.soft_expired ? "soft-expired" : "active";
+                tb.row({spi_str(s.spi), s.inbound ? "in" : "out", tn, dp::cipher_name(s.cipher), s.esn ? "yes" : "no",
+                        pos, c(dp::SaCounter::packets), c(dp::SaCounter::bytes), c(dp::SaCounter::auth_fail),
+                        c(dp::SaCounter::duplicate), c(dp::SaCounter::replay_too_old), state});
+            }
+            return tb.text();
+        };
+        if (one) {
+            std::erase_if(list, [want](auto& x) { return x.first.spi != want; });
+            if (list.empty()) return Result::error("% No such SA: " + a.get("SPI"));
+            // (An outbound SPI is the peer's choice: several tunnels may share it.)
+            std::string detail;
+            for (auto& [s, tn] : list) {
                 detail += fmt::format("\nSA {} ({}, tunnel {}, worker {}), key <redacted>\n", spi_str(s.spi),
                                       s.inbound ? "inbound" : "outbound", tn, s.worker);
                 for (int k = 0; k < dp::kSaCounterCount; k++)
                     detail += fmt::format("  {:<22} {:>14}\n", dp::sa_counter_name(k), s.counters[k]);
             }
+            return Result{0, table(list) + detail, sa_json(list[0].first, list[0].second)};
         }
-        if (one && out.empty()) return Result::error("% No such SA: " + a.get("SPI"));
-        return Result{0, tb.text() + detail, one ? out[0] : out};
+        // 100,000 tunnels are 200,000 SAs: the table or the JSON is built
+        // by the reply's writer from these copies, off the control thread.
+        auto snap = std::make_shared<std::vector<std::pair<dp::SaInfo, std::string>>>(std::move(list));
+        Result r{0, "", nullptr};
+        if (a.json)
+            r.make_data = [snap] {
+                json out = json::array();
+                for (auto& [s, tn] : *snap) out.push_back(sa_json(s, tn));
+                return out;
+            };
+        else
+            r.make_text = [snap, table] { return table(*snap); };
+        return r;
     };
     reg.add("show ipsec sa [SPI]", "ESP SAs: cipher, sequence number, window, counters (keys redacted)", sas);
     // The one way to see keys: name the SA and ask for them.
@@ -397,22 +421,37 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 TunnelFilter f{a.get("CLOUD"), a.get("STATE"), a.get("PREFIX")};
                 if (a.has("STATE") && !valid_state(f.state))
                     return Result::error("% state is one of: up, connecting, down");
-                std::vector<TunnelRow> all = rows(cfg, a.json);
-                std::vector<const TunnelRow*> sel;
-                json out = json::array();
-                for (auto& r : all)
-                    if (f.match(r)) {
-                        sel.push_back(&r);
-                        if (a.json) out.push_back(std::move(r.data));
-                    }
-                if (a.json) return Result{0, "", out};
-                if (all.empty()) return Result{0, "No tunnels.\n", out};
-                return Result{0, render_list(sel), out};
+                std::vector<RowSource> src;
+                std::vector<TunnelRow> all = rows(cfg, a.json ? &src : nullptr);
+                if (a.json) {
+                    // Copies of the selected rows; their JSON is built by the
+                    // reply's writer, off the control thread.
+                    auto sel = std::make_shared<std::vector<std::pair<TunnelRow, RowSource>>>();
+                    for (size_t i = 0; i < all.size(); i++)
+                        if (f.match(all[i])) sel->emplace_back(std::move(all[i]), std::move(src[i]));
+                    Result r{0, "", nullptr, true};
+                    r.make_data = [sel] {
+                        json out = json::array();
+                        for (auto& [row, s] : *sel) out.push_back(row_json(row, s));
+                        return out;
+                    };
+                    return r;
+                }
+                if (all.empty()) return Result{0, "No tunnels.\n", json::array()};
+                // The table is rendered by the reply's writer, from these rows.
+                Result r{0, "", nullptr};
+                r.make_text = [all = std::make_shared<std::vector<TunnelRow>>(std::move(all)), f] {
+                    std::vector<const TunnelRow*> sel;
+                    for (auto& x : *all)
+                        if (f.match(x)) sel.push_back(&x);
+                    return render_list(sel);
+                };
+                return r;
             });
     reg.add("show tunnels summary [cloud CLOUD]",
             "tunnel counts per cloud and state, handshakes per second, tunnel downs and dataplane drops by reason",
             [this, &cfg](const Args& a) {
-                std::vector<TunnelRow> all = rows(cfg, false);
+                std::vector<TunnelRow> all = rows(cfg);
                 std::vector<const TunnelRow*> sel;
                 for (auto& r : all)
                     if (!a.has("CLOUD") || r.cloud == a.get("CLOUD")) sel.push_back(&r);
@@ -430,12 +469,15 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
     reg.add("show tunnels NAME",
             "one tunnel (by name or ID) in detail: SAs, paths with their counters, drops by reason, RTT statistics",
             [this, &cfg](const Args& a) {
-                std::vector<TunnelRow> all = rows(cfg);
+                std::vector<RowSource> src;
+                std::vector<TunnelRow> all = rows(cfg, &src);
                 const std::string& want = a.get("NAME");
                 json out = json::array();
                 std::string text;
-                for (auto& r : all) {
+                for (size_t i = 0; i < all.size(); i++) {
+                    TunnelRow& r = all[i];
                     if (r.site != want && std::to_string(r.id) != want) continue;
+                    r.data = row_json(r, src[i]);
                     out.push_back(r.data);
                     text += detail_text(r);
                 }
@@ -484,7 +526,7 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
             c.rx_b += ti.rx_bytes;
             c.tx_p += ti.tx_packets;
             c.tx_b += ti.tx_bytes;
-            json ignored = json::object();
+            DropSums ignored;
             c.drops += sa_drops(ti, &ignored);
             *rxb = ti.rx_bytes;
             *txb = ti.tx_bytes;
@@ -577,11 +619,12 @@ dp::TunnelId Tunnels::resolve(const std::string& word) const {
 }
 
 // Rows of every tunnel: the static ones, then IKE's; each with its JSON.
-std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, bool data) const {
+std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, std::vector<RowSource>* src) const {
     std::vector<TunnelRow> v;
     for (auto& t : tunnels_) {
-        dp::TunnelInfo ti;
-        if (!dp::tunnel_info(t.id, &ti)) continue;
+        RowSource s;
+        if (!dp::tunnel_info(t.id, &s.ti)) continue;
+        const dp::TunnelInfo& ti = s.ti;
         TunnelRow r;
         r.kind = "static";
         r.id = ti.id;
@@ -591,38 +634,14 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, bool data) const
         r.peer = ti.paths.empty() ? "" : ti.paths[0].spec.remote.str();
         uint64_t since = std::max(t.since_s, started_at_), now = wall_s();
         r.uptime_s = now > since ? now - since : 0;
-        std::string vrf = cfg.vrfs[size_t(ti.vrf)].name;
-        json drops = json::object();
-        r.drops = sa_drops(ti, &drops);
+        r.drops = sa_drops(ti, &s.drops);
         fill_counters(r, ti);
-        if (!data) {
-            v.push_back(std::move(r));
-            continue;
-        }
-        r.data = {{"name", t.name},
-                  {"kind", "static"},
-                  {"id", ti.id},
-                  {"cloud", r.cloud},
-                  {"state", "up"},
-                  {"uptime_s", r.uptime_s},
-                  {"vrf", vrf},
-                  {"underlay_vrf", cfg.vrfs[size_t(ti.underlay_vrf)].name},
-                  {"peer", r.peer},
-                  {"encap", ti.udp ? "udp" : "esp"},
-                  {"mtu", ti.mtu},
-                  {"worker", ti.worker},
-                  {"out_spi", spi_str(ti.out_spi)},
-                  {"in_spis", in_spis(ti)},
-                  {"rx_packets", ti.rx_packets},
-                  {"rx_bytes", ti.rx_bytes},
-                  {"tx_packets", ti.tx_packets},
-                  {"tx_bytes", ti.tx_bytes},
-                  {"rx_other_path", ti.rx_other_path},
-                  {"critical_copies", ti.critical_copies},
-                  {"drops", std::move(drops)},
-                  {"drops_total", r.drops},
-                  {"paths", path_json(ti)}};
         v.push_back(std::move(r));
+        if (!src) continue;
+        s.live = true;
+        s.vrf = cfg.vrfs[size_t(ti.vrf)].name;
+        s.underlay_vrf = cfg.vrfs[size_t(ti.underlay_vrf)].name;
+        src->push_back(std::move(s));
     }
     if (!dynamic_) return v;
     for (auto& d : dynamic_()) {
@@ -642,57 +661,87 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, bool data) const
         r.ike_rekeys = d.ike_rekeys;
         r.flaps = d.flaps;
         r.last_down = d.last_down;
-        dp::TunnelInfo ti;
-        bool live = d.dp != dp::kNoTunnel && dp::tunnel_info(d.dp, &ti);
-        json drops = json::object();
-        if (live) {
-            r.drops = sa_drops(ti, &drops);
-            fill_counters(r, ti);
+        RowSource s;
+        s.live = d.dp != dp::kNoTunnel && dp::tunnel_info(d.dp, &s.ti);
+        if (s.live) {
+            r.drops = sa_drops(s.ti, &s.drops);
+            fill_counters(r, s.ti);
+            s.vrf = cfg.vrfs[size_t(s.ti.vrf)].name;
         }
-        if (!data) {
-            v.push_back(std::move(r));
-            continue;
-        }
-        json j = {{"id", d.id},
-                  {"kind", "ike"},
-                  {"cloud", d.cloud},
-                  {"name", d.name},
-                  {"state", d.state},
-                  {"peer", d.peer},
-                  {"uptime_s", d.uptime_s},
-                  {"rtt_ms", ms(d.rtt_ms)},
-                  {"rtt", {{"last_ms", ms(d.rtt_ms)},
-                           {"min_ms", ms(d.rtt_min_ms)},
-                           {"avg_ms", ms(d.rtt_avg_ms)},
-                           {"max_ms", ms(d.rtt_max_ms)},
-                           {"samples", d.rtt_samples}}},
-                  {"child_rekeys", d.child_rekeys},
-                  {"ike_rekeys", d.ike_rekeys},
-                  {"flaps", d.flaps},
-                  {"last_down", d.last_down.empty() ? json(nullptr) : json(d.last_down)},
-                  {"last_down_detail", d.last_down_detail.empty() ? json(nullptr) : json(d.last_down_detail)},
-                  {"last_down_age_s", d.last_down_age_s < 0 ? json(nullptr) : json(d.last_down_age_s)},
-                  {"paths", d.paths},
-                  {"prefixes", d.prefixes},
-                  {"rx_packets", r.rx_packets},
-                  {"rx_bytes", r.rx_bytes},
-                  {"tx_packets", r.tx_packets},
-                  {"tx_bytes", r.tx_bytes},
-                  {"drops", std::move(drops)},
-                  {"drops_total", r.drops},
-                  {"dp_id", live ? json(d.dp) : json(nullptr)}};
-        if (live) {
-            j["vrf"] = cfg.vrfs[size_t(ti.vrf)].name;
-            j["encap"] = ti.udp ? "udp" : "esp";
-            j["out_spi"] = spi_str(ti.out_spi);
-            j["in_spis"] = in_spis(ti);
-            j["mtu"] = ti.mtu;
-            j["path_counters"] = path_json(ti);
-        }
-        r.data = std::move(j);
         v.push_back(std::move(r));
+        if (!src) continue;
+        s.ike = d;
+        src->push_back(std::move(s));
     }
     return v;
+}
+
+// A row's full JSON object (`show tunnels | json`, `show tunnels NAME`):
+// from copies only, so it may run on the reply's writer thread.
+json row_json(const TunnelRow& r, const RowSource& s) {
+    const dp::TunnelInfo& ti = s.ti;
+    if (r.kind == "static")
+        return {{"name", r.site},
+                {"kind", "static"},
+                {"id", ti.id},
+                {"cloud", r.cloud},
+                {"state", "up"},
+                {"uptime_s", r.uptime_s},
+                {"vrf", s.vrf},
+                {"underlay_vrf", s.underlay_vrf},
+                {"peer", r.peer},
+                {"encap", ti.udp ? "udp" : "esp"},
+                {"mtu", ti.mtu},
+                {"worker", ti.worker},
+                {"out_spi", spi_str(ti.out_spi)},
+                {"in_spis", in_spis(ti)},
+                {"rx_packets", ti.rx_packets},
+                {"rx_bytes", ti.rx_bytes},
+                {"tx_packets", ti.tx_packets},
+                {"tx_bytes", ti.tx_bytes},
+                {"rx_other_path", ti.rx_other_path},
+                {"critical_copies", ti.critical_copies},
+                {"drops", drops_json(s.drops)},
+                {"drops_total", r.drops},
+                {"paths", path_json(ti)}};
+    const DynamicTunnel& d = s.ike;
+    json j = {{"id", d.id},
+              {"kind", "ike"},
+              {"cloud", d.cloud},
+              {"name", d.name},
+              {"state", d.state},
+              {"peer", d.peer},
+              {"uptime_s", d.uptime_s},
+              {"rtt_ms", ms(d.rtt_ms)},
+              {"rtt", {{"last_ms", ms(d.rtt_ms)},
+                       {"min_ms", ms(d.rtt_min_ms)},
+                       {"avg_ms", ms(d.rtt_avg_ms)},
+                       {"max_ms", ms(d.rtt_max_ms)},
+                       {"samples", d.rtt_samples}}},
+              {"child_rekeys", d.child_rekeys},
+              {"ike_rekeys", d.ike_rekeys},
+              {"flaps", d.flaps},
+              {"last_down", d.last_down.empty() ? json(nullptr) : json(d.last_down)},
+              {"last_down_detail", d.last_down_detail.empty() ? json(nullptr) : json(d.last_down_detail)},
+              {"last_down_age_s", d.last_down_age_s < 0 ? json(nullptr) : json(d.last_down_age_s)},
+              {"paths", d.paths},
+              {"prefixes", d.prefixes},
+              {"rx_packets", r.rx_packets},
+              {"rx_bytes", r.rx_bytes},
+              {"tx_packets", r.tx_packets},
+              {"tx_bytes", r.tx_bytes},
+              {"drops", s.live ? drops_json(s.drops) : json::object()},
+              {"drops_total", r.drops},
+              {"dp_id", s.live ? json(d.dp) : json(nullptr)}};
+    if (s.live) {
+        j["vrf"] = s.vrf;
+        j["encap"] = ti.udp ? "udp" : "esp";
+        j["out_spi"] = spi_str(ti.out_spi);
+        j["in_spis"] = in_spis(ti);
+        j["mtu"] = ti.mtu;
+        j["path_counters"] = path_json(ti);
+    }
+    return j;
 }
 
 }  // namespace nimbus::esp

@@ -6,8 +6,10 @@
 // IKE will drive the same dataplane calls with negotiated SAs.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "control/config/config.h"
@@ -46,6 +48,17 @@ struct DynamicTunnel {
     dp::TunnelId dp = dp::kNoTunnel;  // while it has SAs in the dataplane
 };
 
+// What a row's JSON needs beyond TunnelRow, copied on the control thread so
+// that the JSON can be built on the reply's writer thread (row_json).
+struct RowSource {
+    dp::TunnelInfo ti;                 // static tunnels; IKE ones while they have SAs
+    bool live = false;                 // ti is valid
+    std::array<uint64_t, 8> drops{};   // the SAs' drop counters by kind
+    std::string vrf, underlay_vrf;     // names
+    DynamicTunnel ike;                 // IKE rows
+};
+nlohmann::json row_json(const TunnelRow& r, const RowSource& s);
+
 class Tunnels {
 public:
     void set_dynamic(std::function<std::vector<DynamicTunnel>()> f) { dynamic_ = std::move(f); }
@@ -77,10 +90,10 @@ public:
     const std::vector<TunnelState>& tunnels() const { return tunnels_; }
     // `show ipsec sa [SPI] [keys]`, `show tunnels [filters] | summary | NAME`.
     void register_commands(mgmt::Registry& reg, const config::Config& cfg);
-    // Every tunnel as `show tunnels` lists it; with `data`, each row's full
-    // JSON object too (text-only callers skip building it: at thousands of
-    // tunnels it is most of the cost, on the control thread).
-    std::vector<TunnelRow> rows(const config::Config& cfg, bool data = true) const;
+    // Every tunnel as `show tunnels` lists it; with `src`, also copies of
+    // what each row's full JSON object is built from (row_json), so that
+    // the JSON of 100,000 tunnels is not built on the control thread.
+    std::vector<TunnelRow> rows(const config::Config& cfg, std::vector<RowSource>* src = nullptr) const;
     // Prometheus: nimbus_cloud_tunnels{cloud,state} and per-cloud traffic
     // always; nimbus_tunnel_up{cloud,site} ... when enabled.
     void register_metrics(mgmt::Metrics& m, const config::Config& cfg);
@@ -90,6 +103,9 @@ private:
     void remove_one(const std::string& name, routing::Rib& rib);
 
     std::vector<TunnelState> tunnels_;
+    // id -> name of tunnels_: `show ip route` names the tunnel of each of
+    // 100,000 routes.
+    std::unordered_map<dp::TunnelId, std::string> names_;
     std::function<std::vector<DynamicTunnel>()> dynamic_;
     std::function<SummaryExtra()> summary_extra_;
     uint64_t started_at_ = 0;

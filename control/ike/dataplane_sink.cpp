@@ -232,7 +232,7 @@ void DataplaneSink::child_remove(TunnelId id, uint32_t spi_in) {
 ChildStats DataplaneSink::child_stats(TunnelId, uint32_t spi_in) const {
     ChildStats st;
     dp::SaInfo si;
-    if (!dp::sa_info(spi_in, true, &si)) return st;
+    if (!dp::sa_in_info(spi_in, &si)) return st;
     st.in_packets = si.counters[int(dp::SaCounter::packets)];
     st.in_bytes = si.counters[int(dp::SaCounter::bytes)];
     // The dataplane counts; when its count moved since we last looked,

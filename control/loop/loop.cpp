@@ -108,11 +108,11 @@ void Loop::run_timers() {
             it->second.deadline = std::max(it->second.deadline + it->second.period, t);
             by_deadline_.emplace(it->second.deadline, id);
             TimerCb cb = it->second.cb;  // copy: the callback may cancel itself
-            cb();
+            timed(cb);
         } else {
             TimerCb cb = std::move(it->second.cb);
             timers_.erase(it);
-            cb();
+            timed(cb);
         }
     }
     armed_for_ = 0;  // force re-arm
@@ -142,9 +142,9 @@ void Loop::run() {
             auto it = fds_.find(fd);
             if (it == fds_.end()) continue;  // removed by an earlier callback
             FdCb cb = it->second;            // copy: the callback may remove itself
-            cb(evs[i].events);
+            timed([&] { cb(evs[i].events); });
         }
-        if (timeout == 0 && idle_work_) idle_work_();
+        if (timeout == 0 && idle_work_) timed(idle_work_);
         // Timers that fell due while callbacks ran.
         if (!by_deadline_.empty() && by_deadline_.begin()->first <= now()) run_timers();
     }

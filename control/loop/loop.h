@@ -44,7 +44,28 @@ public:
     void stop() { stop_ = true; }
     bool stopping() const { return stop_; }
 
+    // How long callbacks hold the thread. Everything on it (VRRP adverts,
+    // IKE, ZAPI, the CLI) waits while one runs: an HA peer declares this box
+    // dead after ~3 advert intervals without one.
+    static constexpr uint64_t kSlowNs = 50'000'000;  // 50 ms
+    struct Stats {
+        uint64_t callbacks = 0;
+        uint64_t slow = 0;     // callbacks that ran longer than kSlowNs
+        uint64_t max_ns = 0;   // the longest one
+    };
+    const Stats& stats() const { return stats_; }
+
 private:
+    template <class F>
+    void timed(F&& f) {
+        uint64_t t0 = now();
+        f();
+        uint64_t dt = now() - t0;
+        stats_.callbacks++;
+        if (dt > kSlowNs) stats_.slow++;
+        if (dt > stats_.max_ns) stats_.max_ns = dt;
+    }
+
     void arm_timerfd();
     void run_timers();
 
@@ -63,6 +84,7 @@ private:
     uint64_t armed_for_ = 0;
     std::function<bool()> pre_sleep_;
     std::function<void()> idle_work_;
+    Stats stats_;
 };
 
 }  // namespace nimbus::control

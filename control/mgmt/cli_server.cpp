@@ -1,14 +1,17 @@
 #include "control/mgmt/cli_server.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -18,7 +21,36 @@ namespace nimbus::mgmt {
 
 namespace {
 constexpr size_t kMaxRequest = 64 * 1024;
+// Replies with more JSON values than this are serialised, written and freed
+// by a helper thread: `show tunnels | json` at 100,000 tunnels is ~100 MB
+// of JSON, and dumping and freeing it on the control thread held VRRP
+// adverts, IKE and ZAPI for seconds. At most kMaxWriters at once; past that
+// the control thread does it itself (slow, never lost).
+constexpr size_t kOffloadValues = 256;
+constexpr int kMaxWriters = 4;
+std::atomic<int> writers{0};
+
+size_t values_in(const nlohmann::json& j) {
+    return j.is_array() || j.is_object() ? j.size() : 1;
 }
+
+// Writes `out` to the (now blocking) socket and closes it. A client that
+// stops reading for 10 s loses its reply rather than a thread forever.
+void write_all_and_close(int fd, const std::string& out) {
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    size_t sent = 0;
+    while (sent < out.size()) {
+        ssize_t n = send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+        if (n > 0) sent += size_t(n);
+        else if (n < 0 && errno == EINTR) continue;
+        else break;
+    }
+    ::close(fd);
+}
+}  // namespace
 
 CliServer::~CliServer() { close(); }
 
@@ -103,26 +135,36 @@ Result CliServer::dispatch(const std::vector<std::string>& argv_in, bool json) c
     }
     for (auto& f : filters)
         if (f.size() == 1 && f[0] == "json") json = true;
-    Result r = reg_.run(argv, json);
-    r.json = json;
+    std::vector<std::pair<bool, std::string>> lines;  // include?, text
     for (auto& f : filters) {
         if (f.size() == 1 && f[0] == "json") continue;
         if (f.size() < 2 || (f[0] != "include" && f[0] != "exclude"))
             return Result::error("% Unknown filter; use '| include TEXT', '| exclude TEXT' or '| json'");
-        bool inc = f[0] == "include";
         std::string pat = f[1];
         for (size_t k = 2; k < f.size(); k++) pat += " " + f[k];
-        std::string out;
-        size_t s = 0;
-        while (s < r.text.size()) {
-            size_t e = r.text.find('\n', s);
-            if (e == std::string::npos) e = r.text.size();
-            std::string line = r.text.substr(s, e - s);
-            if ((line.find(pat) != std::string::npos) == inc) out += line + "\n";
-            s = e + 1;
-        }
-        r.text = out;
+        lines.emplace_back(f[0] == "include", pat);
     }
+    Result r = reg_.run(argv, json);
+    r.json = json;
+    if (lines.empty()) return r;
+    auto apply = [lines](const std::string& text) {
+        std::string cur = text;
+        for (auto& [inc, pat] : lines) {
+            std::string out;
+            size_t s = 0;
+            while (s < cur.size()) {
+                size_t e = cur.find('\n', s);
+                if (e == std::string::npos) e = cur.size();
+                std::string_view line(cur.data() + s, e - s);
+                if ((line.find(pat) != std::string_view::npos) == inc) out.append(line).push_back('\n');
+                s = e + 1;
+            }
+            cur = std::move(out);
+        }
+        return cur;
+    };
+    if (r.make_text) r.make_text = [inner = std::move(r.make_text), apply] { return apply(inner()); };
+    else r.text = apply(r.text);
     return r;
 }
 
@@ -145,6 +187,8 @@ void CliServer::on_conn(int fd, uint32_t ev) {
         size_t nl = c.in.find('\n');
         if (nl != std::string::npos && c.out.empty()) {
             nlohmann::json reply;
+            std::function<nlohmann::json()> make;  // deferred data and text (Result::make_*)
+            std::function<std::string()> make_text;
             try {
                 auto req = nlohmann::json::parse(c.in.substr(0, nl));
                 if (req.contains("complete")) {
@@ -159,10 +203,34 @@ void CliServer::on_conn(int fd, uint32_t ev) {
                     Result r = dispatch(argv, json);
                     reply = {{"status", r.status}, {"text", std::move(r.text)}, {"json", r.json}};
                     reply["data"] = std::move(r.data);   // not a copy: 5,000 tunnels are 4.5 MB of JSON
+                    make = std::move(r.make_data);
+                    make_text = std::move(r.make_text);
                 }
             } catch (const std::exception& e) {
                 reply = {{"status", 1}, {"text", std::string("% bad request: ") + e.what()}, {"data", nullptr}};
             }
+            bool big = make || make_text || values_in(reply["data"]) > kOffloadValues;
+            if (big && writers.fetch_add(1) < kMaxWriters) {
+                // The connection leaves the loop; the thread owns fd, reply
+                // and what the handler captured.
+                loop_.del_fd(fd);
+                conns_.erase(it);
+                std::thread([fd, reply = std::move(reply), make = std::move(make),
+                             make_text = std::move(make_text)]() mutable {
+                    if (make) reply["data"] = make();
+                    if (make_text) reply["text"] = make_text();
+                    make = nullptr;
+                    make_text = nullptr;
+                    std::string out = reply.dump() + "\n";
+                    reply = nullptr;
+                    write_all_and_close(fd, out);
+                    writers.fetch_sub(1);
+                }).detach();
+                return;
+            }
+            if (big) writers.fetch_sub(1);  // all writers busy: done here
+            if (make) reply["data"] = make();
+            if (make_text) reply["text"] = make_text();
             c.out = reply.dump() + "\n";
             loop_.mod_fd(fd, EPOLLOUT);
         }

@@ -33,7 +33,30 @@ struct Result {
     std::string text;
     nlohmann::json data;
     bool json = false;  // the caller asked for JSON (-j or "| json")
-    static Result error(std::string msg) { return Result{1, std::move(msg), nullptr, false}; }
+    // If set, `data` is built by whoever sends the reply, on its own thread
+    // (the CLI's writer, the API's HTTP thread): at 100,000 tunnels building
+    // a listing's JSON takes seconds the control thread (VRRP, IKE, ZAPI)
+    // does not have. It must use only what it captured (copies taken by the
+    // handler), never live control state.
+    std::function<nlohmann::json()> make_data;
+    std::function<std::string()> make_text;  // the same for `text`
+    static Result error(std::string msg) { return Result{1, std::move(msg), nullptr, false, nullptr, nullptr}; }
+    bool deferred() const { return make_data || make_text; }
+    std::string& built_text() {
+        if (make_text) {
+            text = make_text();
+            make_text = nullptr;
+        }
+        return text;
+    }
+    // `data`, built now if it was deferred.
+    nlohmann::json& built_data() {
+        if (make_data) {
+            data = make_data();
+            make_data = nullptr;
+        }
+        return data;
+    }
 };
 
 using Handler = std::function<Result(const Args&)>;

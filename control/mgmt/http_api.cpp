@@ -185,8 +185,8 @@ bool HttpApi::start(const ApiConfig& cfg, std::string* err) {
             if (!read_only) LOG_INFO("api", "event=cli cn=\"{}\" command=\"{}\"", who, fmt::join(argv, " "));
             auto r = bridge_.call<Result>([this, argv] { return reg_.run(argv, true); });
             if (!r) return busy(res);
-            nlohmann::json out = {{"status", r->status}, {"text", std::move(r->text)}};
-            out["data"] = std::move(r->data);
+            nlohmann::json out = {{"status", r->status}, {"text", std::move(r->built_text())}};
+            out["data"] = std::move(r->built_data());  // on this HTTP thread
             reply_json(res, r->status == 0 ? 200 : 400, out);
         });
         srv->Get("/metrics", [this, guard, busy](const httplib::Request& req, httplib::Response& res) {

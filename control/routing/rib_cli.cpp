@@ -10,6 +10,47 @@ using mgmt::Args;
 using mgmt::Result;
 using nlohmann::json;
 
+// One listed route, copied on the control thread (the tunnel's name too);
+// the text or JSON is built from these by the reply's writer: a VRF may
+// hold 100,000 site prefixes.
+struct Line {
+    int vrf;
+    RouteView rv;
+    std::string tunnel;
+};
+
+std::string port_of(const Line& l, const std::vector<std::string>& ports) {
+    int p = l.rv.port;
+    return p >= 0 && size_t(p) < ports.size() ? ports[size_t(p)] : "";
+}
+
+std::string nh_text(const Line& l, const std::vector<std::string>& ports) {
+    const NextHop& n = l.rv.route.nh;
+    std::string port = port_of(l, ports), nh;
+    switch (n.kind) {
+        case NextHop::Kind::Local: nh = "is local"; break;
+        case NextHop::Kind::Drop: nh = "blackhole"; break;
+        case NextHop::Kind::Glean: nh = "is directly connected, " + port; break;
+        case NextHop::Kind::Tunnel: nh = "via tunnel " + l.tunnel; break;
+        case NextHop::Kind::Gateway: nh = "via " + n.gateway.str() + (port.empty() ? "" : ", " + port); break;
+    }
+    if (!l.rv.active) nh += " (inactive: " + l.rv.reason + ")";
+    return nh;
+}
+
+json nh_json(const Line& l, const std::vector<std::string>& ports) {
+    const NextHop& n = l.rv.route.nh;
+    switch (n.kind) {
+        case NextHop::Kind::Local: return {{"type", "local"}};
+        case NextHop::Kind::Drop: return {{"type", "blackhole"}};
+        case NextHop::Kind::Glean: return {{"type", "connected"}, {"port", port_of(l, ports)}};
+        case NextHop::Kind::Tunnel: return {{"type", "tunnel"}, {"tunnel", l.tunnel}};
+        case NextHop::Kind::Gateway:
+            return {{"type", "gateway"}, {"via", n.gateway.str()}, {"port", port_of(l, ports)}};
+    }
+    return nullptr;
+}
+
 Result show_routes(const RibCliContext& c, const Args& a, Family fam) {
     std::vector<int> vrfs;
     if (a.has("VRF")) {
@@ -20,48 +61,49 @@ Result show_routes(const RibCliContext& c, const Args& a, Family fam) {
         vrfs.push_back(0);
     }
     bool all = a.words.size() > 0 && a.words.back() == "all";
-    std::string text =
-        "Codes: C - connected, L - local, S - static, T - tunnel, F - learned from FRR (FPM), N - neighbour\n"
-        "       > - selected (in the FIB), * - usable\n";
-    json out = json::array();
-    for (int v : vrfs) {
-        text += fmt::format("\nVRF {}:\n", c.vrf_names[size_t(v)]);
+    auto lines = std::make_shared<std::vector<Line>>();
+    for (int v : vrfs)
         for (auto& rv : c.rib->view(v, fam, all)) {
-            const Route& r = rv.route;
-            std::string port = rv.port >= 0 && size_t(rv.port) < c.port_names.size() ? c.port_names[size_t(rv.port)] : "";
-            std::string nh;
-            json jnh;
-            switch (r.nh.kind) {
-                case NextHop::Kind::Local: nh = "is local"; jnh = {{"type", "local"}}; break;
-                case NextHop::Kind::Drop: nh = "blackhole"; jnh = {{"type", "blackhole"}}; break;
-                case NextHop::Kind::Glean:
-                    nh = "is directly connected, " + port;
-                    jnh = {{"type", "connected"}, {"port", port}};
-                    break;
-                case NextHop::Kind::Tunnel: {
-                    std::string tn = c.tunnel_name ? c.tunnel_name(r.nh.tunnel) : std::to_string(r.nh.tunnel);
-                    nh = "via tunnel " + tn;
-                    jnh = {{"type", "tunnel"}, {"tunnel", tn}};
-                    break;
-                }
-                case NextHop::Kind::Gateway:
-                    nh = "via " + r.nh.gateway.str() + (port.empty() ? "" : ", " + port);
-                    jnh = {{"type", "gateway"}, {"via", r.nh.gateway.str()}, {"port", port}};
-                    break;
-            }
-            if (!rv.active) nh += " (inactive: " + rv.reason + ")";
-            text += fmt::format("{}{}{} {} [{}] {}\n", source_code(r.source), rv.selected ? '>' : ' ',
-                                rv.active ? '*' : ' ', r.prefix.str(), r.distance, nh);
-            out.push_back({{"vrf", c.vrf_names[size_t(v)]},
-                           {"prefix", r.prefix.str()},
-                           {"source", source_name(r.source)},
-                           {"distance", r.distance},
-                           {"selected", rv.selected},
-                           {"active", rv.active},
-                           {"nexthop", jnh}});
+            std::string tn;
+            if (rv.route.nh.kind == NextHop::Kind::Tunnel)
+                tn = c.tunnel_name ? c.tunnel_name(rv.route.nh.tunnel) : std::to_string(rv.route.nh.tunnel);
+            lines->push_back(Line{v, std::move(rv), std::move(tn)});
         }
+    Result res{0, "", nullptr};
+    if (a.json) {
+        res.make_data = [lines, names = c.vrf_names, ports = c.port_names] {
+            json out = json::array();
+            for (auto& l : *lines) {
+                const Route& r = l.rv.route;
+                out.push_back({{"vrf", names[size_t(l.vrf)]},
+                               {"prefix", r.prefix.str()},
+                               {"source", source_name(r.source)},
+                               {"distance", r.distance},
+                               {"selected", l.rv.selected},
+                               {"active", l.rv.active},
+                               {"nexthop", nh_json(l, ports)}});
+            }
+            return out;
+        };
+        return res;
     }
-    return Result{0, text, out};
+    res.make_text = [lines, vrfs, names = c.vrf_names, ports = c.port_names] {
+        std::string text =
+            "Codes: C - connected, L - local, S - static, T - tunnel, F - learned from FRR (FPM), N - neighbour\n"
+            "       > - selected (in the FIB), * - usable\n";
+        size_t i = 0;
+        for (int v : vrfs) {
+            text += fmt::format("\nVRF {}:\n", names[size_t(v)]);
+            for (; i < lines->size() && (*lines)[i].vrf == v; i++) {
+                const Line& l = (*lines)[i];
+                const Route& r = l.rv.route;
+                text += fmt::format("{}{}{} {} [{}] {}\n", source_code(r.source), l.rv.selected ? '>' : ' ',
+                                    l.rv.active ? '*' : ' ', r.prefix.str(), r.distance, nh_text(l, ports));
+            }
+        }
+        return text;
+    };
+    return res;
 }
 
 }  // namespace

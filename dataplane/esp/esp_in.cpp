@@ -350,12 +350,12 @@ void in_flush(WorkerCtx& w) {
         if (unlikely(!rt.soft_sent && ((l.soft_packets && rt.ctr[int(SaCounter::packets)] >= l.soft_packets) ||
                                        (l.soft_bytes && rt.ctr[int(SaCounter::bytes)] >= l.soft_bytes)))) {
             rt.soft_sent = 1;
-            raise_event(sa->spi, true, SaEventKind::Soft);
+            raise_event(sa->spi, sa->tunnel, true, SaEventKind::Soft);
         }
         if (unlikely(!rt.hard && ((l.hard_packets && rt.ctr[int(SaCounter::packets)] >= l.hard_packets) ||
                                   (l.hard_bytes && rt.ctr[int(SaCounter::bytes)] >= l.hard_bytes)))) {
             rt.hard = 1;  // this packet still goes; the next ones do not
-            raise_event(sa->spi, true, SaEventKind::Hard);
+            raise_event(sa->spi, sa->tunnel, true, SaEventKind::Hard);
         }
         if (const acl::Policy* fp = fw_policy(t.vrf);
             unlikely(fp != nullptr) && !fw_pass(w, *fp, false, t.vrf, d, itot, fw_now)) {

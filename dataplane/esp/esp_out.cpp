@@ -108,7 +108,7 @@ bool prep(WorkerCtx& w, const Tunnel& t, SaOut& sa, rte_mbuf* m, Prepared& p) {
     if (unlikely(seq > sa.seq_max || seq == 0)) {
         // RFC 4303 §3.3.3: the counter must not cycle; a new SA is needed.
         rt.hard = 1;
-        raise_event(sa.spi, false, SaEventKind::SeqExhausted);
+        raise_event(sa.spi, sa.tunnel, false, SaEventKind::SeqExhausted);
         rt.ctr[int(SaCounter::seq_exhausted)]++;
         drop_pkt(w, port, m, Drop::seq_exhausted);
         return false;
@@ -117,7 +117,7 @@ bool prep(WorkerCtx& w, const Tunnel& t, SaOut& sa, rte_mbuf* m, Prepared& p) {
     if (unlikely((l.hard_packets && rt.ctr[int(SaCounter::packets)] >= l.hard_packets) ||
                  (l.hard_bytes && rt.ctr[int(SaCounter::bytes)] + len > l.hard_bytes))) {
         rt.hard = 1;
-        raise_event(sa.spi, false, SaEventKind::Hard);
+        raise_event(sa.spi, sa.tunnel, false, SaEventKind::Hard);
         rt.ctr[int(SaCounter::expired)]++;
         drop_pkt(w, port, m, Drop::sa_expired);
         return false;
@@ -137,7 +137,7 @@ bool prep(WorkerCtx& w, const Tunnel& t, SaOut& sa, rte_mbuf* m, Prepared& p) {
     if (unlikely(!rt.soft_sent && ((l.soft_packets && rt.ctr[int(SaCounter::packets)] >= l.soft_packets) ||
                                    (l.soft_bytes && rt.ctr[int(SaCounter::bytes)] >= l.soft_bytes)))) {
         rt.soft_sent = 1;
-        raise_event(sa.spi, false, SaEventKind::Soft);
+        raise_event(sa.spi, sa.tunnel, false, SaEventKind::Soft);
     }
     // Trailer: padding 1, 2, 3 ... (RFC 4303 §2.4), pad length, next header.
     for (uint32_t i = 0; i < pad; i++) tr[i] = uint8_t(i + 1);

@@ -189,8 +189,10 @@ void fini() {
     g->esp = nullptr;
 }
 
-void raise_event(uint32_t spi, bool inbound, SaEventKind k) {
-    uintptr_t v = uintptr_t(spi) << 8 | uintptr_t(inbound ? 0x10 : 0) | uintptr_t(k);
+void raise_event(uint32_t spi, TunnelId tunnel, bool inbound, SaEventKind k) {
+    // One pointer-sized ring entry: tunnel (bits 40..63), SPI, direction, kind.
+    static_assert(kMaxTunnels <= (1u << 24) && sizeof(uintptr_t) == 8);
+    uintptr_t v = uintptr_t(tunnel) << 40 | uintptr_t(spi) << 8 | uintptr_t(inbound ? 0x10 : 0) | uintptr_t(k);
     // A full ring loses the event; the SA state (rt.soft_sent / rt.hard) stays
     // visible in `show ipsec sa`.
     rte_ring_mp_enqueue(g->esp->events, reinterpret_cast<void*>(v));
@@ -612,38 +614,43 @@ bool tunnel_info(TunnelId id, TunnelInfo* o) {
     return true;
 }
 
-bool sa_info(uint32_t spi, bool inbound, SaInfo* o) {
-    if (!g || !g->esp) return false;
-    const SaRuntime* rt = nullptr;
-    if (inbound) {
-        SaIn* sa = sa_in_get(spi);
-        if (!sa) return false;
-        o->tunnel = sa->tunnel;
-        o->cipher = sa->cipher;
-        o->esn = sa->esn;
-        o->worker = sa->worker;
-        o->window_top = sa->win.top();
-        o->window_size = sa->win.size();
-        o->lifetime = sa->life;
-        rt = &sa->rt;
-    } else {
-        SaOut* sa = nullptr;
-        for (TunnelId i = 0; i < st()->next_id && !sa; i++)
-            if (st()->all_out[i] && st()->all_out[i]->spi == spi) sa = st()->all_out[i];
-        if (!sa) return false;
-        o->tunnel = sa->tunnel;
-        o->cipher = sa->cipher;
-        o->esn = sa->esn;
-        o->worker = sa->worker;
-        o->seq = sa->rt.seq;
-        o->lifetime = sa->life;
-        rt = &sa->rt;
-    }
+namespace {
+
+void sa_common(uint32_t spi, bool inbound, const SaRuntime& rt, SaInfo* o) {
     o->spi = spi;
     o->inbound = inbound;
-    o->soft_expired = rt->soft_sent != 0;
-    o->hard_expired = rt->hard != 0;
-    for (int k = 0; k < kSaCounterCount; k++) o->counters[k] = rt->ctr[k];
+    o->soft_expired = rt.soft_sent != 0;
+    o->hard_expired = rt.hard != 0;
+    for (int k = 0; k < kSaCounterCount; k++) o->counters[k] = rt.ctr[k];
+}
+
+}  // namespace
+
+bool sa_in_info(uint32_t spi, SaInfo* o) {
+    SaIn* sa = g && g->esp ? sa_in_get(spi) : nullptr;
+    if (!sa) return false;
+    o->tunnel = sa->tunnel;
+    o->cipher = sa->cipher;
+    o->esn = sa->esn;
+    o->worker = sa->worker;
+    o->window_top = sa->win.top();
+    o->window_size = sa->win.size();
+    o->lifetime = sa->life;
+    sa_common(spi, true, sa->rt, o);
+    return true;
+}
+
+bool sa_out_info(TunnelId tunnel, SaInfo* o) {
+    if (!g || !g->esp || tunnel >= st()->next_id) return false;
+    const SaOut* sa = st()->all_out[tunnel];
+    if (!sa) return false;
+    o->tunnel = sa->tunnel;
+    o->cipher = sa->cipher;
+    o->esn = sa->esn;
+    o->worker = sa->worker;
+    o->seq = sa->rt.seq;
+    o->lifetime = sa->life;
+    sa_common(sa->spi, false, sa->rt, o);
     return true;
 }
 
@@ -653,6 +660,7 @@ int sa_event_poll(SaEvent* out, int max) {
     void* v;
     while (n < max && rte_ring_sc_dequeue(st()->events, &v) == 0) {
         uintptr_t x = reinterpret_cast<uintptr_t>(v);
+        out[n].tunnel = TunnelId(x >> 40);
         out[n].spi = uint32_t(x >> 8);
         out[n].inbound = (x & 0x10) != 0;
         out[n].kind = SaEventKind(x & 0x0f);

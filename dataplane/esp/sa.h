@@ -214,7 +214,7 @@ inline SaIn* sa_in_get(uint32_t spi) {
     SaIn* s = g->esp->in[spi & kSpiSlotMask].load(std::memory_order_acquire);
     return s && s->spi == spi ? s : nullptr;
 }
-void raise_event(uint32_t spi, bool inbound, SaEventKind k);
+void raise_event(uint32_t spi, TunnelId tunnel, bool inbound, SaEventKind k);
 
 // Worker side (esp_in.cpp, esp_out.cpp, handoff.cpp).
 // Called from the forwarding code for a packet to a local address: consumes

@@ -133,8 +133,17 @@ def test_show_tunnels_5000_filters_summary_json_metrics(lab):
     [one] = d.cli("show", "tunnels", "s-04321")
     assert one["out_spi"] == f"{0x10000 + 4321:08x}" and one["vrf"] == "retail"
     assert "path 0 (primary) 203.0.113.1 -> 203.0.113.2" in d.text("show", "tunnels", "s-04321")
+    # The listings above were built and written off the control thread; it
+    # reports how long its callbacks held it (VRRP, IKE and ZAPI wait).
+    cl = d.cli("show", "version")["control_loop"]
+    assert cl["callbacks"] > 0 and 0 < cl["max_callback_ms"], cl
+    print(f"MEASURE longest control-thread callback with {n} tunnels: {cl['max_callback_ms']} ms "
+          f"({cl['slow_callbacks']} over 50 ms)")
+    assert "control thread:" in d.text("show", "version")
     # Metrics: per cloud always; per-tunnel series off above the auto limit.
     fams, txt = scrape(c, 9109)
+    assert sample(fams, "nimbus_control_loop_callbacks_total") >= cl["callbacks"]
+    assert sample(fams, "nimbus_control_loop_max_callback_seconds") * 1000 >= cl["max_callback_ms"]
     assert sample(fams, "nimbus_cloud_tunnels", cloud="corp", state="up") == n // 2
     assert sample(fams, "nimbus_cloud_tunnels", cloud="retail", state="down") == 0
     assert sample(fams, "nimbus_tunnel_series_enabled") == 0

@@ -739,6 +739,17 @@ TEST_CASE("broken manual_sas are rejected with exact positions, and keys never a
         {tunnel("s1", "", "\"::/0\""), "t.yaml:7:59: manual_sas[0].allowed[0]: ::/0: a site may not claim a default route"},
         {two + tunnel("s2", "", "10.16.1.128/25", "0x1002", "0x2002"),
          "t.yaml:8:59: manual_sas[1].allowed[0]: 10.16.1.128/25 overlaps 10.16.1.0/24 of tunnel 's1' in VRF 'corp'"},
+        // wider than an earlier one, equal, and between two earlier ones
+        {two + tunnel("s2", "", "10.16.0.0/16", "0x1002", "0x2002"),
+         "t.yaml:8:59: manual_sas[1].allowed[0]: 10.16.0.0/16 overlaps 10.16.1.0/24 of tunnel 's1' in VRF 'corp'"},
+        {two + tunnel("s2", "", "10.16.1.0/24", "0x1002", "0x2002"),
+         "t.yaml:8:59: manual_sas[1].allowed[0]: 10.16.1.0/24 overlaps 10.16.1.0/24 of tunnel 's1' in VRF 'corp'"},
+        {two + tunnel("s2", "", "10.16.3.0/24", "0x1002", "0x2002") + tunnel("s3", "", "10.16.0.0/22", "0x1003", "0x2003"),
+         "t.yaml:9:59: manual_sas[2].allowed[0]: 10.16.0.0/22 overlaps 10.16.3.0/24 of tunnel 's2' in VRF 'corp'"},
+        {tunnel("s1", "", "\"2001:db8:16::/48\"") + tunnel("s2", "", "\"2001:db8:16:1::/64\"", "0x1002", "0x2002"),
+         "t.yaml:8:59: manual_sas[1].allowed[0]: 2001:db8:16:1::/64 overlaps 2001:db8:16::/48 of tunnel 's1' in VRF "
+         "'corp'"},
+        {two + tunnel("s1", "", "10.17.0.0/24", "0x1002", "0x2002"), "t.yaml:8:13: manual_sas[1].name: duplicate tunnel 's1'"},
         {two + tunnel("s2", "", "10.17.0.0/24", "0x1002", "0x2001"),
          "t.yaml:8:212: manual_sas[1].in[0].spi: SPI 0x00002001 is already used by tunnel 's1'"},
         {two + tunnel("s2", "", "10.17.0.0/24", "0x1002", "0x42001"),

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "control/loop/loop.h"
+#include "control/mgmt/cli_server.h"
 #include "control/mgmt/commands.h"
 
 using namespace nimbus::mgmt;
@@ -72,4 +74,55 @@ TEST_CASE("completion lists what may follow") {
     std::vector<std::string> w2;
     for (auto& [w, h] : after) w2.push_back(w);
     CHECK(w2 == std::vector<std::string>{"<cr>", "vrf"});
+}
+
+TEST_CASE("deferred output: built by the sender, filters still apply; the loop counts slow callbacks") {
+    // A listing whose text and data are built later (on the reply's writer
+    // thread in nimbusd) from what the handler captured.
+    Registry r;
+    r.add("show many", "a big listing", [](const Args& a) {
+        auto rows = std::make_shared<std::vector<std::string>>(std::vector<std::string>{"alpha 1", "beta 2", "alpha 3"});
+        Result res{0, "", nullptr};
+        if (a.json)
+            res.make_data = [rows] { return nlohmann::json(*rows); };
+        else
+            res.make_text = [rows] {
+                std::string s;
+                for (auto& x : *rows) s += x + "\n";
+                return s;
+            };
+        return res;
+    });
+    nimbus::control::Loop loop;
+    CliServer cli(loop, r);
+    Result t = cli.dispatch({"show", "many", "|", "include", "alpha"}, false);
+    CHECK(t.status == 0);
+    CHECK(t.deferred());
+    CHECK(t.text.empty());  // nothing built yet
+    CHECK(t.built_text() == "alpha 1\nalpha 3\n");
+    CHECK(!t.deferred());
+    Result e = cli.dispatch({"show", "many", "|", "exclude", "alpha", "|", "include", "2"}, false);
+    CHECK(e.built_text() == "beta 2\n");
+    Result j = cli.dispatch({"show", "many", "|", "json"}, false);
+    CHECK(j.json);
+    CHECK(j.built_data() == nlohmann::json({"alpha 1", "beta 2", "alpha 3"}));
+    // A filter the CLI does not know is refused before the command runs.
+    CHECK(cli.dispatch({"show", "many", "|", "sort"}, false).status == 1);
+
+    // Loop statistics: a callback over 50 ms is counted as slow.
+    int fired = 0;
+    loop.after_ms(0, [&] { fired++; });
+    loop.after_ms(1, [&] {
+        fired++;
+        uint64_t until = nimbus::control::Loop::now() + 60'000'000;  // hold the thread 60 ms
+        while (nimbus::control::Loop::now() < until) {
+        }
+    });
+    loop.after_ms(2, [&] { loop.stop(); });
+    loop.run();
+    CHECK(fired == 2);
+    const auto& st = loop.stats();
+    CHECK(st.callbacks == 3);
+    CHECK(st.slow == 1);
+    CHECK(st.max_ns >= 60'000'000);
 }
