@@ -36,6 +36,55 @@ bool tunnel_arg(const Args& a, TunnelId* id, std::string* err) {
     return true;
 }
 
+json sa_json(const SaInfo& s) {
+    json children = json::array();
+    for (auto& c : s.children)
+        children.push_back({{"spi_in", fmt::format("{:08x}", c.spi_in)},
+                            {"spi_out", fmt::format("{:08x}", c.spi_out)},
+                            {"proposal", c.proposal},
+                            {"state", c.state},
+                            {"outbound_active", c.outbound_active},
+                            {"local_ts", c.ts_local},
+                            {"remote_ts", c.ts_remote},
+                            {"age_s", c.age_s}});
+    return {{"tunnel", s.tunnel},
+            {"cloud", s.cloud},
+            {"spi_i", fmt::format("{:016x}", s.spi_i)},
+            {"spi_r", fmt::format("{:016x}", s.spi_r)},
+            {"role", s.initiator ? "initiator" : "responder"},
+            {"state", s.state},
+            {"peer_id", s.peer_id},
+            {"local_id", s.local_id},
+            {"local", s.local.str()},
+            {"remote", s.remote.str()},
+            {"natt", s.natt},
+            {"nat_local", s.nat_local},
+            {"nat_remote", s.nat_remote},
+            {"mobike", s.mobike},
+            {"fragmentation", s.fragmentation},
+            {"proposal", s.proposal},
+            {"auth", s.auth},
+            {"age_s", s.age_s},
+            {"established_s", s.established_s},
+            {"children", children}};
+}
+
+std::string sa_text(const SaInfo& s) {
+    std::string text = fmt::format("IKE SA {:016x}_i {:016x}_r  tunnel {}  cloud {}  {} ({})\n", s.spi_i, s.spi_r,
+                                   s.tunnel, s.cloud.empty() ? "-" : s.cloud, s.state,
+                                   s.initiator ? "initiator" : "responder");
+    text += fmt::format("  peer '{}' at {}, local '{}' at {}{}{}\n", s.peer_id, s.remote.str(), s.local_id,
+                        s.local.str(), s.nat_remote ? ", peer behind NAT" : "", s.nat_local ? ", we are behind NAT" : "");
+    text += fmt::format("  {}  auth {}  up {}{}{}\n", s.proposal.empty() ? "-" : s.proposal,
+                        s.auth.empty() ? "-" : s.auth, duration(s.established_s), s.mobike ? "  MOBIKE" : "",
+                        s.fragmentation ? "  fragmentation" : "");
+    for (auto& c : s.children)
+        text += fmt::format("  child {:08x}_i {:08x}_o  {}  {}{}  age {}\n    {} === {}\n", c.spi_in, c.spi_out,
+                            c.proposal, c.state, c.outbound_active ? " (outbound)" : "", duration(c.age_s), c.ts_local,
+                            c.ts_remote);
+    return text;
+}
+
 Result show_sa(Engine* e, const Args& a) {
     if (!e) return Result{0, "IKE is not configured (no clouds).\n", json::array()};
     TunnelId only = 0;
@@ -43,88 +92,74 @@ Result show_sa(Engine* e, const Args& a) {
         std::string err;
         if (!tunnel_arg(a, &only, &err)) return Result::error(err);
     }
-    json out = json::array();
-    std::string text;
-    for (auto& s : e->sas()) {
-        if (only && s.tunnel != only) continue;
-        json children = json::array();
-        for (auto& c : s.children)
-            children.push_back({{"spi_in", fmt::format("{:08x}", c.spi_in)},
-                                {"spi_out", fmt::format("{:08x}", c.spi_out)},
-                                {"proposal", c.proposal},
-                                {"state", c.state},
-                                {"outbound_active", c.outbound_active},
-                                {"local_ts", c.ts_local},
-                                {"remote_ts", c.ts_remote},
-                                {"age_s", c.age_s}});
-        out.push_back({{"tunnel", s.tunnel},
-                       {"cloud", s.cloud},
-                       {"spi_i", fmt::format("{:016x}", s.spi_i)},
-                       {"spi_r", fmt::format("{:016x}", s.spi_r)},
-                       {"role", s.initiator ? "initiator" : "responder"},
-                       {"state", s.state},
-                       {"peer_id", s.peer_id},
-                       {"local_id", s.local_id},
-                       {"local", s.local.str()},
-                       {"remote", s.remote.str()},
-                       {"natt", s.natt},
-                       {"nat_local", s.nat_local},
-                       {"nat_remote", s.nat_remote},
-                       {"mobike", s.mobike},
-                       {"fragmentation", s.fragmentation},
-                       {"proposal", s.proposal},
-                       {"auth", s.auth},
-                       {"age_s", s.age_s},
-                       {"established_s", s.established_s},
-                       {"children", children}});
-        text += fmt::format("IKE SA {:016x}_i {:016x}_r  tunnel {}  cloud {}  {} ({})\n", s.spi_i, s.spi_r, s.tunnel,
-                            s.cloud.empty() ? "-" : s.cloud, s.state, s.initiator ? "initiator" : "responder");
-        text += fmt::format("  peer '{}' at {}, local '{}' at {}{}{}\n", s.peer_id, s.remote.str(), s.local_id,
-                            s.local.str(), s.nat_remote ? ", peer behind NAT" : "",
-                            s.nat_local ? ", we are behind NAT" : "");
-        text += fmt::format("  {}  auth {}  up {}{}{}\n", s.proposal.empty() ? "-" : s.proposal,
-                            s.auth.empty() ? "-" : s.auth, duration(s.established_s), s.mobike ? "  MOBIKE" : "",
-                            s.fragmentation ? "  fragmentation" : "");
-        for (auto& c : s.children)
-            text += fmt::format("  child {:08x}_i {:08x}_o  {}  {}{}  age {}\n    {} === {}\n", c.spi_in, c.spi_out,
-                                c.proposal, c.state, c.outbound_active ? " (outbound)" : "", duration(c.age_s),
-                                c.ts_local, c.ts_remote);
+    // Copies of the SAs; text or JSON is built by the reply's writer, off
+    // the control thread (100,000 sites are 100,000 IKE SAs).
+    auto sas = std::make_shared<std::vector<SaInfo>>(e->sas());
+    if (only) {
+        std::erase_if(*sas, [only](const SaInfo& s) { return s.tunnel != only; });
+        if (sas->empty()) return Result::error(fmt::format("% No IKE SA for tunnel {}", only));
     }
-    if (only && out.empty()) return Result::error(fmt::format("% No IKE SA for tunnel {}", only));
-    if (text.empty()) text = "No IKE SAs.\n";
-    return Result{0, text, out};
+    Result r{0, "", nullptr};
+    if (a.json) {
+        r.make_data = [sas] {
+            json out = json::array();
+            for (auto& s : *sas) out.push_back(sa_json(s));
+            return out;
+        };
+    } else {
+        r.make_text = [sas] {
+            std::string text;
+            for (auto& s : *sas) text += sa_text(s);
+            return text.empty() ? std::string("No IKE SAs.\n") : text;
+        };
+    }
+    return r;
 }
 
-Result show_tunnels(Engine* e, const Args&) {
-    Table t({{"ID", "id", true},
-             {"Cloud", "cloud"},
-             {"Site", "name"},
-             {"State", "state"},
-             {"Uptime", "uptime"},
-             {"RTT ms", "rtt_ms", true},
-             {"Rekeys child/IKE", "rekeys"},
-             {"Paths", "paths"},
-             {"Prefixes", "prefixes"}});
-    json out = json::array();
-    if (e)
-        for (auto& tn : e->tunnels()) {
-            json rtt = tn.rtt_ms < 0 ? json(nullptr) : json(double(int64_t(tn.rtt_ms * 1000)) / 1000);
-            t.row({tn.id, tn.cloud, tn.name, tn.state, tn.state == "up" ? duration(tn.uptime_s) : "-", rtt,
+Result show_tunnels(Engine* e, const Args& a) {
+    // Built by the reply's writer from these copies (see show_sa).
+    auto tuns = std::make_shared<std::vector<TunnelInfo>>();
+    if (e) *tuns = e->tunnels();
+    auto rtt = [](const TunnelInfo& tn) {
+        return tn.rtt_ms < 0 ? json(nullptr) : json(double(int64_t(tn.rtt_ms * 1000)) / 1000);
+    };
+    Result r{0, "", nullptr};
+    if (a.json) {
+        r.make_data = [tuns, rtt] {
+            json out = json::array();
+            for (auto& tn : *tuns)
+                out.push_back({{"id", tn.id},
+                               {"cloud", tn.cloud},
+                               {"name", tn.name},
+                               {"state", tn.state},
+                               {"uptime_s", tn.uptime_s},
+                               {"rtt_ms", rtt(tn)},
+                               {"child_rekeys", tn.child_rekeys},
+                               {"ike_rekeys", tn.ike_rekeys},
+                               {"children", tn.children},
+                               {"paths", tn.paths},
+                               {"prefixes", tn.prefixes},
+                               {"ike_sa", fmt::format("{:016x}", tn.ike_spi)}});
+            return out;
+        };
+        return r;
+    }
+    r.make_text = [tuns, rtt] {
+        Table t({{"ID", "id", true},
+                 {"Cloud", "cloud"},
+                 {"Site", "name"},
+                 {"State", "state"},
+                 {"Uptime", "uptime"},
+                 {"RTT ms", "rtt_ms", true},
+                 {"Rekeys child/IKE", "rekeys"},
+                 {"Paths", "paths"},
+                 {"Prefixes", "prefixes"}});
+        for (auto& tn : *tuns)
+            t.row({tn.id, tn.cloud, tn.name, tn.state, tn.state == "up" ? duration(tn.uptime_s) : "-", rtt(tn),
                    fmt::format("{}/{}", tn.child_rekeys, tn.ike_rekeys), tn.paths, tn.prefixes});
-            out.push_back({{"id", tn.id},
-                           {"cloud", tn.cloud},
-                           {"name", tn.name},
-                           {"state", tn.state},
-                           {"uptime_s", tn.uptime_s},
-                           {"rtt_ms", rtt},
-                           {"child_rekeys", tn.child_rekeys},
-                           {"ike_rekeys", tn.ike_rekeys},
-                           {"children", tn.children},
-                           {"paths", tn.paths},
-                           {"prefixes", tn.prefixes},
-                           {"ike_sa", fmt::format("{:016x}", tn.ike_spi)}});
-        }
-    return Result{0, t.size() ? t.text() : "No tunnels.\n", out};
+        return t.size() ? t.text() : std::string("No tunnels.\n");
+    };
+    return r;
 }
 
 Result show_counters(Engine* e, const Args&) {

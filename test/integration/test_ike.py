@@ -174,7 +174,15 @@ def test_psk(lab):
     assert tunnel(d)["state"] == "up"
     # The PSK never appears in nimbus's output.
     assert "lab-psk-0123456789abcdef" not in d.log()
-    assert "lab-psk-0123456789abcdef" not in d.text("show", "ike", "sa")
+    text = d.text("show", "ike", "sa")
+    assert "lab-psk-0123456789abcdef" not in text
+    # The text views (rendered off the control thread) list the SA and the tunnel.
+    assert f"IKE SA {sa['spi_i']}_i {sa['spi_r']}_r  tunnel {sa['tunnel']}" in text, text
+    assert "peer 'store-0001.lab'" in text and "auth psk" in text, text
+    [it] = d.cli("show", "ike", "tunnels")
+    # (the tunnel names its IKE SA by our own SPI: the responder's here)
+    assert it["state"] == "up" and it["ike_sa"] == sa["spi_r"] and it["prefixes"], (it, sa)
+    assert "store-0001.lab" in d.text("show", "ike", "tunnels", "|", "include", "up")
 
 
 def test_behind_masquerading_nat(lab, pki):
