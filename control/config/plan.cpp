@@ -1,6 +1,7 @@
 #include "control/config/plan.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -13,6 +14,22 @@ const T* find_by(const std::vector<T>& v, const Key& key, auto get) {
     for (auto& x : v)
         if (get(x) == key) return &x;
     return nullptr;
+}
+
+// For the long lists (100,000 tunnels, a cloud's sites): name -> element,
+// so that planning is not O(n^2) on the control thread.
+template <class T>
+std::unordered_map<std::string, const T*> index_by(const std::vector<T>& v, auto get) {
+    std::unordered_map<std::string, const T*> m;
+    m.reserve(v.size());
+    for (auto& x : v) m.emplace(get(x), &x);
+    return m;
+}
+
+template <class T>
+const T* lookup(const std::unordered_map<std::string, const T*>& m, const std::string& k) {
+    auto it = m.find(k);
+    return it == m.end() ? nullptr : it->second;
 }
 
 std::string route_str(const Route& r) {
@@ -36,10 +53,11 @@ void cloud_changes(const Config& a, const Config& b, std::vector<std::string>* o
         }
         if (*o == c) continue;
         auto id = [](const Site& s) { return s.id; };
+        auto old_sites = index_by(o->sites, id), new_sites = index_by(c.sites, id);
         for (auto& s : o->sites)
-            if (!find_by(c.sites, s.id, id)) out->push_back(fmt::format("cloud {}: site - {}", c.name, s.id));
+            if (!lookup(new_sites, s.id)) out->push_back(fmt::format("cloud {}: site - {}", c.name, s.id));
         for (auto& s : c.sites) {
-            const Site* os = find_by(o->sites, s.id, id);
+            const Site* os = lookup(old_sites, s.id);
             if (!os) out->push_back(fmt::format("cloud {}: site + {}", c.name, s.id));
             else if (!(*os == s)) out->push_back(fmt::format("cloud {}: site ~ {}", c.name, s.id));
         }
@@ -122,12 +140,13 @@ Plan plan(const Config& a, const Config& b) {
         if (std::find(a.routes.begin(), a.routes.end(), r) == a.routes.end()) p.routes_add.push_back(r);
 
     auto tname = [](const ManualTunnel& t) { return t.name; };
+    auto old_t = index_by(a.manual_sas, tname), new_t = index_by(b.manual_sas, tname);
     for (auto& t : a.manual_sas) {
-        const ManualTunnel* n = find_by(b.manual_sas, t.name, tname);
+        const ManualTunnel* n = lookup(new_t, t.name);
         if (!n || !(*n == t)) p.tunnels_del.push_back(t.name);
     }
     for (auto& t : b.manual_sas) {
-        const ManualTunnel* o = find_by(a.manual_sas, t.name, tname);
+        const ManualTunnel* o = lookup(old_t, t.name);
         if (!o || !(*o == t)) p.tunnels_add.push_back(t.name);
     }
 
