@@ -472,7 +472,7 @@ public:
         Prefix prefix;
     };
     std::optional<Hit> overlap(const std::string& vrf, const Prefix& p) const {
-        auto [lo, hi] = range(p);
+        auto [lo, hi] = p.range();
         auto it = ranges_.upper_bound(Key{vrf, p.family(), hi});
         if (it == ranges_.begin()) return std::nullopt;
         --it;
@@ -481,7 +481,7 @@ public:
         return Hit{v.tunnel, v.prefix};
     }
     void add(const std::string& vrf, const Prefix& p, size_t tunnel) {
-        auto [lo, hi] = range(p);
+        auto [lo, hi] = p.range();
         ranges_[Key{vrf, p.family(), lo}] = Val{hi, tunnel, p};
     }
 
@@ -497,13 +497,6 @@ private:
         size_t tunnel;
         Prefix prefix;
     };
-    static std::pair<U128, U128> range(const Prefix& p) {
-        int bits = p.addr.bits();
-        U128 lo = 0;
-        for (int i = 0; i < bits / 8; i++) lo = lo << 8 | p.addr.b[size_t(i)];
-        U128 host = p.len >= bits ? 0 : ((U128(1) << (bits - p.len)) - 1);
-        return {lo, lo | host};
-    }
     std::map<Key, Val> ranges_;
 };
 

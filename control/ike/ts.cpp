@@ -36,10 +36,8 @@ struct Range {
 };
 
 Range range_of(const Prefix& p) {
-    U128 lo = to_u(p.addr);
-    int bits = p.addr.bits();
-    U128 span = p.len == 0 ? max_of(p.family()) : ((U128(1) << (bits - p.len)) - 1);
-    return {p.family(), lo, lo + span};
+    auto [lo, hi] = p.range();
+    return {p.family(), lo, hi};
 }
 
 bool full_ports(const TrafficSelector& s) { return s.ip_proto == 0 && s.start_port == 0 && s.end_port == 0xffff; }

@@ -107,6 +107,15 @@ bool Prefix::contains(const Prefix& p) const {
     return p.family() == family() && p.len >= len && contains(p.addr);
 }
 
+std::pair<unsigned __int128, unsigned __int128> Prefix::range() const {
+    using U128 = unsigned __int128;
+    U128 lo = 0;
+    int bits = addr.bits();
+    for (int i = 0; i < bits / 8; i++) lo = (lo << 8) | addr.b[size_t(i)];
+    U128 span = len == 0 ? (bits == 32 ? U128(0xffffffffu) : ~U128(0)) : ((U128(1) << (bits - len)) - 1);
+    return {lo, lo | span};
+}
+
 std::string Prefix::str() const { return fmt::format("{}/{}", addr.str(), len); }
 
 std::string IfAddr::str() const { return fmt::format("{}/{}", addr.str(), len); }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace nimbus {
 
@@ -54,6 +55,9 @@ struct Prefix {
     bool is_v4() const { return addr.is_v4(); }
     bool contains(const IpAddr& a) const;
     bool contains(const Prefix& p) const;           // p is equal or more specific
+    // Its first and last address as numbers (IPv4 in the low 32 bits), for
+    // interval indexes over many prefixes.
+    std::pair<unsigned __int128, unsigned __int128> range() const;
     bool is_default() const { return len == 0; }
     std::string str() const;
 

@@ -86,3 +86,15 @@ TEST_CASE("MAC addresses") {
     CHECK(!MacAddr::parse("00-00-5e-00-01-33"));
     CHECK(!MacAddr::parse("00:00:5e:00:01:3g"));
 }
+
+TEST_CASE("a prefix's range is its first and last address as numbers") {
+    using U128 = unsigned __int128;
+    auto r = [](const char* s) { return Prefix::parse(s)->range(); };
+    CHECK(r("10.16.1.0/24") == std::pair<U128, U128>{0x0a100100u, 0x0a1001ffu});
+    CHECK(r("10.16.1.7/32") == std::pair<U128, U128>{0x0a100107u, 0x0a100107u});
+    CHECK(r("0.0.0.0/0") == std::pair<U128, U128>{0, 0xffffffffu});
+    CHECK(r("::/0") == std::pair<U128, U128>{0, ~U128(0)});
+    auto [lo, hi] = r("2001:db8::/32");
+    CHECK(lo == U128(0x20010db8u) << 96);
+    CHECK(hi == ((U128(0x20010db8u) << 96) | ((U128(1) << 96) - 1)));
+}
