@@ -759,7 +759,10 @@ Result parse(const std::string& text, const std::string& name) {
     read_firewall(top, c);
     top.finish();
     res.errors = std::move(errs.list());
-    if (res.errors.empty()) res.config = std::move(c);
+    if (res.errors.empty()) {
+        res.config = std::move(c);
+        res.tree = std::make_shared<const YAML::Node>(root);
+    }
     return res;
 }
 

@@ -5,12 +5,17 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "control/config/routing.h"
 #include "src/common/addr.h"
+
+namespace YAML {
+class Node;
+}
 
 namespace nimbus::config {
 
@@ -334,6 +339,9 @@ struct Config {
 struct Result {
     std::optional<Config> config;
     std::vector<std::string> errors;  // "file:line:col: key.path: message"
+    // The YAML tree the config was read from, for diff() and redact()
+    // (control/config/diff.h) without parsing the text again.
+    std::shared_ptr<const YAML::Node> tree;
     bool ok() const { return config.has_value() && errors.empty(); }
 };
 

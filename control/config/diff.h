@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+namespace YAML {
+class Node;
+}
+
 namespace nimbus::config {
 
 // Keys whose values are secrets wherever they appear (psk, key, password...).
@@ -14,13 +18,16 @@ bool is_secret_key(const std::string& key);
 // The YAML text with every secret value replaced by "<redacted>". Comments
 // are not kept. On unparsable input returns a one-line note, never the text.
 std::string redact(const std::string& yaml_text);
+std::string redact(const YAML::Node& root);  // the tree parse() kept (Result::tree)
 
 // Structural difference old -> new, one line per change, secrets redacted:
 //   "+ routes[10.51.0.0/16]: {prefix: 10.51.0.0/16, via: 10.1.0.9}"
 //   "- routes[10.50.0.0/16]: ..."
 //   "~ ports[lan0].mtu: 1500 -> 9000"
-// Lists of mappings are matched by their name, id or prefix key.
+// Lists of mappings are matched by their name, id or prefix key. A changed
+// secret shows as "~ path: <redacted> (changed)".
 std::vector<std::string> diff(const std::string& old_yaml, const std::string& new_yaml);
+std::vector<std::string> diff(const YAML::Node& old_root, const YAML::Node& new_root);
 
 // The top-level sections that differ.
 std::vector<std::string> changed_sections(const std::string& old_yaml, const std::string& new_yaml);

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -36,7 +37,8 @@ constexpr uint64_t kHeldTimeoutNs = 3'000'000'000ull;
 constexpr uint64_t kResolveRetryNs = 1'000'000'000ull;
 }  // namespace
 
-Daemon::Daemon(config::Config cfg) : cfg_(std::move(cfg)) {}
+Daemon::Daemon(config::Config cfg, std::shared_ptr<const YAML::Node> tree)
+    : cfg_(std::move(cfg)), running_tree_(std::move(tree)) {}
 
 Daemon::~Daemon() { tear_down(); }
 
@@ -211,14 +213,20 @@ bool Daemon::bring_up(std::string* err) {
     if (!ike_->start(cfg_, err)) return false;
 
     if (!read_file(cfg_.file, &running_text_)) running_text_.clear();
-    remember(running_text_, config::hash(running_text_), "boot");
+    running_version_ = config::hash(running_text_);
+    // The tree is main()'s parse of that file (the next apply diffs against it).
+    running_redacted_ = running_tree_ ? config::redact(*running_tree_) : config::redact(running_text_);
+    remember(running_text_, running_version_, "boot");
+    save_history(running_redacted_, running_version_);
+    bridge_ = std::make_unique<control::Bridge>(loop_);
+    has_ike_ = ike_ != nullptr;
     register_commands();
     cli_ = std::make_unique<mgmt::CliServer>(loop_, reg_);
     if (!cli_->listen(cfg_.mgmt.socket, err)) return false;
     if (!cfg_.mgmt.api.listen.empty() || !cfg_.mgmt.metrics_listen.empty()) {
         mgmt::ApiHooks hooks;
         hooks.status = [this] { return show::status_json(*this, reg_); };
-        hooks.running_config = [this] { return config::redact(running_text_); };
+        hooks.running_config = [this] { return running_redacted_; };
         hooks.apply = [this](const std::string& text, const std::string& who) {
             return apply_text(text, "api:PUT /v1/config", "api:" + who, false);
         };
@@ -278,14 +286,18 @@ bool Daemon::bring_up(std::string* err) {
     return true;
 }
 
-// SIGHUP: re-read the config file, with the same rules as an apply.
+// SIGHUP: re-read the config file, with the same rules as an apply, on a
+// helper thread (the parse and the plan take seconds at 20,000 tunnels).
 void Daemon::reload() {
     std::string text;
     if (!read_file(cfg_.file, &text)) {
         LOG_ERROR("config", "event=reload_rejected error=\"cannot read {}\"", cfg_.file);
         return;
     }
-    apply_text(text, cfg_.file, "sighup", false);
+    auto open = hold_open();
+    if (!open) return;
+    std::string file = cfg_.file;
+    std::thread([this, open, text = std::move(text), file] { apply_text(text, file, "sighup", false); }).detach();
 }
 
 // Validates a config text and applies what changed, as one transaction
@@ -295,51 +307,123 @@ void Daemon::reload() {
 // other tunnels keep their SAs, counters and uptime. If a step fails, the
 // steps done so far are undone in reverse order and the running config
 // stays what it was. Invalid configs never replace the running one.
+//
+// Threads: everything that only reads - parsing, the diff, the plan, the IKE
+// policy with its certificates and CRLs, the redacted copy - runs on the
+// caller's thread (the CLI's writer, the HTTP thread, the SIGHUP helper);
+// the control thread, where VRRP adverts, IKE and ZAPI wait meanwhile, runs
+// only the steps (commit()). One change at a time (apply_mu_); the running
+// config, its text and the history change only in a commit, on the control
+// thread and under apply_mu_, so holding apply_mu_ is enough to read them
+// from another thread.
 nlohmann::json Daemon::apply_text(const std::string& text, const std::string& name, const std::string& who,
                                   bool dry_run) {
-    std::string version = config::hash(text);
+    std::unique_lock<std::mutex> lk(apply_mu_, std::defer_lock);
+    if (loop_.in_loop_thread()) {
+        // The control thread cannot wait for an apply that waits for it.
+        if (!lk.try_lock())
+            return {{"http", 409}, {"applied", false}, {"error", "another config change is in progress; try again"}};
+    } else {
+        lk.lock();
+    }
+    auto open = hold_open();
+    if (!open) return {{"http", 503}, {"applied", false}, {"error", "nimbusd is stopping; nothing applied"}};
+
+    auto tx = std::make_shared<Txn>();
+    tx->text = text;
+    tx->who = who;
+    tx->version = config::hash(text);
     auto res = config::parse(text, name);
     if (!res.ok()) {
         for (auto& e : res.errors) LOG_ERROR("config", "event=apply_rejected source={} error=\"{}\"", who, e);
-        audit(who, "rejected", version, {});
+        audit(who, "rejected", tx->version, {});
         return {{"http", 422}, {"applied", false}, {"errors", res.errors}};
     }
-    config::Config next = std::move(*res.config);
-    next.file = cfg_.file;
-    std::vector<std::string> changes = config::diff(running_text_, text);
-    config::Plan plan = config::plan(cfg_, next);
+    tx->next = std::move(*res.config);
+    tx->next.file = cfg_.file;
+    tx->tree = res.tree;
+    tx->changes = running_tree_ ? config::diff(*running_tree_, *tx->tree) : config::diff(running_text_, text);
+    tx->plan = config::plan(cfg_, tx->next);
     // Certificates, keys and CRLs are files: an apply reads them again even
     // when their names did not change (a new CRL is pushed, then SIGHUP).
-    bool pki_files = std::any_of(next.clouds.begin(), next.clouds.end(), [](const config::Cloud& c) { return c.pki; });
-    bool ike_step = ike_ && (plan.ike || pki_files);
-    if (!plan.restart.empty()) {
+    bool pki_files = std::any_of(tx->next.clouds.begin(), tx->next.clouds.end(),
+                                 [](const config::Cloud& c) { return c.pki; });
+    tx->ike_step = has_ike_ && (tx->plan.ike || pki_files);
+    if (!tx->plan.restart.empty()) {
         std::string why = fmt::format("changes to {} need a restart; firewall, routes, manual_sas, clouds, ike, "
                                       "initiate, ha and routing apply live",
-                                      fmt::join(plan.restart, ", "));
+                                      fmt::join(tx->plan.restart, ", "));
         LOG_WARN("config", "event=apply_refused source={} reason=\"{}\"", who, why);
-        audit(who, "refused", version, changes);
-        return {{"http", 409}, {"applied", false}, {"error", why}, {"diff", changes}};
+        audit(who, "refused", tx->version, tx->changes);
+        return {{"http", 409}, {"applied", false}, {"error", why}, {"diff", tx->changes}};
     }
     // IKE: the new clouds must load (certificates, keys and CRLs are read
     // again even when their file names did not change) before anything is
-    // applied.
+    // applied; the policy built here is the one the step installs.
     std::vector<std::string> ike_errors;
-    if (ike_step && !ike_->check(next, &ike_errors)) {
+    if (tx->ike_step && !ike::build_policy(tx->next, &tx->policy, &ike_errors)) {
         for (auto& e : ike_errors) LOG_ERROR("config", "event=apply_rejected source={} error=\"{}\"", who, e);
-        audit(who, "rejected", version, changes);
+        audit(who, "rejected", tx->version, tx->changes);
         return {{"http", 422}, {"applied", false}, {"errors", ike_errors}};
     }
-    nlohmann::json ops = plan.ops();
-    if (ike_step && !plan.ike) ops.push_back("ike: certificates, keys and CRLs read again");
-    if (dry_run) return {{"http", 200}, {"applied", false}, {"diff", changes}, {"plan", ops}, {"version", version}};
-    if (plan.empty() && !ike_step) {
-        running_text_ = text;  // same config (comments or layout may differ)
-        return {{"http", 200}, {"applied", false}, {"diff", changes}, {"plan", ops}, {"version", version}};
-    }
+    tx->ops = tx->plan.ops();
+    if (tx->ike_step && !tx->plan.ike) tx->ops.push_back("ike: certificates, keys and CRLs read again");
+    nlohmann::json unchanged = {
+        {"http", 200}, {"applied", false}, {"diff", tx->changes}, {"plan", tx->ops}, {"version", tx->version}};
+    if (dry_run) return unchanged;
+    tx->redacted = config::redact(*tx->tree);
+    tx->nothing = tx->plan.empty() && !tx->ike_step;  // same config (comments or layout may differ)
+    if (!tx->nothing) tx->old = cfg_;  // the copy for the undo steps, made here rather than there
 
-    // The steps, each with its undo. A step that fails leaves its own
-    // section as it was.
-    const config::Config old = cfg_;
+    // The control thread's part. A commit still queued when nimbusd stops
+    // is dropped (close()), and nothing was applied.
+    // (Weakly: what the transaction holds - the old config and its YAML
+    // tree after the swap - is freed here, never on the control thread.)
+    auto r = bridge_->call<nlohmann::json>(
+        [this, w = std::weak_ptr<Txn>(tx)] {
+            auto t = w.lock();
+            return t ? commit(*t) : nlohmann::json{{"http", 503}, {"applied", false}, {"error", "abandoned"}};
+        },
+        std::chrono::hours(1));
+    if (!r) return {{"http", 503}, {"applied", false}, {"error", "nimbusd is stopping; nothing applied"}};
+    if (tx->nothing) return unchanged;
+    if (!r->value("applied", false)) {
+        audit(who, "failed", tx->version, tx->changes);
+        return *r;
+    }
+    // Files, back on this thread: the history's redacted copy, the -c file
+    // (so a restart comes up with what was applied; written atomically;
+    // SIGHUP read it from there already), the audit log.
+    save_history(tx->redacted, tx->version);
+    std::string e;
+    if (who != "sighup" && !write_file_atomic(cfg_.file, text, &e))
+        LOG_ERROR("config", "event=save_failed file={} error=\"{}\"", cfg_.file, e);
+    LOG_INFO("config", "event=applied source={} version={} steps={} ops={} control_thread_ms={:.1f}", who,
+             tx->version.substr(0, 12), r->value("steps", 0), tx->ops.size(),
+             r->value("control_thread_ms", 0.0));
+    audit(who, "applied", tx->version, tx->changes);
+    r->erase("steps");
+    (*r)["diff"] = std::move(tx->changes);
+    (*r)["plan"] = std::move(tx->ops);
+    return *r;
+}
+
+// On the control thread, apply_mu_ held by the thread that prepared tx: the
+// steps, each with its undo (a step that fails leaves its own section as it
+// was), then the new running config. Returns {"http", "applied", ...}.
+nlohmann::json Daemon::commit(Txn& tx) {
+    uint64_t t0 = mono_ns();
+    auto held_ms = [t0] { return double(mono_ns() - t0) / 1e6; };
+    if (tx.nothing) {
+        std::swap(running_tree_, tx.tree);
+        running_text_ = tx.text;
+        running_redacted_ = std::move(tx.redacted);
+        running_version_ = tx.version;
+        return {{"http", 200}, {"applied", false}};
+    }
+    const config::Config& old = tx.old;
+    config::Config& next = tx.next;
+    const config::Plan& plan = tx.plan;
     struct Step {
         const char* name;
         std::function<bool(std::string*)> run, undo;
@@ -370,15 +454,15 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
                          [&](std::string* e) {
                              return tunnels_.apply(next, old, plan.tunnels_add, plan.tunnels_del, rib_, e);
                          }});
-    if (ike_step) {
-        auto reload = [this](const config::Config& c, std::string* e) {
+    if (tx.ike_step) {
+        auto reload = [this](const config::Config& c, ike::Policy* p, std::string* e) {
             std::vector<std::string> errs;
-            if (ike_->reload(c, &errs)) return true;
+            if (ike_->reload(c, &errs, p)) return true;
             *e = errs.empty() ? "IKE reload failed" : fmt::format("{}", fmt::join(errs, "; "));
             return false;
         };
-        steps.push_back({"ike", [&, reload](std::string* e) { return reload(next, e); },
-                         [&, reload](std::string* e) { return reload(old, e); }});
+        steps.push_back({"ike", [&, reload](std::string* e) { return reload(next, &tx.policy, e); },
+                         [&, reload](std::string* e) { return reload(old, nullptr, e); }});
     }
     if (plan.ha) {
         auto ha_to = [this](const std::optional<config::Ha>& h, std::string* e) {
@@ -409,59 +493,77 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
         for (size_t i = done; i-- > 0;) {
             std::string e2;
             if (!steps[i].undo(&e2))
-                LOG_ERROR("config", "event=rollback_step_failed source={} step={} error=\"{}\"", who, steps[i].name,
-                          e2);
+                LOG_ERROR("config", "event=rollback_step_failed source={} step={} error=\"{}\"", tx.who,
+                          steps[i].name, e2);
         }
         cfg_.ha = old.ha;
         cfg_.routing = old.routing;
         tunnels_.rebind(cfg_);
-        LOG_ERROR("config", "event=apply_failed source={} step={} error=\"{}\" action=rolled_back", who, failed, err);
-        audit(who, "failed", version, changes);
+        LOG_ERROR("config", "event=apply_failed source={} step={} error=\"{}\" action=rolled_back", tx.who, failed,
+                  err);
         return {{"http", 500},
                 {"applied", false},
                 {"error", fmt::format("{}: {}", failed, err)},
                 {"failed_step", failed},
                 {"rolled_back", true},
-                {"plan", ops}};
+                {"plan", tx.ops}};
     }
-    cfg_ = std::move(next);
+    // The old config goes back to the preparing thread to be freed there.
+    std::swap(cfg_, next);
     tunnels_.rebind(cfg_);
-    running_text_ = text;
-    remember(text, version, who);
-    // The file given with -c follows what was applied, so a restart comes up
-    // with it (written atomically; SIGHUP read it from there already).
-    if (who != "sighup" && !write_file_atomic(cfg_.file, text, &err))
-        LOG_ERROR("config", "event=save_failed file={} error=\"{}\"", cfg_.file, err);
-    LOG_INFO("config", "event=applied source={} version={} steps={} ops={}", who, version.substr(0, 12), steps.size(),
-             ops.size());
-    audit(who, "applied", version, changes);
-    return {{"http", 200}, {"applied", true}, {"diff", changes}, {"plan", ops}, {"version", version}};
+    std::swap(running_tree_, tx.tree);
+    running_text_ = tx.text;
+    running_redacted_ = tx.redacted;
+    running_version_ = tx.version;
+    remember(tx.text, tx.version, tx.who);
+    return {{"http", 200},
+            {"applied", true},
+            {"version", tx.version},
+            {"steps", steps.size()},
+            {"control_thread_ms", held_ms()}};
 }
 
-// The last configs applied (newest last), for `config history|rollback`.
-// In memory with their secrets; on disk (state_dir/history) redacted.
+// The last configs applied (newest last), for `config history|rollback`, in
+// memory with their secrets (control thread).
 void Daemon::remember(const std::string& text, const std::string& version, const std::string& who) {
     if (!history_.empty() && history_.back().version == version) return;  // e.g. SIGHUP for new CRLs
     history_.push_back(Applied{text, version, who, iso_time()});
     size_t keep = size_t(std::max(cfg_.mgmt.history, 2));
     while (history_.size() > keep) history_.pop_front();
+}
+
+// On disk (state_dir/history), redacted.
+void Daemon::save_history(const std::string& redacted, const std::string& version) const {
     std::error_code ec;
-    std::string dir = state_dir() + "/history";
+    std::string dir = state_dir() + "/history", e;
     std::filesystem::create_directories(dir, ec);
-    std::string e;
-    if (!write_file_atomic(fmt::format("{}/{}.yaml", dir, version.substr(0, 12)), config::redact(text), &e))
+    if (!write_file_atomic(fmt::format("{}/{}.yaml", dir, version.substr(0, 12)), redacted, &e))
         LOG_WARN("config", "event=history_write_failed error=\"{}\"", e);
 }
 
-nlohmann::json Daemon::rollback(int n, const std::string& who) {
-    if (n < 1 || size_t(n) >= history_.size())
-        return {{"http", 404},
-                {"applied", false},
-                {"error", fmt::format("no config {} back: {} kept (see 'config history')", n, history_.size())}};
-    const Applied& a = history_[history_.size() - 1 - size_t(n)];
-    std::string text = a.text;  // history_ changes below
-    LOG_INFO("config", "event=rollback source={} back={} version={}", who, n, a.version.substr(0, 12));
-    return apply_text(text, fmt::format("rollback {} ({})", n, a.version.substr(0, 12)), who, false);
+std::shared_ptr<void> Daemon::hold_open() {
+    std::lock_guard<std::mutex> g(inflight_mu_);
+    if (closing_) return nullptr;
+    inflight_++;
+    return std::shared_ptr<void>(static_cast<void*>(this), [this](void*) {  // never deletes
+        std::lock_guard<std::mutex> g2(inflight_mu_);
+        inflight_--;
+        inflight_cv_.notify_all();
+    });
+}
+
+std::optional<std::string> Daemon::history_text(int n, std::string* err) const {
+    if (n < 1 || size_t(n) >= history_.size()) {
+        *err = fmt::format("no config {} back: {} kept (see 'config history')", n, history_.size());
+        return std::nullopt;
+    }
+    return history_[history_.size() - 1 - size_t(n)].text;
+}
+
+nlohmann::json Daemon::rollback(const std::string& text, int n, const std::string& who) {
+    std::string version = config::hash(text);
+    LOG_INFO("config", "event=rollback source={} back={} version={}", who, n, version.substr(0, 12));
+    return apply_text(text, fmt::format("rollback {} ({})", n, version.substr(0, 12)), who, false);
 }
 
 // One JSON line per attempted change: who, when, what, the outcome.
@@ -528,6 +630,16 @@ void Daemon::stop_gracefully() {
 }
 
 void Daemon::tear_down() {
+    // Config changes first: one still being prepared finds the bridge closed
+    // and applies nothing; wait for those threads (the HTTP server's among
+    // them) before anything they read goes.
+    {
+        std::unique_lock<std::mutex> g(inflight_mu_);
+        closing_ = true;
+        if (bridge_) bridge_->close();
+        if (inflight_ > 0) LOG_INFO("config", "event=stop_waiting in_flight={}", inflight_);
+        inflight_cv_.wait(g, [this] { return inflight_ == 0; });
+    }
     ha_stop();
     if (api_) api_->stop();
     api_.reset();

@@ -3,13 +3,17 @@
 // again on SIGTERM/SIGINT.
 #pragma once
 
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "control/config/config.h"
+#include "control/config/plan.h"
 #include "control/esp/tunnels.h"
 #include "control/firewall/firewall.h"
 #include "control/ha/ha_daemon.h"
@@ -18,6 +22,7 @@
 #include "control/hostif/tap.h"
 #include "control/ike/dataplane_sink.h"
 #include "control/ike/service.h"
+#include "control/loop/bridge.h"
 #include "control/loop/loop.h"
 #include "control/mgmt/cli_server.h"
 #include "control/mgmt/commands.h"
@@ -38,7 +43,8 @@ struct HostIfStats {
 
 class Daemon {
 public:
-    explicit Daemon(config::Config cfg);
+    // `tree`: the YAML the config was read from (config::Result::tree), if at hand.
+    explicit Daemon(config::Config cfg, std::shared_ptr<const YAML::Node> tree = nullptr);
     ~Daemon();
     // Brings everything up and runs until a signal. Returns the exit code.
     int run();
@@ -61,11 +67,23 @@ public:
     ha::HaDaemon* ha() { return ha_.get(); }
     routing::Frr* frr() { return frr_.get(); }
     // Validate and apply a config text (SIGHUP, CLI, API); {"http": code, ...}.
+    // Any thread; off the control thread it waits for the control thread to
+    // run the steps (see daemon.cpp). On the control thread it refuses (409)
+    // while another change is in progress.
     nlohmann::json apply_text(const std::string& text, const std::string& name, const std::string& who,
                               bool dry_run);
-    const std::string& running_text() const { return running_text_; }
-    // `config rollback N`: apply the config applied N changes ago.
-    nlohmann::json rollback(int n, const std::string& who);
+    // Control thread: the running config's text with secrets redacted, and
+    // its version (hash of the text as applied).
+    const std::string& running_redacted() const { return running_redacted_; }
+    const std::string& running_version() const { return running_version_; }
+    // `config rollback N`, control thread: the text applied N changes ago
+    // (nullopt and *err if there is none); then rollback() applies it (any thread).
+    std::optional<std::string> history_text(int n, std::string* err) const;
+    nlohmann::json rollback(const std::string& text, int n, const std::string& who);
+    // Work on another thread that uses the daemon (a deferred config apply)
+    // holds this while it runs: stopping waits for it. nullptr when
+    // nimbusd is already stopping.
+    std::shared_ptr<void> hold_open();
     struct Applied {
         std::string text, version, who, when;
     };
@@ -140,9 +158,33 @@ private:
     std::unique_ptr<ike::ChildSaSink> ike_sink_;
     std::unique_ptr<ike::Service> ike_;
     std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;
+    // Config changes (apply_text). cfg_, running_*_ and history_ change only
+    // in commit(), on the control thread while apply_mu_ is held.
+    struct Txn {
+        std::string text, who, version, redacted;
+        std::shared_ptr<const YAML::Node> tree;  // the new config's; the old one's after the commit
+        config::Config next, old;
+        std::vector<std::string> changes;
+        config::Plan plan;
+        nlohmann::json ops;
+        bool ike_step = false;
+        bool nothing = false;  // no operation: only the text is new
+        ike::Policy policy;    // built while preparing, installed by the IKE step
+    };
+    nlohmann::json commit(Txn& tx);
+    std::mutex apply_mu_;
+    std::unique_ptr<control::Bridge> bridge_;  // commits to the control thread
+    bool has_ike_ = false;
+    std::mutex inflight_mu_;
+    std::condition_variable inflight_cv_;
+    int inflight_ = 0;      // hold_open() holders
+    bool closing_ = false;  // tear_down() started: no new holders
     std::string running_text_;  // the applied config, as text
+    std::string running_redacted_, running_version_;
+    std::shared_ptr<const YAML::Node> running_tree_;  // apply_mu_ only: the running text parsed
     std::deque<Applied> history_;  // newest last; the running config is the last
     void remember(const std::string& text, const std::string& version, const std::string& who);
+    void save_history(const std::string& redacted, const std::string& version) const;
     mgmt::Metrics metrics_;
     std::unique_ptr<mgmt::HttpApi> api_;
     std::vector<uint64_t> worker_loops_;  // watchdog: progress since the last ping

@@ -18,20 +18,8 @@ using mgmt::Args;
 using mgmt::Result;
 using nlohmann::json;
 
-Result config_file_op(Daemon& d, const Args& a, const std::string& op) {
-    std::string path = a.get("FILE"), text;
-    if (!read_file(path, &text)) return Result::error(fmt::format("% cannot read {}", path));
-    if (op == "check") {
-        auto r = config::parse(text, path);
-        if (!r.ok()) {
-            std::string s;
-            for (auto& e : r.errors) s += e + "\n";
-            return Result{1, s + fmt::format("% {} error{}", r.errors.size(), r.errors.size() == 1 ? "" : "s"),
-                          json{{"valid", false}, {"errors", r.errors}}};
-        }
-        return Result{0, fmt::format("{}: configuration is valid\n", path), json{{"valid", true}}};
-    }
-    json j = d.apply_text(text, path, "cli", op == "diff");
+// What apply_text() answered, as the CLI shows it.
+Result apply_result(json j, const std::string& op) {
     int code = j.value("http", 500);
     std::string s;
     if (j.contains("errors"))
@@ -46,21 +34,57 @@ Result config_file_op(Daemon& d, const Args& a, const std::string& op) {
     if (op == "apply" && code == 200)
         s += j.value("applied", false) ? fmt::format("applied, version {}\n", j.value("version", "").substr(0, 12))
                                        : "no change\n";
+    if (op == "rollback" && code == 200)
+        s += fmt::format("rolled back to version {}\n", j.value("version", "").substr(0, 12));
     j.erase("http");
     return Result{code == 200 ? 0 : 1, s, j};
+}
+
+// config check|diff|apply FILE. Deferred: the file is read, parsed and
+// planned on the thread that sends the reply, and an apply has the control
+// thread run only its steps (at 20,000 tunnels the parse alone takes
+// seconds that VRRP adverts, IKE and ZAPI cannot wait).
+Result config_file_op(Daemon& d, const Args& a, const std::string& op) {
+    auto open = d.hold_open();
+    if (!open) return Result::error("% nimbusd is stopping");
+    Result r;
+    r.make = [&d, open, path = a.get("FILE"), op]() -> Result {
+        std::string text;
+        if (!read_file(path, &text)) return Result::error(fmt::format("% cannot read {}", path));
+        if (op == "check") {
+            auto res = config::parse(text, path);
+            if (!res.ok()) {
+                std::string s;
+                for (auto& e : res.errors) s += e + "\n";
+                return Result{1, s + fmt::format("% {} error{}", res.errors.size(), res.errors.size() == 1 ? "" : "s"),
+                              json{{"valid", false}, {"errors", res.errors}}};
+            }
+            return Result{0, fmt::format("{}: configuration is valid\n", path), json{{"valid", true}}};
+        }
+        return apply_result(d.apply_text(text, path, "cli", op == "diff"), op);
+    };
+    return r;
 }
 
 }  // namespace
 
 void register_ops(mgmt::Registry& reg, Daemon& d) {
     reg.add("config show [running]", "the running config (secrets redacted)", [&d](const Args&) {
-        return Result{0, config::redact(d.running_text()),
-                      json{{"version", config::hash(d.running_text())}, {"text", config::redact(d.running_text())}}};
+        Result r;
+        r.make = [text = d.running_redacted(), version = d.running_version()] {
+            return Result{0, text, json{{"version", version}, {"text", text}}};
+        };
+        return r;
     });
     reg.add("config show candidate", "the config file as it is now on disk (secrets redacted)", [&d](const Args&) {
-        std::string t;
-        if (!read_file(d.config().file, &t)) return Result::error("% cannot read " + d.config().file);
-        return Result{0, config::redact(t), json{{"version", config::hash(t)}, {"text", config::redact(t)}}};
+        Result r;
+        r.make = [file = d.config().file] {
+            std::string t;
+            if (!read_file(file, &t)) return Result::error("% cannot read " + file);
+            std::string red = config::redact(t);
+            return Result{0, red, json{{"version", config::hash(t)}, {"text", red}}};
+        };
+        return r;
     });
     reg.add("config check FILE", "validate a config file", [&d](const Args& a) { return config_file_op(d, a, "check"); });
     reg.add("config diff FILE", "what applying a config file would change",
@@ -81,17 +105,16 @@ void register_ops(mgmt::Registry& reg, Daemon& d) {
         } catch (...) {
             return Result::error("% N must be a number (1 = the config before the running one)");
         }
-        json j = d.rollback(n, "cli:rollback");
-        int code = j.value("http", 500);
-        std::string s;
-        if (j.contains("errors"))
-            for (auto& e : j["errors"]) s += e.get<std::string>() + "\n";
-        if (j.contains("error")) s += "% " + j["error"].get<std::string>() + "\n";
-        if (j.contains("plan"))
-            for (auto& l : j["plan"]) s += "  " + l.get<std::string>() + "\n";
-        if (code == 200) s += fmt::format("rolled back to version {}\n", j.value("version", "").substr(0, 12));
-        j.erase("http");
-        return Result{code == 200 ? 0 : 1, s, j};
+        std::string err;
+        auto text = d.history_text(n, &err);
+        if (!text) return Result::error("% " + err);
+        auto open = d.hold_open();
+        if (!open) return Result::error("% nimbusd is stopping");
+        Result r;
+        r.make = [&d, open, text = std::move(*text), n] {
+            return apply_result(d.rollback(text, n, "cli:rollback"), "rollback");
+        };
+        return r;
     });
 
     // ---- Prometheus collectors of the core
@@ -100,7 +123,7 @@ void register_ops(mgmt::Registry& reg, Daemon& d) {
         w.family("nimbus_info", "gauge", "Build and node information");
         w.sample("nimbus_info", {{"version", NIMBUS_VERSION}, {"node", c.node.name},
                                  {"role", c.node.role == config::Role::Edge ? "edge" : "concentrator"},
-                                 {"config_version", config::hash(d.running_text()).substr(0, 12)}}, 1);
+                                 {"config_version", d.running_version().substr(0, 12)}}, 1);
         w.family("nimbus_uptime_seconds", "gauge", "Seconds since nimbusd started");
         w.sample("nimbus_uptime_seconds", double(wall_s() - d.started_at()));
         const control::Loop::Stats& ls = d.loop().stats();
@@ -178,7 +201,7 @@ json status_json(Daemon& d, const mgmt::Registry& reg) {
     json j;
     j["version"] = reg.run({"show", "version"}, true).built_data();
     j["interfaces"] = reg.run({"show", "interfaces"}, true).built_data();
-    j["config_version"] = config::hash(d.running_text());
+    j["config_version"] = d.running_version();
     return j;
 }
 

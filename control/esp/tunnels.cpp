@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <unordered_set>
 #include <iterator>
 #include <map>
 
@@ -96,37 +97,54 @@ bool Tunnels::install_one(const config::Config& cfg, const config::ManualTunnel&
     return true;
 }
 
-void Tunnels::remove_one(const std::string& tname, routing::Rib& rib) {
-    auto it = std::find_if(tunnels_.begin(), tunnels_.end(), [&](const TunnelState& t) { return t.name == tname; });
-    if (it == tunnels_.end()) return;
-    for (auto& p : it->allowed) rib.remove(it->vrf, p, routing::Source::Tunnel);
+// The tunnels named, in one pass over the table (removing 10,000 of 20,000
+// one by one scanned it 10,000 times).
+void Tunnels::remove(const std::vector<std::string>& names, routing::Rib& rib) {
+    if (names.empty()) return;
+    std::unordered_set<std::string_view> gone(names.begin(), names.end());
+    bool any = false;
+    for (auto& t : tunnels_)
+        if (gone.count(t.name)) {
+            for (auto& p : t.allowed) rib.remove(t.vrf, p, routing::Source::Tunnel);
+            any = true;
+        }
+    if (!any) return;
     std::string e;
-    rib.commit(&e);  // no route points at the tunnel any more: the dataplane can let it go
-    dp::tunnel_remove(it->id);
-    LOG_INFO("esp", "event=tunnel_removed name={} id={}", it->name, it->id);
-    names_.erase(it->id);
-    tunnels_.erase(it);
+    rib.commit(&e);  // no route points at these tunnels any more: the dataplane can let them go
+    auto keep = std::remove_if(tunnels_.begin(), tunnels_.end(), [&](const TunnelState& t) {
+        if (!gone.count(t.name)) return false;
+        dp::tunnel_remove(t.id);
+        LOG_INFO("esp", "event=tunnel_removed name={} id={}", t.name, t.id);
+        names_.erase(t.id);
+        return true;
+    });
+    tunnels_.erase(keep, tunnels_.end());
 }
+
+namespace {
+std::unordered_map<std::string_view, const config::ManualTunnel*> by_name(const config::Config& c) {
+    std::unordered_map<std::string_view, const config::ManualTunnel*> m;
+    m.reserve(c.manual_sas.size());
+    for (auto& t : c.manual_sas) m.emplace(t.name, &t);
+    return m;
+}
+}  // namespace
 
 // Only the tunnels named: the others keep their SAs, counters and uptime.
 // On failure the tunnels already changed are put back as they were.
 bool Tunnels::apply(const config::Config& from, const config::Config& to, const std::vector<std::string>& del,
                     const std::vector<std::string>& add, routing::Rib& rib, std::string* err) {
-    auto find = [](const config::Config& c, const std::string& n) -> const config::ManualTunnel* {
-        for (auto& t : c.manual_sas)
-            if (t.name == n) return &t;
-        return nullptr;
-    };
-    for (auto& n : del) remove_one(n, rib);
+    remove(del, rib);
     std::vector<std::string> done;
     bool ok = true;
+    auto in_to = by_name(to);
     for (auto& n : add) {
-        const config::ManualTunnel* t = find(to, n);
-        if (t && install_one(to, *t, rib, err)) {
+        auto it = in_to.find(n);
+        if (it != in_to.end() && install_one(to, *it->second, rib, err)) {
             done.push_back(n);
             continue;
         }
-        if (!t) *err = fmt::format("manual_sas: no tunnel '{}'", n);
+        if (it == in_to.end()) *err = fmt::format("manual_sas: no tunnel '{}'", n);
         ok = false;
         break;
     }
@@ -134,10 +152,11 @@ bool Tunnels::apply(const config::Config& from, const config::Config& to, const 
         rebind(to);
         return true;
     }
-    for (auto& d : done) remove_one(d, rib);
+    remove(done, rib);
     std::string e2;
+    auto in_from = by_name(from);
     for (auto& d : del)
-        if (const config::ManualTunnel* o = find(from, d)) install_one(from, *o, rib, &e2);
+        if (auto it = in_from.find(d); it != in_from.end()) install_one(from, *it->second, rib, &e2);
     rib.commit(&e2);
     rebind(from);
     return false;
@@ -145,10 +164,10 @@ bool Tunnels::apply(const config::Config& from, const config::Config& to, const 
 
 // TunnelState::cfg points into the daemon's config: after it is replaced.
 void Tunnels::rebind(const config::Config& cfg) {
+    auto m = by_name(cfg);
     for (auto& s : tunnels_) {
-        s.cfg = nullptr;
-        for (auto& t : cfg.manual_sas)
-            if (t.name == s.name) s.cfg = &t;
+        auto it = m.find(s.name);
+        s.cfg = it == m.end() ? nullptr : it->second;
     }
 }
 

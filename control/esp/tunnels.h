@@ -100,7 +100,7 @@ public:
 
 private:
     bool install_one(const config::Config& cfg, const config::ManualTunnel& t, routing::Rib& rib, std::string* err);
-    void remove_one(const std::string& name, routing::Rib& rib);
+    void remove(const std::vector<std::string>& names, routing::Rib& rib);
 
     std::vector<TunnelState> tunnels_;
     // id -> name of tunnels_: `show ip route` names the tunnel of each of

@@ -223,7 +223,7 @@ bool Service::start(const config::Config& c, std::string* err) {
     return true;
 }
 
-bool Service::reload(const config::Config& c, std::vector<std::string>* errors) {
+bool Service::reload(const config::Config& c, std::vector<std::string>* errors, Policy* policy) {
     if (!engine_) {
         if (c.clouds.empty()) return true;
         std::string err;
@@ -234,7 +234,8 @@ bool Service::reload(const config::Config& c, std::vector<std::string>* errors) 
         return true;
     }
     Policy p;
-    if (!build_policy(c, &p, errors)) return false;
+    if (policy) p = std::move(*policy);
+    else if (!build_policy(c, &p, errors)) return false;
     if (!(c.ike.listen == ike_cfg_.listen) || c.ike.port_ike != ike_cfg_.port_ike ||
         c.ike.port_natt != ike_cfg_.port_natt)
         LOG_WARN("ike", "event=reload_partial reason=\"ike.listen and ike.ports take effect after a restart\"");
@@ -244,9 +245,11 @@ bool Service::reload(const config::Config& c, std::vector<std::string>* errors) 
     return true;
 }
 
-bool Service::check(const config::Config& c, std::vector<std::string>* errors) const {
+bool Service::check(const config::Config& c, std::vector<std::string>* errors, Policy* out) const {
     Policy p;
-    return build_policy(c, &p, errors);
+    if (!build_policy(c, &p, errors)) return false;
+    if (out) *out = std::move(p);
+    return true;
 }
 
 double Service::handshake_rate(int window_s) const {

@@ -18,9 +18,11 @@ public:
     explicit Bridge(Loop& loop);
     ~Bridge();
     // From any thread: runs f on the control thread; nullopt on timeout or
-    // when the bridge is closing.
+    // when the bridge is closing. On the control thread itself f runs at
+    // once (waiting for the loop there would wait forever).
     template <class R>
     std::optional<R> call(std::function<R()> f, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+        if (loop_.in_loop_thread()) return f();
         auto p = std::make_shared<std::promise<R>>();
         auto fut = p->get_future();
         if (!post([p, f = std::move(f)] { p->set_value(f()); })) return std::nullopt;

@@ -120,6 +120,7 @@ void Loop::run_timers() {
 }
 
 void Loop::run() {
+    owner_ = std::this_thread::get_id();
     std::vector<epoll_event> evs(64);
     while (!stop_) {
         int timeout = -1;

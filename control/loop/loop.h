@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <thread>
 #include <unordered_map>
 
 namespace nimbus::control {
@@ -42,6 +43,9 @@ public:
 
     void run();
     void stop() { stop_ = true; }
+    // True on the thread that runs (or will run) the loop: the one that
+    // created it, or the last to call run().
+    bool in_loop_thread() const { return std::this_thread::get_id() == owner_; }
     bool stopping() const { return stop_; }
 
     // How long callbacks hold the thread. Everything on it (VRRP adverts,
@@ -71,6 +75,7 @@ private:
 
     int ep_ = -1;
     int tfd_ = -1;
+    std::thread::id owner_ = std::this_thread::get_id();
     bool stop_ = false;
     std::unordered_map<int, FdCb> fds_;
     struct Timer {

@@ -163,7 +163,13 @@ Result CliServer::dispatch(const std::vector<std::string>& argv_in, bool json) c
         }
         return cur;
     };
-    if (r.make_text) r.make_text = [inner = std::move(r.make_text), apply] { return apply(inner()); };
+    if (r.make)
+        r.make = [inner = std::move(r.make), apply] {
+            Result x = inner();
+            x.text = apply(x.built_text());
+            return x;
+        };
+    else if (r.make_text) r.make_text = [inner = std::move(r.make_text), apply] { return apply(inner()); };
     else r.text = apply(r.text);
     return r;
 }
@@ -189,6 +195,7 @@ void CliServer::on_conn(int fd, uint32_t ev) {
             nlohmann::json reply;
             std::function<nlohmann::json()> make;  // deferred data and text (Result::make_*)
             std::function<std::string()> make_text;
+            std::function<Result()> make_all;  // the whole result deferred (Result::make)
             try {
                 auto req = nlohmann::json::parse(c.in.substr(0, nl));
                 if (req.contains("complete")) {
@@ -205,18 +212,29 @@ void CliServer::on_conn(int fd, uint32_t ev) {
                     reply["data"] = std::move(r.data);   // not a copy: 5,000 tunnels are 4.5 MB of JSON
                     make = std::move(r.make_data);
                     make_text = std::move(r.make_text);
+                    make_all = std::move(r.make);
                 }
             } catch (const std::exception& e) {
                 reply = {{"status", 1}, {"text", std::string("% bad request: ") + e.what()}, {"data", nullptr}};
             }
             bool big = make || make_text || values_in(reply["data"]) > kOffloadValues;
-            if (big && writers.fetch_add(1) < kMaxWriters) {
+            // A whole deferred result may wait for the control thread: it
+            // always gets its own thread (they queue on the work itself).
+            if (make_all || (big && writers.fetch_add(1) < kMaxWriters)) {
+                if (make_all) writers.fetch_add(1);
                 // The connection leaves the loop; the thread owns fd, reply
                 // and what the handler captured.
                 loop_.del_fd(fd);
                 conns_.erase(it);
-                std::thread([fd, reply = std::move(reply), make = std::move(make),
-                             make_text = std::move(make_text)]() mutable {
+                std::thread([fd, reply = std::move(reply), make = std::move(make), make_text = std::move(make_text),
+                             make_all = std::move(make_all)]() mutable {
+                    if (make_all) {
+                        Result x = make_all();
+                        x.built();
+                        reply = {{"status", x.status}, {"text", std::move(x.text)}, {"json", reply["json"]}};
+                        reply["data"] = std::move(x.data);
+                        make_all = nullptr;
+                    }
                     if (make) reply["data"] = make();
                     if (make_text) reply["text"] = make_text();
                     make = nullptr;

@@ -40,8 +40,25 @@ struct Result {
     // handler), never live control state.
     std::function<nlohmann::json()> make_data;
     std::function<std::string()> make_text;  // the same for `text`
-    static Result error(std::string msg) { return Result{1, std::move(msg), nullptr, false, nullptr, nullptr}; }
-    bool deferred() const { return make_data || make_text; }
+    // If set, the whole result (status included) is built by whoever sends
+    // the reply, on its own thread, which may wait for the control thread
+    // (Bridge): `config apply` parses and plans there and has the control
+    // thread only run the steps. Never run on the control thread itself.
+    std::function<Result()> make;
+    static Result error(std::string msg) { return Result{1, std::move(msg), nullptr, false, nullptr, nullptr, nullptr}; }
+    bool deferred() const { return make || make_data || make_text; }
+    // Everything built now (status, text, data) if any of it was deferred.
+    Result& built() {
+        if (make) {
+            auto m = std::move(make);
+            bool j = json;
+            *this = m();
+            json = j;
+        }
+        built_text();
+        built_data();
+        return *this;
+    }
     std::string& built_text() {
         if (make_text) {
             text = make_text();

@@ -164,13 +164,12 @@ bool HttpApi::start(const ApiConfig& cfg, std::string* err) {
         srv->Put("/v1/config", [this, guard, busy](const httplib::Request& req, httplib::Response& res) {
             std::string who = guard(req, res, Role::Admin);
             if (who.empty()) return;
-            std::string body = req.body;
-            auto j = bridge_.call<nlohmann::json>([this, body, who] { return hooks_.apply(body, who); },
-                                                  std::chrono::seconds(120));
-            if (!j) return busy(res);
-            int code = j->value("http", 200);
-            j->erase("http");
-            reply_json(res, code, *j);
+            // On this HTTP thread: the hook parses and plans here and has
+            // the control thread run only the steps.
+            nlohmann::json j = hooks_.apply(req.body, who);
+            int code = j.value("http", 200);
+            j.erase("http");
+            reply_json(res, code, j);
         });
         srv->Post("/v1/cli", [this, guard, busy](const httplib::Request& req, httplib::Response& res) {
             std::vector<std::string> argv;
@@ -185,8 +184,9 @@ bool HttpApi::start(const ApiConfig& cfg, std::string* err) {
             if (!read_only) LOG_INFO("api", "event=cli cn=\"{}\" command=\"{}\"", who, fmt::join(argv, " "));
             auto r = bridge_.call<Result>([this, argv] { return reg_.run(argv, true); });
             if (!r) return busy(res);
-            nlohmann::json out = {{"status", r->status}, {"text", std::move(r->built_text())}};
-            out["data"] = std::move(r->built_data());  // on this HTTP thread
+            r->built();  // on this HTTP thread (a config apply waits here for its commit)
+            nlohmann::json out = {{"status", r->status}, {"text", std::move(r->text)}};
+            out["data"] = std::move(r->data);
             reply_json(res, r->status == 0 ? 200 : 400, out);
         });
         srv->Get("/metrics", [this, guard, busy](const httplib::Request& req, httplib::Response& res) {

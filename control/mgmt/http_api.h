@@ -13,7 +13,9 @@
 // A client without a certificate signed by the management CA is refused at
 // the TLS handshake, and that is logged. The role comes from the client
 // certificate's subject CN (lists in the config). Requests are served by
-// httplib's threads but every handler runs on the control thread (Bridge).
+// httplib's threads; handlers run on the control thread (Bridge), except a
+// config apply, which parses and plans on the HTTP thread and has the
+// control thread run only its steps, and the building of big replies.
 // An optional plain-HTTP listener serves GET /metrics only, for a scraper on
 // a management address.
 #pragma once
@@ -47,7 +49,8 @@ struct ApiConfig {
 struct ApiHooks {
     std::function<nlohmann::json()> status;
     std::function<std::string()> running_config;  // YAML, secrets redacted
-    // Applies a config text; returns {"http": code, ...body...}.
+    // Applies a config text; returns {"http": code, ...body...}. Called on
+    // the HTTP thread (it waits for the control thread itself, if at all).
     std::function<nlohmann::json(const std::string& yaml, const std::string& who)> apply;
 };
 

@@ -61,6 +61,6 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "nimbusd: must run as root (DPDK, TAP devices, netlink)\n");
         return 1;
     }
-    nimbus::Daemon d(std::move(*res.config));
+    nimbus::Daemon d(std::move(*res.config), res.tree);
     return d.run();
 }

@@ -5,7 +5,8 @@ Everything on that thread (VRRP adverts, IKE, ZAPI, the CLI) waits while a
 callback runs. For each command this prints one JSON line with the wall time
 the client saw and the longest control-thread callback while it ran (from
 `show version`: control_loop.max_callback_ms, the maximum since start, so
-the commands run from the cheapest to the most expensive)."""
+the commands run from the cheapest to the most expensive; config changes
+first)."""
 import json
 import os
 import time
@@ -15,14 +16,14 @@ from nimbuslab import wait_until
 KEY = "11" * 36
 
 
-def config(n):
+def config(n, skip=()):
     # 10.64.0.0/30 ... : a /30 per tunnel, room for 2^20 tunnels.
     sas = "\n".join(
         f"  - {{ name: s-{i:06}, vrf: {'corp' if i % 2 == 0 else 'retail'}, cipher: aes256gcm16, "
         f"allowed: [10.{64 + (i >> 14)}.{(i >> 6) & 255}.{(i & 63) << 2}/30], "
         f"paths: [ {{ local: 203.0.113.1, remote: 203.0.113.2 }} ], "
         f'out: {{ spi: {0x100000 + i:#x}, key: "{KEY}" }}, in: [ {{ spi: {0x400000 + i:#x}, key: "{KEY}" }} ] }}'
-        for i in range(n))
+        for i in range(n) if i not in skip)
     return f"""
 node: {{ name: "@NODE@" }}
 dataplane: {{ workers: 1, idle_sleep_us: 50, eal: [--no-huge, -m, "3072"] }}
@@ -47,8 +48,24 @@ def test_cli_scale(lab):
     d.start(timeout=600)
     wait_until(lambda: d.cli("show", "tunnels", "summary")["states"]["up"] == n, 600, f"{n} tunnels up")
     print(json.dumps({"bench": "cli", "tunnels": n, "phase": "start", "seconds": round(time.monotonic() - t0, 2)}))
+    # Config changes first (the longest callback is a maximum since start):
+    # remove one tunnel, add it back, and show the running config.
+    path = os.path.join(lab.dir, "next.yaml")
+
+    def apply(text):
+        with open(path, "w") as f:
+            f.write(text.replace("@NODE@", d.node).replace("@SOCK@", d.sock))
+        out = d.cli_raw(["config", "apply", path], json_out=True, timeout=600)
+        return json.loads(out.stdout).get("applied") is True
+
     half = n // 2
     cases = [
+        ("config apply (one tunnel removed)", lambda: apply(config(n, skip={half + 1}))
+         and d.cli("show", "tunnels", "summary")["tunnels"] == n - 1),
+        ("config apply (one tunnel added)", lambda: apply(config(n))
+         and d.cli("show", "tunnels", "summary")["tunnels"] == n),
+        ("config show running",
+         lambda: d.cli_raw(["config", "show", "running"], timeout=600).stdout.count("name: s-") == n),
         ("show tunnels summary", lambda: d.cli("show", "tunnels", "summary")["tunnels"] == n),
         ("/metrics", lambda: "nimbus_cloud_tunnels" in c.run(
             ["curl", "-s", "--max-time", "60", "http://127.0.0.1:9131/metrics"], timeout=90).stdout),

@@ -232,9 +232,9 @@ class Nimbusd:
         with open(path, errors="replace") as f:
             return f.read()
 
-    def cli_raw(self, words, json_out=False, check=True):
+    def cli_raw(self, words, json_out=False, check=True, timeout=15):
         cmd = [NIMBUS, "-s", self.sock] + (["-j"] if json_out else []) + list(words)
-        return run(cmd, check=check, timeout=15)
+        return run(cmd, check=check, timeout=timeout)
 
     def cli(self, *words):
         """Runs a command and returns its JSON data."""
