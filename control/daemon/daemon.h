@@ -162,6 +162,8 @@ private:
     // in commit(), on the control thread while apply_mu_ is held.
     struct Txn {
         std::string text, who, version, redacted;
+        std::string for_running, for_history;  // copies of redacted and text the commit takes
+        std::vector<Applied> dropped;          // history entries the commit let go (freed off the control thread)
         std::shared_ptr<const YAML::Node> tree;  // the new config's; the old one's after the commit
         config::Config next, old;
         std::vector<std::string> changes;
@@ -183,7 +185,8 @@ private:
     std::string running_redacted_, running_version_;
     std::shared_ptr<const YAML::Node> running_tree_;  // apply_mu_ only: the running text parsed
     std::deque<Applied> history_;  // newest last; the running config is the last
-    void remember(const std::string& text, const std::string& version, const std::string& who);
+    void remember(std::string text, const std::string& version, const std::string& who,
+                  std::vector<Applied>* dropped = nullptr);
     void save_history(const std::string& redacted, const std::string& version) const;
     mgmt::Metrics metrics_;
     std::unique_ptr<mgmt::HttpApi> api_;

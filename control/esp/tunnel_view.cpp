@@ -72,11 +72,7 @@ std::string render_list(const std::vector<const TunnelRow*>& rows) {
 
 Summary summarize(const std::vector<const TunnelRow*>& rows) {
     Summary s;
-    for (auto* r : rows) {
-        s.per_cloud[r->cloud.empty() ? "-" : r->cloud][r->state]++;
-        s.total[r->state]++;
-        s.tunnels++;
-    }
+    for (auto* r : rows) s.add(r->cloud, r->state);
     return s;
 }
 

@@ -61,6 +61,13 @@ struct Summary {
     std::map<std::string, std::map<std::string, uint64_t>> per_cloud;  // cloud -> state -> n
     std::map<std::string, uint64_t> total;                             // state -> n
     uint64_t tunnels = 0;
+    // n tunnels of a cloud ("" shows as "-") in a state.
+    void add(const std::string& cloud, const std::string& state, uint64_t n = 1) {
+        if (n == 0) return;
+        per_cloud[cloud.empty() ? "-" : cloud][state] += n;
+        total[state] += n;
+        tunnels += n;
+    }
 };
 Summary summarize(const std::vector<const TunnelRow*>& rows);
 std::string render_summary(const Summary& s, const SummaryExtra& x, nlohmann::json* out);

@@ -26,8 +26,7 @@ struct TunnelState {
     dp::TunnelId id = dp::kNoTunnel;
     int vrf = 0;
     std::vector<Prefix> allowed;
-    const config::ManualTunnel* cfg = nullptr;  // into the daemon's config
-    uint64_t since_s = 0;                       // wall clock when installed (its uptime)
+    uint64_t since_s = 0;  // wall clock when installed (its uptime)
 };
 
 // A tunnel another feature manages (IKE): `show tunnels` lists it next to
@@ -77,8 +76,6 @@ public:
     // RIB. On failure, `from` is restored and *err says why.
     bool apply(const config::Config& from, const config::Config& to, const std::vector<std::string>& del,
                const std::vector<std::string>& add, routing::Rib& rib, std::string* err);
-    // Points the tunnels' config at `cfg` (the daemon's, once replaced).
-    void rebind(const config::Config& cfg);
     // Drains the workers' SA events (soft / hard lifetime, exhausted
     // sequence numbers) and logs them; rekeying arrives with IKE.
     void poll_events();
@@ -93,7 +90,9 @@ public:
     // Every tunnel as `show tunnels` lists it; with `src`, also copies of
     // what each row's full JSON object is built from (row_json), so that
     // the JSON of 100,000 tunnels is not built on the control thread.
-    std::vector<TunnelRow> rows(const config::Config& cfg, std::vector<RowSource>* src = nullptr) const;
+    // `only`: just the tunnels it accepts (name, ID as `show tunnels` shows it).
+    std::vector<TunnelRow> rows(const config::Config& cfg, std::vector<RowSource>* src = nullptr,
+                                const std::function<bool(const std::string&, uint64_t)>& only = nullptr) const;
     // Prometheus: nimbus_cloud_tunnels{cloud,state} and per-cloud traffic
     // always; nimbus_tunnel_up{cloud,site} ... when enabled.
     void register_metrics(mgmt::Metrics& m, const config::Config& cfg);

@@ -6,6 +6,11 @@
 #                           written by a helper thread)
 #   max_callback_ms_after   the longest control-thread callback so far
 #   slow_callbacks          callbacks over 50 ms while the command ran
+#   commit_ms               config apply only: how long its commit held the
+#                           control thread (parse, diff and plan run on the
+#                           client's thread before)
+# Config changes run first (one tunnel removed, then added back), then
+# `config show running`, then the listings.
 #   TUNNELS=100000 scripts/bench/cli.sh
 # Needs root and a built tree (BUILD_DIR, default build).
 set -euo pipefail

@@ -51,12 +51,14 @@ def test_cli_scale(lab):
     # Config changes first (the longest callback is a maximum since start):
     # remove one tunnel, add it back, and show the running config.
     path = os.path.join(lab.dir, "next.yaml")
+    extra = {}
 
     def apply(text):
         with open(path, "w") as f:
             f.write(text.replace("@NODE@", d.node).replace("@SOCK@", d.sock))
-        out = d.cli_raw(["config", "apply", path], json_out=True, timeout=600)
-        return json.loads(out.stdout).get("applied") is True
+        res = json.loads(d.cli_raw(["config", "apply", path], json_out=True, timeout=600).stdout)
+        extra["commit_ms"] = res.get("control_thread_ms")  # what the apply says it held the control thread
+        return res.get("applied") is True
 
     half = n // 2
     cases = [
@@ -77,6 +79,7 @@ def test_cli_scale(lab):
         ("show ipsec sa | json", lambda: len(d.cli("show", "ipsec", "sa")) == 2 * n),
     ]
     for name, run in cases:
+        extra.clear()
         v0 = d.cli("show", "version")["control_loop"]
         t0 = time.monotonic()
         ok = run()
@@ -86,4 +89,4 @@ def test_cli_scale(lab):
         print(json.dumps({"bench": "cli", "tunnels": n, "command": name, "wall_s": round(took, 3),
                           "max_callback_ms_before": v0["max_callback_ms"],
                           "max_callback_ms_after": v1["max_callback_ms"],
-                          "slow_callbacks": v1["slow_callbacks"] - v0["slow_callbacks"]}))
+                          "slow_callbacks": v1["slow_callbacks"] - v0["slow_callbacks"], **extra}))

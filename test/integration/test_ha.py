@@ -30,6 +30,7 @@ the master only, so the core's route to the site follows a crash and the
 preemption back (see the section before test_injected_routes_follow_the_master).
 """
 import datetime
+import json
 import os
 import re
 import shutil
@@ -418,6 +419,57 @@ print('sent', n, 'pps', int(n / (time.time() - t0)))
         assert p["vrrp"]["policed"] == 0 and p["vrrp"]["ring_full"] == 0
     assert role(a) == "master" and role(b) == "backup"
     assert rcvd >= 25, "adverts kept flowing during the flood"
+
+
+def static_tunnels(host, n):
+    """n static tunnels from this node's own WAN address (not the VIP)."""
+    key = "22" * 36
+    sas = "\n".join(
+        f"  - {{ name: s-{i:05}, vrf: corp, cipher: aes256gcm16, allowed: [10.{64 + i // 256}.{i % 256}.0/24], "
+        f"paths: [ {{ local: 192.0.2.{host}, remote: 192.0.2.100 }} ], "
+        f'out: {{ spi: {0x10000 + i:#x}, key: "{key}" }}, in: [ {{ spi: {0x40000 + i:#x}, key: "{key}" }} ] }}'
+        for i in range(n))
+    return f"vrfs: [ {{ name: corp }} ]\nmanual_sas:\n{sas}\n"
+
+
+def test_config_apply_at_scale_does_not_move_the_master(lab):
+    """Adding a tunnel to 3,000 on the master: the parse, diff and plan run
+    off the control thread, so adverts keep going out every 100 ms and the
+    backup never declares the master dead (before, that apply held the
+    control thread ~1.5 s, five times the backup's master-down interval)."""
+    n = 3000
+    h = HaLab(lab)
+    a = h.node("a", 2, 200, config=nimbus_config(2, 200, extra_top=static_tunnels(2, n)).replace('"512"', '"1024"'))
+    b = h.node("b", 3, 100, config=nimbus_config(3, 100, extra_top=static_tunnels(3, n)).replace('"512"', '"1024"'))
+    a.start(timeout=60)
+    wait_role(a, "master", timeout=30)
+    b.start(timeout=60)
+    wait_role(b, "backup", timeout=30)
+    wait_until(lambda: all(i["master"] and i["counters"]["adverts_rcvd"] > 0 for i in ha(b)["instances"]), 10,
+               "the backup to hear the master on every link")
+    assert a.cli("show", "tunnels", "summary")["tunnels"] == n
+    before_a, before_b = ha(a), ha(b)
+    rcvd0 = inst(b, "wan0.v4")["counters"]["adverts_rcvd"]
+    path = os.path.join(lab.dir, "a-next.yaml")
+    with open(path, "w") as f:
+        f.write(nimbus_config(2, 200, extra_top=static_tunnels(2, n + 1)).replace('"512"', '"1024"')
+                .replace("@NODE@", a.node).replace("@SOCK@", a.sock))
+    t0 = time.monotonic()
+    res = json.loads(a.cli_raw(["config", "apply", path], json_out=True, timeout=120).stdout)
+    took = time.monotonic() - t0
+    rcvd = inst(b, "wan0.v4")["counters"]["adverts_rcvd"] - rcvd0
+    note(f"config apply adding a tunnel to {n} on the master: {took:.2f} s for the client, "
+         f"{res.get('control_thread_ms')} ms on the control thread; the backup heard {rcvd} WAN adverts meanwhile")
+    assert res["applied"] is True, res
+    assert a.cli("show", "tunnels", "summary")["tunnels"] == n + 1
+    assert res["control_thread_ms"] < 300, res
+    assert ha(a)["counters"]["role_changes"] == before_a["counters"]["role_changes"]
+    assert ha(b)["counters"]["role_changes"] == before_b["counters"]["role_changes"]
+    assert all(i["counters"]["master_down_expired"] == j["counters"]["master_down_expired"]
+               for i, j in zip(ha(b)["instances"], before_b["instances"]))
+    assert role(a) == "master" and role(b) == "backup"
+    # Adverts every 100 ms while the apply ran (a few may fall just outside).
+    assert rcvd >= int(took / 0.1) - 3, (rcvd, took)
 
 
 def test_bad_adverts_are_dropped_and_counted(lab):
