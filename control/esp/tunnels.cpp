@@ -645,6 +645,13 @@ dp::TunnelId Tunnels::resolve(const std::string& word) const {
 std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, std::vector<RowSource>* src,
                                      const std::function<bool(const std::string&, uint64_t)>& only) const {
     std::vector<TunnelRow> v;
+    if (!only) {
+        // One allocation each: growing them by doubling touched fresh pages
+        // three times over (at 100,000 tunnels the page faults, not the
+        // copying, held the control thread).
+        v.reserve(tunnels_.size());
+        if (src) src->reserve(tunnels_.size());
+    }
     for (auto& t : tunnels_) {
         if (only && !only(t.name, t.id)) continue;
         RowSource s;
@@ -696,7 +703,7 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, std::vector<RowS
         }
         v.push_back(std::move(r));
         if (!src) continue;
-        s.ike = d;
+        s.ike = std::make_shared<const DynamicTunnel>(std::move(d));
         src->push_back(std::move(s));
     }
     return v;
@@ -730,7 +737,8 @@ json row_json(const TunnelRow& r, const RowSource& s) {
                 {"drops", drops_json(s.drops)},
                 {"drops_total", r.drops},
                 {"paths", path_json(ti)}};
-    const DynamicTunnel& d = s.ike;
+    static const DynamicTunnel none;
+    const DynamicTunnel& d = s.ike ? *s.ike : none;
     json j = {{"id", d.id},
               {"kind", "ike"},
               {"cloud", d.cloud},

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -54,7 +55,7 @@ struct RowSource {
     bool live = false;                 // ti is valid
     std::array<uint64_t, 8> drops{};   // the SAs' drop counters by kind
     std::string vrf, underlay_vrf;     // names
-    DynamicTunnel ike;                 // IKE rows
+    std::shared_ptr<const DynamicTunnel> ike;  // IKE rows (a pointer: static rows are most rows, 100,000 of them)
 };
 nlohmann::json row_json(const TunnelRow& r, const RowSource& s);
 
