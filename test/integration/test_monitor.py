@@ -208,6 +208,49 @@ def test_config_apply_at_5000_tunnels_leaves_the_control_thread_free(lab):
     assert "s-05000" in shown["text"] and "s-00007" not in shown["text"] and KEY not in shown["text"]
 
 
+def test_config_applies_at_once_and_a_stop_during_one(lab):
+    """Two applies at once are done one after the other, each whole; SIGTERM
+    while an apply is being prepared stops nimbusd cleanly, with the -c file
+    the old or the new config, never anything else."""
+    n = 5000
+    c, d = static_box(lab, n)
+    d.start(timeout=120)
+    wait_until(lambda: d.cli("show", "tunnels", "summary")["states"]["up"] == n, 120, "5,000 tunnels installed")
+    texts = {}
+    for k, m in (("a", n + 1), ("b", n + 2), ("c", n)):
+        texts[k] = static_config(m).replace("@NODE@", d.node).replace("@SOCK@", d.sock)
+        with open(os.path.join(lab.dir, f"{k}.yaml"), "w") as f:
+            f.write(texts[k])
+
+    def apply(k):
+        return subprocess.Popen([NIMBUS, "-s", d.sock, "-j", "config", "apply", os.path.join(lab.dir, f"{k}.yaml")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    pa, pb = apply("a"), apply("b")
+    ra, rb = (json.loads(p.communicate(timeout=120)[0]) for p in (pa, pb))
+    assert pa.returncode == 0 and pb.returncode == 0 and ra["applied"] and rb["applied"], (ra, rb)
+    # Whichever went second saw the first's config as the running one.
+    last = texts["a"] if d.text("config", "show", "running").count("name: s-") == n + 1 else texts["b"]
+    got = d.cli("show", "tunnels", "summary")["tunnels"]
+    assert got == (n + 1 if last is texts["a"] else n + 2)
+    assert len(d.cli("config", "history")) == 3  # boot and both
+    with open(d.cfg) as f:
+        assert f.read() == last
+
+    # A stop while the next apply is being prepared (its thread exists).
+    tasks = lambda: len(os.listdir(f"/proc/{d.pid()}/task"))
+    base = tasks()
+    pc = apply("c")
+    wait_until(lambda: tasks() > base or pc.poll() is not None, 10, "the apply's thread")
+    d.signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=60) == 0, d.log()[-3000:]
+    out, err = pc.communicate(timeout=30)
+    with open(d.cfg) as f:
+        assert f.read() in (last, texts["c"])
+    print(f"MEASURE stop during an apply at {n} tunnels: client rc {pc.returncode}: {(out + err).strip()[:200]}")
+    assert "event=stopped" in d.log()
+
+
 def test_per_tunnel_metrics_switch_and_counters_move(lab):
     c, d = static_box(lab, 20, metrics_port=9110)
     d.start()
