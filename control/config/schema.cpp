@@ -64,22 +64,32 @@ MapReader::MapReader(const YAML::Node& n, std::string p, Errors& errs)
         return;
     }
     valid_ = true;
-    std::set<std::string> seen;
+    std::set<std::string> seen;  // only for big mappings; small ones are scanned
     for (auto it = n.begin(); it != n.end(); ++it) {
-        if (!it->first.IsScalar()) {
-            errs_.add(it->first.Mark(), path_.empty() ? "(top level)" : path_, "keys must be plain names");
+        const YAML::Node key = it->first;  // (it-> is a temporary: copies, not references)
+        if (!key.IsScalar()) {
+            errs_.add(key.Mark(), path_.empty() ? "(top level)" : path_, "keys must be plain names");
             continue;
         }
-        auto k = it->first.Scalar();
-        if (!seen.insert(k).second) errs_.add(it->first.Mark(), path(k), "duplicate key");
+        const std::string k = key.Scalar();
+        bool dup;
+        if (entries_.size() < 16) {
+            dup = std::any_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.key == k; });
+        } else {
+            if (seen.empty())
+                for (auto& e : entries_) seen.insert(e.key);
+            dup = !seen.insert(k).second;
+        }
+        if (dup) errs_.add(key.Mark(), path(k), "duplicate key");
+        entries_.push_back(Entry{k, it->second, key.Mark()});
     }
 }
 
 YAML::Node MapReader::get(const std::string& key) {
     known_.push_back(key);
     if (!valid_) return YAML::Node();
-    for (auto it = n_.begin(); it != n_.end(); ++it)
-        if (it->first.IsScalar() && it->first.Scalar() == key) return it->second;
+    for (auto& e : entries_)
+        if (e.key == key) return e.value;  // the first, as yaml-cpp's lookup did
     return YAML::Node();
 }
 
@@ -160,9 +170,8 @@ std::optional<std::string> MapReader::choice(const std::string& key,
 
 void MapReader::finish() {
     if (!valid_) return;
-    for (auto it = n_.begin(); it != n_.end(); ++it) {
-        if (!it->first.IsScalar()) continue;
-        const std::string& k = it->first.Scalar();
+    for (auto& e : entries_) {
+        const std::string& k = e.key;
         if (std::find(known_.begin(), known_.end(), k) != known_.end()) continue;
         std::string best;
         size_t bd = 3;
@@ -174,7 +183,7 @@ void MapReader::finish() {
             if (d >= c.size()) continue;
             if (d < bd) bd = d, best = c;
         }
-        errs_.add(it->first.Mark(), path(k),
+        errs_.add(e.mark, path(k),
                   best.empty() ? std::string("unknown key")
                                : fmt::format("unknown key (did you mean '{}'?)", best));
     }
