@@ -3,6 +3,7 @@
 // callback runs on the control thread, one at a time.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -45,7 +46,7 @@ public:
     void stop() { stop_ = true; }
     // True on the thread that runs (or will run) the loop: the one that
     // created it, or the last to call run().
-    bool in_loop_thread() const { return std::this_thread::get_id() == owner_; }
+    bool in_loop_thread() const { return std::this_thread::get_id() == owner_.load(std::memory_order_relaxed); }
     bool stopping() const { return stop_; }
 
     // How long callbacks hold the thread. Everything on it (VRRP adverts,
@@ -75,7 +76,7 @@ private:
 
     int ep_ = -1;
     int tfd_ = -1;
-    std::thread::id owner_ = std::this_thread::get_id();
+    std::atomic<std::thread::id> owner_{std::this_thread::get_id()};
     bool stop_ = false;
     std::unordered_map<int, FdCb> fds_;
     struct Timer {
