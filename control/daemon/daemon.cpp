@@ -427,6 +427,13 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     r->erase("steps");
     (*r)["diff"] = std::move(tx->changes);
     (*r)["plan"] = std::move(tx->ops);
+    // What the transaction now holds is the old config and its YAML tree:
+    // freeing them took ~2 s at 100,000 tunnels, which the client need not
+    // wait for. (The thread uses nothing of the daemon.)
+    std::thread([tx = std::move(tx)]() mutable {
+        setpriority(PRIO_PROCESS, id_t(gettid()), kApplyNice);
+        tx.reset();
+    }).detach();
     return *r;
 }
 
