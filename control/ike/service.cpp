@@ -245,13 +245,6 @@ bool Service::reload(const config::Config& c, std::vector<std::string>* errors, 
     return true;
 }
 
-bool Service::check(const config::Config& c, std::vector<std::string>* errors, Policy* out) const {
-    Policy p;
-    if (!build_policy(c, &p, errors)) return false;
-    if (out) *out = std::move(p);
-    return true;
-}
-
 double Service::handshake_rate(int window_s) const {
     if (!engine_ || samples_.empty()) return 0;
     uint64_t now = mono_ns(), cur = engine_->counter(Counter::ike_established);

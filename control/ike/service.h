@@ -36,12 +36,9 @@ public:
     bool start(const config::Config& c, std::string* err);
     // SIGHUP: new clouds, sites, proposals, PKI material (files are read
     // again even if their names did not change). Established SAs stay.
-    // `policy`: built by check() beforehand (off the control thread), taken.
+    // `policy`: built beforehand by build_policy() (any thread: it reads only
+    // c and the files it names), taken; without it, built here.
     bool reload(const config::Config& c, std::vector<std::string>* errors, Policy* policy = nullptr);
-    // Whether reload(c) would succeed: the policy builds, PKI files load.
-    // Any thread: reads only c and the files it names. The policy built goes
-    // to *out if given.
-    bool check(const config::Config& c, std::vector<std::string>* errors, Policy* out = nullptr) const;
     void stop();
     // Graceful stop (SIGTERM): DELETE for every established IKE SA except
     // those on HA virtual IPs we hold (Engine::close_all), then `done` once
