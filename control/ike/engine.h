@@ -67,6 +67,8 @@ namespace nimbus::ike {
     X(auth_ok, "peers authenticated")                                                      \
     X(auth_failed, "authentication failures (AUTHENTICATION_FAILED)")                     \
     X(auth_revoked, "certificates refused as revoked")                                     \
+    X(cert_direct, "peer certificates accepted by nimbus's DER reader (root-issued, common shape)") \
+    X(cert_openssl, "peer certificates accepted by OpenSSL's full path (other shapes, chains)") \
     X(ts_unacceptable, "child SAs refused with TS_UNACCEPTABLE")                          \
     X(ike_established, "IKE SAs established")                                              \
     X(ike_deleted, "IKE SAs deleted")                                                      \

@@ -78,40 +78,19 @@ std::vector<PeerAddress> additional_addresses(const Message& m) {
 }
 
 // Validates the peer's certificate payloads against the cloud's CA and
-// returns the end-entity certificate, or an error text.
-std::optional<pki::Certificate> peer_certificate(const Message& m, const pki::TrustStore& trust,
-                                                 const pki::Identity& peer, std::string* why, bool* revoked,
-                                                 std::string* serial) {
-    std::vector<pki::Certificate> certs;
+// returns its end-entity certificate's key and names.
+std::optional<pki::PeerCert> peer_certificate(const Message& m, const pki::TrustStore& trust,
+                                              const pki::Identity& peer, pki::PeerRefusal* no) {
+    std::vector<std::span<const uint8_t>> ders;
     for (auto* p : m.all(PT_CERT)) {
         auto* c = p->as<CertPayload>();
-        if (!c || c->encoding != CERT_X509_SIGNATURE) continue;
-        auto x = pki::Certificate::from_der(c->data);
-        if (!x) {
-            *why = "a CERT payload does not hold a DER certificate";
-            return std::nullopt;
-        }
-        certs.push_back(std::move(*x));
+        if (c && c->encoding == CERT_X509_SIGNATURE) ders.emplace_back(c->data);
     }
-    if (certs.empty()) {
-        *why = "no X.509 certificate in the message";
+    if (ders.empty()) {
+        no->why = "no X.509 certificate in the message";
         return std::nullopt;
     }
-    std::span<const pki::Certificate> chain(certs.data() + 1, certs.size() - 1);
-    pki::Verdict v = trust.verify(certs.front(), chain);
-    if (!v.ok) {
-        *revoked = v.revoked;
-        *serial = v.serial;
-        *why = fmt::format("certificate '{}' serial {} refused: {}", v.subject, v.serial, v.error);
-        return std::nullopt;
-    }
-    if (!certs.front().has_identity(peer)) {
-        *why = fmt::format("identity '{}' is neither the subject nor a subjectAltName of certificate '{}'",
-                           peer.str(), certs.front().subject_str());
-        return std::nullopt;
-    }
-    *serial = v.serial;
-    return certs.front();
+    return trust.check_peer(ders, peer, no);
 }
 
 }  // namespace
@@ -204,16 +183,15 @@ void Engine::auth_request(IkeSa& sa, Rx& rx) {
                       fmt::format("certificate authentication is not configured for cloud '{}'", cloud->name));
             return;
         }
-        std::string why, serial;
-        bool revoked = false;
-        auto cert = peer_certificate(m, *cloud->trust, peer, &why, &revoked, &serial);
+        pki::PeerRefusal no;
+        auto cert = peer_certificate(m, *cloud->trust, peer, &no);
         if (!cert) {
-            if (revoked) {
+            if (no.revoked) {
                 count(Counter::auth_revoked);
-                LOG_WARN("ike", "event=certificate_revoked peer=\"{}\" serial={} from={}", peer.str(), serial,
+                LOG_WARN("ike", "event=certificate_revoked peer=\"{}\" serial={} from={}", peer.str(), no.serial,
                          rx.remote.str());
             }
-            auth_fail(sa, rx, N_AUTHENTICATION_FAILED, why);
+            auth_fail(sa, rx, N_AUTHENTICATION_FAILED, no.why);
             return;
         }
         AuthStatus st = auth_verify(auth->method, cert->public_key(), auth->data, octets, kOurHashes);
@@ -223,7 +201,8 @@ void Engine::auth_request(IkeSa& sa, Rx& rx) {
                                   auth_status_name(st)));
             return;
         }
-        sa.peer_cert_subject = cert->subject_str();
+        sa.peer_cert_subject = cert->subject;
+        count(cert->direct ? Counter::cert_direct : Counter::cert_openssl);
     } else {
         auth_fail(sa, rx, N_AUTHENTICATION_FAILED,
                   fmt::format("authentication method {} is not supported", auth_method_name(auth->method)));
@@ -424,16 +403,15 @@ void Engine::auth_response(IkeSa& sa, Rx& rx) {
             fail("responder uses a certificate and the cloud has no CA");
             return;
         }
-        std::string why, serial;
-        bool revoked = false;
-        auto cert = peer_certificate(m, *cloud.trust, peer, &why, &revoked, &serial);
+        pki::PeerRefusal no;
+        auto cert = peer_certificate(m, *cloud.trust, peer, &no);
         if (!cert) {
-            if (revoked) {
+            if (no.revoked) {
                 count(Counter::auth_revoked);
-                LOG_WARN("ike", "event=certificate_revoked peer=\"{}\" serial={} from={}", peer.str(), serial,
+                LOG_WARN("ike", "event=certificate_revoked peer=\"{}\" serial={} from={}", peer.str(), no.serial,
                          rx.remote.str());
             }
-            fail(why);
+            fail(no.why);
             return;
         }
         AuthStatus st = auth_verify(auth->method, cert->public_key(), auth->data, octets, kOurHashes);
@@ -441,7 +419,8 @@ void Engine::auth_response(IkeSa& sa, Rx& rx) {
             fail(fmt::format("responder's signature does not verify: {}", auth_status_name(st)));
             return;
         }
-        sa.peer_cert_subject = cert->subject_str();
+        sa.peer_cert_subject = cert->subject;
+        count(cert->direct ? Counter::cert_direct : Counter::cert_openssl);
     } else {
         fail(fmt::format("responder uses unsupported method {}", auth_method_name(auth->method)));
         return;

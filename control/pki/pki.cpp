@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 
@@ -23,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "control/ike/messages.h"
+#include "control/pki/leaf.h"
 
 namespace nimbus::pki {
 
@@ -297,6 +300,7 @@ std::shared_ptr<const TrustStore> TrustStore::load(const std::string& ca, const 
             OPENSSL_free(spki);
         }
     }
+    ts->find_anchors();
     if (!crl.empty()) {
         Bio b = open_file(crl, err);
         if (!b) return nullptr;
@@ -343,24 +347,7 @@ Verdict TrustStore::verify(const Certificate& leaf, std::span<const Certificate>
     int r = X509_verify_cert(ctx);
     v.ok = r == 1;
     if (v.ok && !crls_.empty()) {
-        // RFC 5280 §6.3 for the end-entity certificate: a current CRL from
-        // its issuer must exist and must not list it.
-        X509_CRL* crl = nullptr;
-        for (auto* c : crls_)
-            if (X509_NAME_cmp(X509_CRL_get_issuer(c), X509_get_issuer_name(leaf.get())) == 0) crl = c;
-        int code = 0;
-        if (!crl) {
-            code = X509_V_ERR_UNABLE_TO_GET_CRL;
-        } else if (X509_cmp_current_time(X509_CRL_get0_lastUpdate(crl)) > 0) {
-            code = X509_V_ERR_CRL_NOT_YET_VALID;
-        } else if (X509_CRL_get0_nextUpdate(crl) && X509_cmp_current_time(X509_CRL_get0_nextUpdate(crl)) < 0) {
-            code = X509_V_ERR_CRL_HAS_EXPIRED;
-        } else {
-            X509_REVOKED* entry = nullptr;
-            if (X509_CRL_get0_by_serial(crl, &entry, X509_get0_serialNumber(leaf.get())) == 1)
-                code = X509_V_ERR_CERT_REVOKED;
-        }
-        if (code) {
+        if (int code = crl_code(X509_get_issuer_name(leaf.get()), X509_get0_serialNumber(leaf.get()))) {
             v.ok = false;
             v.code = code;
             v.error = X509_verify_cert_error_string(code);
@@ -391,6 +378,223 @@ Verdict TrustStore::verify(const Certificate& leaf, std::span<const Certificate>
     sk_X509_free(untrusted);
     ERR_clear_error();
     return v;
+}
+
+int TrustStore::crl_code(const X509_NAME* issuer, const ASN1_INTEGER* serial) const {
+    if (crls_.empty()) return 0;
+    // RFC 5280 §6.3 for the end-entity certificate: a current CRL from its
+    // issuer must exist and must not list it.
+    X509_CRL* crl = nullptr;
+    for (auto* c : crls_)
+        if (X509_NAME_cmp(X509_CRL_get_issuer(c), issuer) == 0) crl = c;
+    if (!crl) return X509_V_ERR_UNABLE_TO_GET_CRL;
+    if (X509_cmp_current_time(X509_CRL_get0_lastUpdate(crl)) > 0) return X509_V_ERR_CRL_NOT_YET_VALID;
+    if (X509_CRL_get0_nextUpdate(crl) && X509_cmp_current_time(X509_CRL_get0_nextUpdate(crl)) < 0)
+        return X509_V_ERR_CRL_HAS_EXPIRED;
+    X509_REVOKED* entry = nullptr;
+    if (X509_CRL_get0_by_serial(crl, &entry, serial) == 1) return X509_V_ERR_CERT_REVOKED;
+    return 0;
+}
+
+// ---- Peers' certificates
+
+namespace {
+std::atomic<uint64_t> g_direct{0}, g_full{0};
+
+std::vector<uint8_t> name_der(const X509_NAME* n) {
+    unsigned char* d = nullptr;
+    int len = i2d_X509_NAME(n, &d);
+    if (len <= 0) return {};
+    std::vector<uint8_t> v(d, d + len);
+    OPENSSL_free(d);
+    return v;
+}
+
+bool same(std::span<const uint8_t> a, std::span<const uint8_t> b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+bool to_time(const ASN1_TIME* t, time_t* out) {
+    struct tm tm = {};
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return false;
+    *out = timegm(&tm);
+    return true;
+}
+
+// BN_bn2hex's spelling, as Certificate::serial() prints it.
+std::string serial_hex(std::span<const uint8_t> v) {
+    while (!v.empty() && v[0] == 0) v = v.subspan(1);
+    if (v.empty()) return "0x0";
+    std::string s = "0x";
+    for (uint8_t b : v) s += fmt::format("{:02X}", b);
+    return s;
+}
+
+struct PkeyFree {
+    void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+
+// The public key from an uncompressed point on a named curve (the
+// provider checks that the point is on the curve).
+std::shared_ptr<EVP_PKEY> ec_key(const char* curve, std::span<const uint8_t> point) {
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(curve), 0),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(point.data()), point.size()),
+        OSSL_PARAM_construct_end(),
+    };
+    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr);
+    EVP_PKEY* k = nullptr;
+    if (!ctx || EVP_PKEY_fromdata_init(ctx) != 1 || EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        k = nullptr;
+    EVP_PKEY_CTX_free(ctx);
+    ERR_clear_error();
+    return std::shared_ptr<EVP_PKEY>(k, PkeyFree{});
+}
+
+// Certificate::has_identity for a certificate read by read_leaf().
+bool names(const LeafView& v, const Identity& id) {
+    using namespace ike;
+    if (id.type == ID_DER_ASN1_DN) return same(id.data, v.subject);
+    uint8_t want;
+    switch (id.type) {
+    case ID_FQDN: want = 0x82; break;
+    case ID_RFC822_ADDR: want = 0x81; break;
+    case ID_IPV4_ADDR:
+    case ID_IPV6_ADDR: want = 0x87; break;
+    default: return false;
+    }
+    std::string w = want == 0x87 ? std::string(id.data.begin(), id.data.end()) : lower({reinterpret_cast<const char*>(id.data.data()), id.data.size()});
+    for (auto& n : v.alt_names) {
+        if (n.tag != want) continue;
+        std::string_view got(reinterpret_cast<const char*>(n.value.data()), n.value.size());
+        if (want == 0x87 ? got == w : lower(got) == w) return true;
+    }
+    return false;
+}
+}  // namespace
+
+PeerCheckStats peer_check_stats() { return {g_direct.load(), g_full.load()}; }
+
+void TrustStore::find_anchors() {
+    for (size_t i = 0; i < cas_.size(); i++) {
+        X509* x = cas_[i].get();
+        Anchor a;
+        a.ca = i;
+        a.subject = name_der(X509_get_subject_name(x));
+        a.der = cas_[i].der();
+        bool ok = !a.subject.empty() && !a.der.empty() && X509_self_signed(x, 1) == 1 &&
+                  to_time(X509_get0_notBefore(x), &a.not_before) && to_time(X509_get0_notAfter(x), &a.not_after);
+        uint32_t f = X509_get_extension_flags(x);
+        if (f & EXFLAG_INVALID) ok = false;
+        if ((f & EXFLAG_KUSAGE) && !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN)) ok = false;
+        for (int e = 0; e < X509_get_ext_count(x) && ok; e++) {
+            int nid = OBJ_obj2nid(X509_EXTENSION_get_object(X509_get_ext(x, e)));
+            ok = nid == NID_basic_constraints || nid == NID_key_usage || nid == NID_subject_key_identifier ||
+                 nid == NID_authority_key_identifier;
+        }
+        if (const ASN1_OCTET_STRING* skid = X509_get0_subject_key_id(x))
+            a.skid.assign(ASN1_STRING_get0_data(skid), ASN1_STRING_get0_data(skid) + ASN1_STRING_length(skid));
+        // Two CAs with one name: let OpenSSL choose between them.
+        for (auto& other : anchors_)
+            if (same(other.subject, a.subject)) ok = false, other.subject.clear();
+        ERR_clear_error();
+        if (ok) anchors_.push_back(std::move(a));
+    }
+    std::erase_if(anchors_, [](const Anchor& a) { return a.subject.empty(); });
+}
+
+std::optional<PeerCert> TrustStore::check_direct(std::span<const std::span<const uint8_t>> ders,
+                                                 const Identity& id) const {
+    if (ders.empty() || anchors_.empty()) return std::nullopt;
+    auto v = read_leaf(ders[0]);
+    if (!v || same(v->issuer, v->subject)) return std::nullopt;
+    const Anchor* a = nullptr;
+    for (auto& x : anchors_)
+        if (same(x.subject, v->issuer)) a = &x;
+    if (!a) return std::nullopt;
+    // A peer may send our own CA along; anything else in its chain is for
+    // OpenSSL to sort out.
+    for (auto& d : ders.subspan(1)) {
+        bool ours = false;
+        for (auto& x : anchors_) ours = ours || same(x.der, d);
+        if (!ours) return std::nullopt;
+    }
+    if (!v->akid_keyid.empty() && !a->skid.empty() && !same(v->akid_keyid, a->skid)) return std::nullopt;
+    // Valid from notBefore up to (not including) notAfter, the CA as well,
+    // as X509_verify_cert() judges it.
+    time_t now = std::time(nullptr);
+    if (now < v->not_before || now >= v->not_after || now < a->not_before || now >= a->not_after)
+        return std::nullopt;
+    if (!names(*v, id)) return std::nullopt;
+    const X509* ca = cas_[a->ca].get();
+    if (!crls_.empty()) {
+        const unsigned char* p = v->serial.data();
+        ASN1_INTEGER* serial = d2i_ASN1_INTEGER(nullptr, &p, long(v->serial.size()));
+        int code = serial ? crl_code(X509_get_subject_name(ca), serial) : -1;
+        ASN1_INTEGER_free(serial);
+        ERR_clear_error();
+        if (code) return std::nullopt;
+    }
+    const EVP_MD* md = v->digest_nid == NID_sha256 ? EVP_sha256() : v->digest_nid == NID_sha384 ? EVP_sha384() : EVP_sha512();
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    if (!ctx) crypto_oom("EVP_MD_CTX_new");
+    bool sig_ok = EVP_DigestVerifyInit(ctx, nullptr, md, nullptr, cas_[a->ca].public_key()) == 1 &&
+                  EVP_DigestVerify(ctx, v->signature.data(), v->signature.size(), v->tbs.data(), v->tbs.size()) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    if (!sig_ok) return std::nullopt;
+    PeerCert pc;
+    pc.key = ec_key(v->curve, v->point);
+    if (!pc.key) return std::nullopt;
+    pc.subject = Identity{ike::ID_DER_ASN1_DN, std::vector<uint8_t>(v->subject.begin(), v->subject.end())}.str();
+    pc.serial = serial_hex(v->serial_value);
+    pc.direct = true;
+    return pc;
+}
+
+std::optional<PeerCert> TrustStore::check_peer(std::span<const std::span<const uint8_t>> ders, const Identity& id,
+                                               PeerRefusal* no) const {
+    if (auto pc = check_direct(ders, id)) {
+        g_direct++;
+        return pc;
+    }
+    g_full++;
+    std::vector<Certificate> certs;
+    for (auto& d : ders) {
+        auto x = Certificate::from_der(d);
+        if (!x) {
+            no->why = "a CERT payload does not hold a DER certificate";
+            return std::nullopt;
+        }
+        certs.push_back(std::move(*x));
+    }
+    if (certs.empty()) {
+        no->why = "no X.509 certificate in the message";
+        return std::nullopt;
+    }
+    Verdict v = verify(certs.front(), std::span<const Certificate>(certs).subspan(1));
+    if (!v.ok) {
+        no->revoked = v.revoked;
+        no->serial = v.serial;
+        no->why = fmt::format("certificate '{}' serial {} refused: {}", v.subject, v.serial, v.error);
+        return std::nullopt;
+    }
+    if (!certs.front().has_identity(id)) {
+        no->serial = v.serial;
+        no->why = fmt::format("identity '{}' is neither the subject nor a subjectAltName of certificate '{}'",
+                              id.str(), certs.front().subject_str());
+        return std::nullopt;
+    }
+    PeerCert pc;
+    EVP_PKEY* k = certs.front().public_key();
+    if (!k || EVP_PKEY_up_ref(k) != 1) {
+        no->why = fmt::format("certificate '{}': cannot use its public key", v.subject);
+        return std::nullopt;
+    }
+    pc.key = std::shared_ptr<EVP_PKEY>(k, PkeyFree{});
+    pc.subject = v.subject;
+    pc.serial = v.serial;
+    return pc;
 }
 
 // ---- Credential

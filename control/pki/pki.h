@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <span>
@@ -69,6 +70,28 @@ struct Verdict {
     std::string subject;
 };
 
+// A peer's end-entity certificate once validated: what IKE_AUTH needs.
+struct PeerCert {
+    std::shared_ptr<EVP_PKEY> key;
+    std::string subject;  // its subject DN, as Identity::str() prints it
+    std::string serial;   // "0x..."
+    bool direct = false;  // checked by TrustStore's own reader (check_peer)
+    EVP_PKEY* public_key() const { return key.get(); }
+};
+
+struct PeerRefusal {
+    std::string why;      // for the log line
+    bool revoked = false;
+    std::string serial;   // of the certificate refused, if one was read
+};
+
+// How often TrustStore::check_peer decided with its own reader (`direct`)
+// and how often it went to OpenSSL's full path (`full`).
+struct PeerCheckStats {
+    uint64_t direct = 0, full = 0;
+};
+PeerCheckStats peer_check_stats();
+
 class TrustStore {
 public:
     // `ca` is a PEM file with one or more CA certificates (the root and any
@@ -80,6 +103,14 @@ public:
     // Validates `leaf` with `chain` (intermediates sent by the peer) up to
     // one of our CAs, with CRL checking when a CRL is loaded.
     Verdict verify(const Certificate& leaf, std::span<const Certificate> chain) const;
+    // A peer's CERT payloads (end-entity certificate first, then what the
+    // peer sent as its chain): validated as verify() does, and `id` must
+    // name the certificate (Certificate::has_identity). A certificate that
+    // one of our root CAs issued directly, in the common shape (leaf.h),
+    // is checked without OpenSSL's X.509 parser; anything else, and every
+    // refusal, goes through Certificate::from_der and verify().
+    std::optional<PeerCert> check_peer(std::span<const std::span<const uint8_t>> ders, const Identity& id,
+                                       PeerRefusal* no) const;
     // CERTREQ data (RFC 7296 §3.7): SHA-1 of each CA's SubjectPublicKeyInfo.
     const std::vector<uint8_t>& certreq() const { return certreq_; }
     bool has_crl() const { return ncrls_ > 0; }
@@ -87,7 +118,24 @@ public:
 
 private:
     TrustStore() = default;
+    void find_anchors();
+    std::optional<PeerCert> check_direct(std::span<const std::span<const uint8_t>> ders, const Identity& id) const;
+    // X509_V_ERR_* for the end-entity certificate against our CRLs, 0 if
+    // it is covered by a current CRL and not on it (or no CRL is loaded).
+    int crl_code(const X509_NAME* issuer, const ASN1_INTEGER* serial) const;
+
     X509_STORE* store_ = nullptr;
+    // Roots that may issue certificates checked by check_direct(): self-
+    // signed, a unique subject, only basicConstraints / keyUsage (with
+    // keyCertSign) / key identifiers as extensions.
+    struct Anchor {
+        std::vector<uint8_t> subject;  // Name DER
+        std::vector<uint8_t> skid;
+        std::vector<uint8_t> der;      // the whole certificate
+        time_t not_before = 0, not_after = 0;
+        size_t ca = 0;                 // index in cas_
+    };
+    std::vector<Anchor> anchors_;
     std::vector<Certificate> cas_;
     // CRLs, signature checked once at load; looked up by issuer at
     // verification (OpenSSL's CRL_CHECK would verify the signature again

@@ -233,8 +233,10 @@ std::shared_ptr<CloudPolicy> bench_cloud(const BenchPki& p, int nsites, bool con
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
     double cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    std::string out = fmt::format("{} {} {} {} {}\n", cpu, e.counter(Counter::auth_ok), e.counter(Counter::cookies_sent),
-                                  e.counter(Counter::half_open_source_limit), e.counter(Counter::rx_retransmits));
+    pki::PeerCheckStats pcs = pki::peer_check_stats();
+    std::string out = fmt::format("{} {} {} {} {} {} {}\n", cpu, e.counter(Counter::auth_ok),
+                                  e.counter(Counter::cookies_sent), e.counter(Counter::half_open_source_limit),
+                                  e.counter(Counter::rx_retransmits), pcs.direct, pcs.full);
     if (write(result, out.data(), out.size()) < 0) _exit(1);
     _exit(0);
 }
@@ -258,6 +260,7 @@ struct ConcStats {
     bool crashed = false;
     double cpu = 0;
     uint64_t auth_ok = 0, cookies = 0, source_limit = 0, retransmits = 0;
+    uint64_t cert_direct = 0, cert_full = 0;  // pki::peer_check_stats()
 };
 
 struct ConcProc {
@@ -293,7 +296,8 @@ struct ConcProc {
         waitpid(pid, &st, 0);
         ConcStats cs;
         cs.crashed = WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0);
-        sscanf(s.c_str(), "%lf %lu %lu %lu %lu", &cs.cpu, &cs.auth_ok, &cs.cookies, &cs.source_limit, &cs.retransmits);
+        sscanf(s.c_str(), "%lf %lu %lu %lu %lu %lu %lu", &cs.cpu, &cs.auth_ok, &cs.cookies, &cs.source_limit,
+               &cs.retransmits, &cs.cert_direct, &cs.cert_full);
         return cs;
     }
 };
@@ -448,11 +452,32 @@ int ike_bench(int argc, char** argv) {
         pki::set_cert_cache_limit(4096);
         per_parse_us(1);
         double warm = per_parse_us(3000);
+        // A new site's whole certificate check (chain signature, CRL,
+        // identity, its key): TrustStore::check_peer's direct path against
+        // OpenSSL's (d2i_X509 uncached + X509_verify_cert).
+        std::vector<std::span<const uint8_t>> ders{der};
+        pki::Identity who = pki.sites[0]->cert().subject();
+        auto per_check_us = [&](int n) {
+            uint64_t a = mono_ns();
+            pki::PeerRefusal no;
+            for (int i = 0; i < n; i++)
+                if (!pki.trust->check_peer(ders, who, &no)) return -1.0;
+            return double(mono_ns() - a) / 1e3 / n;
+        };
+        pki::PeerCheckStats before = pki::peer_check_stats();
+        double direct = per_check_us(100);
+        bool was_direct = pki::peer_check_stats().direct == before.direct + 100;
+        pki::set_cert_cache_limit(0);
+        double full = per_parse_us(100);
+        uint64_t a = mono_ns();
+        for (int i = 0; i < 100; i++)
+            if (!pki.trust->verify(pki.sites[0]->cert(), {}).ok) full = -1e9;
+        full += double(mono_ns() - a) / 1e3 / 100;
         pki::set_cert_cache_limit(0);  // the concentrator starts cold, like a fresh nimbusd
         pki::set_cert_cache_limit(4096);
         fmt::print("{{\"bench\":\"ike\",\"phase\":\"cert_parse\",\"d2i_x509_us\":{:.1f},\"cached_us\":{:.3f},"
-                   "\"cert_bytes\":{}}}\n",
-                   cold, warm, der.size());
+                   "\"cert_bytes\":{},\"check_direct_us\":{:.1f},\"check_openssl_us\":{:.1f},\"direct_used\":{}}}\n",
+                   cold, warm, der.size(), direct, full, was_direct ? "true" : "false");
         fflush(stdout);
     }
 
@@ -531,9 +556,9 @@ int ike_bench(int argc, char** argv) {
         fmt::print("{{\"bench\":\"ike\",\"phase\":\"rate\",\"handshakes\":{},\"seconds\":{:.2f},\"hs_per_s\":{:.1f},"
                    "\"conc_auth_ok\":{},\"conc_cpu_s\":{:.2f},\"hs_per_conc_cpu_s\":{:.1f},\"bound_hs_per_s\":{:.1f},"
                    "\"ratio_to_bound\":{:.3f},\"cpu_ratio_to_bound\":{:.3f},\"target\":0.8,\"pass\":{},"
-                   "\"concurrency\":{},\"mint_s\":{:.1f}}}\n",
+                   "\"concurrency\":{},\"mint_s\":{:.1f},\"conc_cert_direct\":{},\"conc_cert_full\":{}}}\n",
                    done, secs, rate, cs.auth_ok, cs.cpu, per_cpu, bound, rate / bound, per_cpu / bound,
-                   rate / bound >= 0.8 ? "true" : "false", o.concurrency, mint_s);
+                   rate / bound >= 0.8 ? "true" : "false", o.concurrency, mint_s, cs.cert_direct, cs.cert_full);
         fflush(stdout);
     }
 
