@@ -23,6 +23,7 @@ IKE_ENGINE="control/ike/engine.cpp control/ike/ike_sa_init.cpp control/ike/ike_a
 declare -A SRCS=(
     [ike_message_fuzz]="$IKE_CODEC"
     [ike_engine_fuzz]="$IKE_CODEC $IKE_ENGINE"
+    [leaf_fuzz]="control/pki/leaf.cpp"
 )
 rc_all=0
 for target in "${!SRCS[@]}"; do
