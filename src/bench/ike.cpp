@@ -2,7 +2,7 @@
 // engine on one control core, next to the bound that OpenSSL's public-key
 // operations allow on this machine, then a reconnect storm.
 //
-//   nimbus-bench ike [--seconds S] [--concurrency C] [--sites N] [--no-storm]
+//   nimbus-bench ike [--seconds S] [--rounds K] [--concurrency C] [--sites N] [--no-storm]
 //
 // The concentrator is nimbus's IKE engine in a child process on its own
 // core, on kernel UDP sockets on 127.0.0.1; the load generator is nimbus's
@@ -18,7 +18,9 @@
 // in the same invocation. Output: JSON lines
 //   {"bench":"ike","phase":"openssl",...,"bound_hs_per_s":B}
 //   {"bench":"ike","phase":"pk_path",...}: our own sign/verify/chain calls in a loop, against the above
-//   {"bench":"ike","phase":"rate","hs_per_s":R,"hs_per_conc_cpu_s":...,"ratio_to_bound":R/B,...}
+//   {"bench":"ike","phase":"rate_round","round":i,...,"ratio_to_strict_bound":...}: K rounds, each
+//       next to the faster of the bounds measured right before and right after it
+//   {"bench":"ike","phase":"rate","hs_per_s":R,...,"median_round_ratio_to_strict_bound":...,"pass":...}
 //   {"bench":"ike","phase":"storm","sites":N,"seconds":T,"all_up":...,"limit_seconds":1.5*N/B,...}
 #include <sched.h>
 #include <sys/epoll.h>
@@ -58,7 +60,8 @@ constexpr uint16_t kConcPort = 17500;   // concentrator: 17500/17501 on 127.0.0.
 constexpr uint16_t kGenPort = 18500;    // generator: 18500/18501, wildcard
 
 struct Opts {
-    double seconds = 5;
+    double seconds = 3;  // per round
+    int rounds = 3;
     int concurrency = 32;
     int sites = 10000;
     bool storm = true;
@@ -405,11 +408,12 @@ int ike_bench(int argc, char** argv) {
         std::string a = argv[i];
         auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
         if (a == "--seconds") o.seconds = std::stod(next());
+        else if (a == "--rounds") o.rounds = std::max(1, std::stoi(next()));
         else if (a == "--concurrency") o.concurrency = std::stoi(next());
         else if (a == "--sites") o.sites = std::stoi(next());
         else if (a == "--no-storm") o.storm = false;
         else {
-            fmt::print(stderr, "usage: nimbus-bench ike [--seconds S] [--concurrency C] [--sites N] [--no-storm]\n");
+            fmt::print(stderr, "usage: nimbus-bench ike [--seconds S] [--rounds K] [--concurrency C] [--sites N] [--no-storm]\n");
             return 2;
         }
     }
@@ -515,9 +519,15 @@ int ike_bench(int argc, char** argv) {
                    (sign + verify + chain) / (sp.p384_sign_us + sp.p384_verify_us + sp.p521_verify_us));
         fflush(stdout);
     }
-    double rate_hs = 0, rate_per_cpu = 0, storm_s = -1;
+    double rate_hs = 0, rate_per_cpu = 0, storm_s = -1, rate_strict = 0, bound_max = bound;
     bool storm_all = false;
-    // Phase 1: handshakes per second with C in flight.
+    // Phase 1: handshakes per second with C in flight, in K rounds of S
+    // seconds. The bound is measured on the concentrator's CPU right before
+    // and right after each round, with the concentrator idle, and each
+    // round is held to the faster of its two: on this shared machine the
+    // speed of a core moves by a quarter within a minute, and a bound taken
+    // half a minute away from the load measured something else. The verdict
+    // is the median round.
     {
         ConcProc conc;
         if (!conc.start(pki, o.sites, 0)) {
@@ -530,35 +540,73 @@ int ike_bench(int argc, char** argv) {
             conc.stop();
             return 1;
         }
-        size_t started = 0;
-        uint64_t warm = uint64_t(0.5e9), dur = uint64_t(o.seconds * 1e9);
-        uint64_t begin = mono_ns(), t_start = 0;
-        uint64_t up_start = 0;
-        while (true) {
-            uint64_t now = mono_ns();
-            if (!t_start && now - begin >= warm) {
-                t_start = now;
-                up_start = g.up();
-            }
-            if (t_start && now - t_start >= dur) break;
-            while (started < size_t(o.sites) && started - g.up() < size_t(o.concurrency)) g.e->initiate_entry(started++);
-            if (started >= size_t(o.sites) && g.up() >= started) break;
-            g.poll(5);
+        Speed before;
+        if (!openssl_speed(&before, &err)) {
+            fmt::print(stderr, "nimbus-bench: {}\n", err);
+            conc.stop();
+            return 1;
         }
-        uint64_t t_end = mono_ns();
-        uint64_t done = g.up() - up_start;
-        double secs = double(t_end - t_start) / 1e9;
+        size_t started = 0;
+        uint64_t done = 0;
+        double secs = 0;
+        std::vector<double> strict;
+        for (int round = 0; round < o.rounds && started < size_t(o.sites); round++) {
+            uint64_t warm = uint64_t(0.5e9), dur = uint64_t(o.seconds * 1e9);
+            uint64_t begin = mono_ns(), t_start = 0, up_start = 0;
+            while (true) {
+                uint64_t now = mono_ns();
+                if (!t_start && now - begin >= warm) {
+                    t_start = now;
+                    up_start = g.up();
+                }
+                if (t_start && now - t_start >= dur) break;
+                while (started < size_t(o.sites) && started - g.up() < size_t(o.concurrency))
+                    g.e->initiate_entry(started++);
+                if (started >= size_t(o.sites) && g.up() >= started) break;
+                g.poll(5);
+            }
+            uint64_t t_end = mono_ns();
+            if (!t_start) t_start = t_end, up_start = g.up();
+            uint64_t n = g.up() - up_start;
+            double s_round = double(t_end - t_start) / 1e9;
+            // Let the handshakes in flight finish (bounded) so that the
+            // concentrator is idle while the bound is measured.
+            for (uint64_t d0 = mono_ns(); g.up() < started && mono_ns() - d0 < uint64_t(10e9);) g.poll(5);
+            Speed after;
+            if (!openssl_speed(&after, &err)) {
+                fmt::print(stderr, "nimbus-bench: {}\n", err);
+                conc.stop();
+                return 1;
+            }
+            double r = s_round > 0 ? double(n) / s_round : 0;
+            double b = std::max(before.bound(), after.bound());
+            bound_max = std::max(bound_max, b);
+            strict.push_back(b > 0 ? r / b : 0);
+            fmt::print("{{\"bench\":\"ike\",\"phase\":\"rate_round\",\"round\":{},\"handshakes\":{},\"seconds\":{:.2f},"
+                       "\"hs_per_s\":{:.1f},\"bound_before\":{:.1f},\"bound_after\":{:.1f},"
+                       "\"ratio_to_strict_bound\":{:.3f}}}\n",
+                       round + 1, n, s_round, r, before.bound(), after.bound(), strict.back());
+            fflush(stdout);
+            done += n;
+            secs += s_round;
+            before = after;
+        }
         ConcStats cs = conc.stop();
-        double rate = double(done) / secs;
+        double rate = secs > 0 ? double(done) / secs : 0;
         double per_cpu = cs.cpu > 0 ? double(cs.auth_ok) / cs.cpu : 0;
+        std::sort(strict.begin(), strict.end());
+        rate_strict = strict.empty() ? 0 : strict[strict.size() / 2];
         rate_hs = rate;
         rate_per_cpu = per_cpu;
         fmt::print("{{\"bench\":\"ike\",\"phase\":\"rate\",\"handshakes\":{},\"seconds\":{:.2f},\"hs_per_s\":{:.1f},"
                    "\"conc_auth_ok\":{},\"conc_cpu_s\":{:.2f},\"hs_per_conc_cpu_s\":{:.1f},\"bound_hs_per_s\":{:.1f},"
-                   "\"ratio_to_bound\":{:.3f},\"cpu_ratio_to_bound\":{:.3f},\"target\":0.8,\"pass\":{},"
+                   "\"ratio_to_bound\":{:.3f},\"cpu_ratio_to_bound\":{:.3f},\"rounds\":{},"
+                   "\"median_round_ratio_to_strict_bound\":{:.3f},"
+                   "\"target\":0.8,\"pass\":{},"
                    "\"concurrency\":{},\"mint_s\":{:.1f},\"conc_cert_direct\":{},\"conc_cert_full\":{}}}\n",
-                   done, secs, rate, cs.auth_ok, cs.cpu, per_cpu, bound, rate / bound, per_cpu / bound,
-                   rate / bound >= 0.8 ? "true" : "false", o.concurrency, mint_s, cs.cert_direct, cs.cert_full);
+                   done, secs, rate, cs.auth_ok, cs.cpu, per_cpu, bound, rate / bound, per_cpu / bound, strict.size(),
+                   rate_strict, rate_strict >= 0.8 ? "true" : "false", o.concurrency, mint_s, cs.cert_direct,
+                   cs.cert_full);
         fflush(stdout);
     }
 
@@ -609,13 +657,19 @@ int ike_bench(int argc, char** argv) {
     // engine to.
     Speed after;
     if (openssl_speed(&after, &err)) {
+        // The storm is held to the faster of the bounds around the whole
+        // run; the rate to its median round (above), and also, overall, to
+        // the fastest bound measured at all.
         double strict = std::max(bound, after.bound());
+        double fastest = std::max(bound_max, after.bound());
         fmt::print("{{\"bench\":\"ike\",\"phase\":\"summary\",\"conc_cpu\":{},\"bound_before\":{:.1f},"
                    "\"bound_after\":{:.1f},\"bound_strict\":{:.1f},\"ratio_to_strict_bound\":{:.3f},"
-                   "\"cpu_ratio_to_strict_bound\":{:.3f},\"storm_seconds\":{:.2f},\"storm_all_up\":{},"
+                   "\"rate_over_fastest_bound\":{:.3f},\"cpu_ratio_to_fastest_bound\":{:.3f},\"rate_pass\":{},"
+                   "\"storm_seconds\":{:.2f},\"storm_all_up\":{},"
                    "\"storm_limit_strict_seconds\":{:.2f},\"storm_within_strict_limit\":{}}}\n",
-                   g_conc_cpu, bound, after.bound(), strict, rate_hs / strict, rate_per_cpu / strict, storm_s,
-                   storm_all ? "true" : "false", 1.5 * double(o.sites) / strict,
+                   g_conc_cpu, bound, after.bound(), strict, rate_strict, rate_hs / fastest, rate_per_cpu / fastest,
+                   rate_strict >= 0.8 ? "true" : "false", storm_s, storm_all ? "true" : "false",
+                   1.5 * double(o.sites) / strict,
                    storm_all && storm_s >= 0 && storm_s <= 1.5 * double(o.sites) / strict ? "true" : "false");
     }
     std::string rm = "rm -rf " + pki.dir;
