@@ -78,6 +78,16 @@ bool read_certs(const std::string& path, std::vector<X509*>* out, std::string* e
     std::abort();
 }
 
+// A Name as DER (an ID_DER_ASN1_DN identity's data); empty on failure.
+std::vector<uint8_t> name_der(const X509_NAME* n) {
+    unsigned char* d = nullptr;
+    int len = i2d_X509_NAME(n, &d);
+    if (len <= 0) return {};
+    std::vector<uint8_t> v(d, d + len);
+    OPENSSL_free(d);
+    return v;
+}
+
 std::string lower(std::string_view s) {
     std::string o(s);
     for (auto& c : o) c = char(std::tolower(static_cast<unsigned char>(c)));
@@ -203,12 +213,8 @@ std::vector<uint8_t> Certificate::der() const {
 
 Identity Certificate::subject() const {
     Identity id;
-    unsigned char* d = nullptr;
-    int n = i2d_X509_NAME(X509_get_subject_name(x_), &d);
-    if (n <= 0) return id;
-    id.type = ike::ID_DER_ASN1_DN;
-    id.data.assign(d, d + n);
-    OPENSSL_free(d);
+    id.data = name_der(X509_get_subject_name(x_));
+    if (!id.data.empty()) id.type = ike::ID_DER_ASN1_DN;
     return id;
 }
 
@@ -400,15 +406,6 @@ int TrustStore::crl_code(const X509_NAME* issuer, const ASN1_INTEGER* serial) co
 
 namespace {
 std::atomic<uint64_t> g_direct{0}, g_full{0};
-
-std::vector<uint8_t> name_der(const X509_NAME* n) {
-    unsigned char* d = nullptr;
-    int len = i2d_X509_NAME(n, &d);
-    if (len <= 0) return {};
-    std::vector<uint8_t> v(d, d + len);
-    OPENSSL_free(d);
-    return v;
-}
 
 bool same(std::span<const uint8_t> a, std::span<const uint8_t> b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
