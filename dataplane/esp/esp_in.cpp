@@ -28,16 +28,34 @@ inline void put32(uint8_t* p, uint32_t v) {
     std::memcpy(p, &v, 4);
 }
 
+// Fixed-size address equality (a memcmp with a run-time length is a libc
+// call per packet).
+template <size_t N>
+inline bool same_addr(const uint8_t* a, const uint8_t* b) {
+    if constexpr (N == 4) {
+        uint32_t x, y;
+        std::memcpy(&x, a, 4);
+        std::memcpy(&y, b, 4);
+        return x == y;
+    } else {
+        uint64_t a0, a1, b0, b1;
+        std::memcpy(&a0, a, 8);
+        std::memcpy(&a1, a + 8, 8);
+        std::memcpy(&b0, b, 8);
+        std::memcpy(&b1, b + 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+}
+
 // Which of the tunnel's paths an outer header came on: its source is our
 // path's remote and its destination our path's local address.
 uint8_t which_path(const Tunnel& t, const uint8_t* l3) {
     bool v6 = (l3[0] >> 4) == 6;
-    const uint8_t* src = v6 ? l3 + 8 : l3 + 12;
-    const uint8_t* dst = v6 ? l3 + 24 : l3 + 16;
-    size_t n = v6 ? 16 : 4;
     for (uint8_t i = 0; i < t.npaths; i++) {
         const Path& p = t.paths[i];
-        if (p.v6 == v6 && std::memcmp(p.remote.b.data(), src, n) == 0 && std::memcmp(p.local.b.data(), dst, n) == 0)
+        if (p.v6 != v6) continue;
+        if (v6 ? same_addr<16>(p.remote.b.data(), l3 + 8) && same_addr<16>(p.local.b.data(), l3 + 24)
+               : same_addr<4>(p.remote.b.data(), l3 + 12) && same_addr<4>(p.local.b.data(), l3 + 16))
             return i;
     }
     return 0xff;
