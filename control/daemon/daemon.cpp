@@ -931,6 +931,7 @@ void Daemon::poll_links() {
 
 void Daemon::register_commands() {
     show::register_all(reg_, *this);
+    tunnels_.set_bridge(bridge_.get());
     tunnels_.register_commands(reg_, cfg_);
     tunnels_.register_metrics(metrics_, cfg_);
     firewall_.register_commands(reg_, cfg_);

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "control/esp/tunnel_view.h"
+#include "control/loop/bridge.h"
 #include "src/common/bytes.h"
 #include "src/common/clock.h"
 #include "src/common/log.h"
@@ -93,6 +94,7 @@ bool Tunnels::install_one(const config::Config& cfg, const config::ManualTunnel&
                  t.out.spi);
         names_[id] = t.name;
         tunnels_.push_back(ts);
+        gen_++;
     }
     return true;
 }
@@ -119,6 +121,7 @@ void Tunnels::remove(const std::vector<std::string>& names, routing::Rib& rib) {
         return true;
     });
     tunnels_.erase(keep, tunnels_.end());
+    gen_++;
 }
 
 namespace {
@@ -173,6 +176,7 @@ void Tunnels::remove_all(routing::Rib& rib) {
     for (auto& t : tunnels_) dp::tunnel_remove(t.id);
     tunnels_.clear();
     names_.clear();
+    gen_++;
 }
 
 void Tunnels::poll_events() {
@@ -330,6 +334,49 @@ std::string detail_text(const TunnelRow& r) {
 
 }  // namespace
 
+// `show tunnels [filters]` from the reply's writer thread: the rows are
+// gathered in slices of kSliceTunnels tunnels, one control-thread callback
+// each, and the JSON or the table is built here, slice by slice.
+mgmt::Result Tunnels::sliced_listing(const config::Config& cfg, const TunnelFilter& f, bool json_out) const {
+    mgmt::Result r{0, "", nullptr, json_out};
+    r.make = [this, &cfg, f, json_out]() -> mgmt::Result {
+        json out = json::array();
+        std::vector<TunnelRow> all;
+        size_t total = 0;
+        auto slice = [&](size_t from) {
+            // Shared with the callback: it may still run after a timeout here.
+            auto st = std::make_shared<RowSlice>();
+            auto ok = bridge_->call<bool>([this, &cfg, st, from, json_out] {
+                *st = this->slice(cfg, from, kSliceTunnels, json_out);
+                return true;
+            });
+            return ok ? std::move(*st) : RowSlice{};
+        };
+        auto sink = [&](RowSlice& s) {
+            total += s.rows.size();
+            for (size_t i = 0; i < s.rows.size(); i++) {
+                if (!f.match(s.rows[i])) continue;
+                if (json_out) out.push_back(row_json(s.rows[i], *s.src[i]));
+                else all.push_back(std::move(s.rows[i]));
+            }
+        };
+        auto reset = [&] {
+            out = json::array();
+            all.clear();
+            total = 0;
+        };
+        std::string err = collect_slices(slice, sink, reset);
+        if (!err.empty()) return mgmt::Result::error(err);
+        if (json_out) return mgmt::Result{0, "", std::move(out), true};
+        if (!total) return mgmt::Result{0, "No tunnels.\n", json::array()};
+        std::vector<const TunnelRow*> sel;
+        sel.reserve(all.size());
+        for (auto& x : all) sel.push_back(&x);
+        return mgmt::Result{0, render_list(sel), nullptr};
+    };
+    return r;
+}
+
 void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) {
     auto sas = [this](const Args& a) {
         std::vector<std::pair<dp::SaInfo, std::string>> list;
@@ -432,6 +479,7 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 TunnelFilter f{a.get("CLOUD"), a.get("STATE"), a.get("PREFIX")};
                 if (a.has("STATE") && !valid_state(f.state))
                     return Result::error("% state is one of: up, connecting, down");
+                if (bridge_) return sliced_listing(cfg, f, a.json);
                 std::vector<RowSource> src;
                 std::vector<TunnelRow> all = rows(cfg, a.json ? &src : nullptr);
                 if (a.json) {
@@ -641,41 +689,33 @@ dp::TunnelId Tunnels::resolve(const std::string& word) const {
     return dp::kNoTunnel;
 }
 
-// Rows of every tunnel: the static ones, then IKE's; each with its JSON.
-std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, std::vector<RowSource>* src,
-                                     const std::function<bool(const std::string&, uint64_t)>& only) const {
-    std::vector<TunnelRow> v;
-    if (!only) {
-        // One allocation each: growing them by doubling touched fresh pages
-        // three times over (at 100,000 tunnels the page faults, not the
-        // copying, held the control thread).
-        v.reserve(tunnels_.size());
-        if (src) src->reserve(tunnels_.size());
-    }
-    for (auto& t : tunnels_) {
-        if (only && !only(t.name, t.id)) continue;
-        RowSource s;
-        if (!dp::tunnel_info(t.id, &s.ti)) continue;
-        const dp::TunnelInfo& ti = s.ti;
-        TunnelRow r;
-        r.kind = "static";
-        r.id = ti.id;
-        r.site = t.name;
-        r.state = "up";
-        r.cloud = cloud_of(cfg, ti.vrf);
-        r.peer = ti.paths.empty() ? "" : ti.paths[0].spec.remote.str();
-        uint64_t since = std::max(t.since_s, started_at_), now = wall_s();
-        r.uptime_s = now > since ? now - since : 0;
-        r.drops = sa_drops(ti, &s.drops);
-        fill_counters(r, ti);
-        v.push_back(std::move(r));
-        if (!src) continue;
-        s.live = true;
-        s.vrf = cfg.vrfs[size_t(ti.vrf)].name;
-        s.underlay_vrf = cfg.vrfs[size_t(ti.underlay_vrf)].name;
-        src->push_back(std::move(s));
-    }
-    if (!dynamic_) return v;
+bool Tunnels::static_row(const config::Config& cfg, const TunnelState& t, TunnelRow* row, RowSource* src) const {
+    RowSource s;
+    if (!dp::tunnel_info(t.id, &s.ti)) return false;
+    const dp::TunnelInfo& ti = s.ti;
+    TunnelRow& r = *row;
+    r.kind = "static";
+    r.id = ti.id;
+    r.site = t.name;
+    r.state = "up";
+    r.cloud = cloud_of(cfg, ti.vrf);
+    r.peer = ti.paths.empty() ? "" : ti.paths[0].spec.remote.str();
+    uint64_t since = std::max(t.since_s, started_at_), now = wall_s();
+    r.uptime_s = now > since ? now - since : 0;
+    r.drops = sa_drops(ti, &s.drops);
+    fill_counters(r, ti);
+    if (!src) return true;
+    s.live = true;
+    s.vrf = cfg.vrfs[size_t(ti.vrf)].name;
+    s.underlay_vrf = cfg.vrfs[size_t(ti.underlay_vrf)].name;
+    *src = std::move(s);
+    return true;
+}
+
+void Tunnels::dynamic_rows(const config::Config& cfg, std::vector<TunnelRow>& v,
+                           const std::function<void(RowSource&&)>& src,
+                           const std::function<bool(const std::string&, uint64_t)>& only) const {
+    if (!dynamic_) return;
     for (auto& d : dynamic_()) {
         if (only && !only(d.name, d.id)) continue;
         TunnelRow r;
@@ -704,9 +744,54 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, std::vector<RowS
         v.push_back(std::move(r));
         if (!src) continue;
         s.ike = std::make_shared<const DynamicTunnel>(std::move(d));
-        src->push_back(std::move(s));
+        src(std::move(s));
     }
+}
+
+// Rows of every tunnel: the static ones, then IKE's; each with its JSON.
+std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, std::vector<RowSource>* src,
+                                     const std::function<bool(const std::string&, uint64_t)>& only) const {
+    std::vector<TunnelRow> v;
+    if (!only) {
+        // One allocation each: growing them by doubling touched fresh pages
+        // three times over (at 100,000 tunnels the page faults, not the
+        // copying, held the control thread).
+        v.reserve(tunnels_.size());
+        if (src) src->reserve(tunnels_.size());
+    }
+    for (auto& t : tunnels_) {
+        if (only && !only(t.name, t.id)) continue;
+        TunnelRow r;
+        RowSource s;
+        if (!static_row(cfg, t, &r, src ? &s : nullptr)) continue;
+        v.push_back(std::move(r));
+        if (src) src->push_back(std::move(s));
+    }
+    std::function<void(RowSource&&)> keep;
+    if (src) keep = [src](RowSource&& s) { src->push_back(std::move(s)); };
+    dynamic_rows(cfg, v, keep, only);
     return v;
+}
+
+RowSlice Tunnels::slice(const config::Config& cfg, size_t from, size_t n, bool with_src) const {
+    RowSlice out;
+    out.ran = true;
+    out.gen = gen_;
+    size_t end = std::min(tunnels_.size(), from + n);
+    out.next = end;
+    for (size_t i = from; i < end; i++) {
+        TunnelRow r;
+        auto s = with_src ? std::make_shared<RowSource>() : nullptr;
+        if (!static_row(cfg, tunnels_[i], &r, s.get())) continue;
+        out.rows.push_back(std::move(r));
+        if (s) out.src.push_back(std::move(s));
+    }
+    if (end < tunnels_.size()) return out;
+    out.last = true;
+    std::function<void(RowSource&&)> keep;
+    if (with_src) keep = [&out](RowSource&& s) { out.src.push_back(std::make_shared<RowSource>(std::move(s))); };
+    dynamic_rows(cfg, out.rows, keep, nullptr);
+    return out;
 }
 
 // A row's full JSON object (`show tunnels | json`, `show tunnels NAME`):

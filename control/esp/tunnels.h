@@ -20,6 +20,10 @@
 #include "control/routing/rib.h"
 #include "dataplane/api.h"
 
+namespace nimbus::control {
+class Bridge;
+}
+
 namespace nimbus::esp {
 
 struct TunnelState {
@@ -94,15 +98,33 @@ public:
     // `only`: just the tunnels it accepts (name, ID as `show tunnels` shows it).
     std::vector<TunnelRow> rows(const config::Config& cfg, std::vector<RowSource>* src = nullptr,
                                 const std::function<bool(const std::string&, uint64_t)>& only = nullptr) const;
+    // One slice of `show tunnels` for collect_slices (tunnel_view.h), on the
+    // control thread: the rows of static tunnels [from, from + n) and, after
+    // the last one, every IKE tunnel's; with `with_src`, each row's RowSource.
+    RowSlice slice(const config::Config& cfg, size_t from, size_t n, bool with_src) const;
+    // With a bridge, `show tunnels [filters]` gathers its rows in slices of
+    // kSliceTunnels tunnels, each a callback of its own on the control thread,
+    // from the reply's writer thread (the rows are built there).
+    void set_bridge(control::Bridge* b) { bridge_ = b; }
+    static constexpr size_t kSliceTunnels = 1000;
     // Prometheus: nimbus_cloud_tunnels{cloud,state} and per-cloud traffic
     // always; nimbus_tunnel_up{cloud,site} ... when enabled.
     void register_metrics(mgmt::Metrics& m, const config::Config& cfg);
 
 private:
+    // A static tunnel's row (and what its JSON is built from); false if the
+    // dataplane no longer has it.
+    bool static_row(const config::Config& cfg, const TunnelState& t, TunnelRow* r, RowSource* src) const;
+    void dynamic_rows(const config::Config& cfg, std::vector<TunnelRow>& v,
+                      const std::function<void(RowSource&&)>& src,
+                      const std::function<bool(const std::string&, uint64_t)>& only) const;
+    mgmt::Result sliced_listing(const config::Config& cfg, const TunnelFilter& f, bool json_out) const;
     bool install_one(const config::Config& cfg, const config::ManualTunnel& t, routing::Rib& rib, std::string* err);
     void remove(const std::vector<std::string>& names, routing::Rib& rib);
 
     std::vector<TunnelState> tunnels_;
+    uint64_t gen_ = 0;  // bumped whenever tunnels_ changes (a listing in slices starts over)
+    control::Bridge* bridge_ = nullptr;
     // id -> name of tunnels_: `show ip route` names the tunnel of each of
     // 100,000 routes.
     std::unordered_map<dp::TunnelId, std::string> names_;

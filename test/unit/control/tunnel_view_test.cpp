@@ -171,3 +171,129 @@ TEST_CASE("summary: counts per cloud and state add up; extras rendered and in JS
     CHECK(ls[0].find("Cloud") == 0);
     CHECK(ls[4].find("total") == 0);
 }
+
+namespace {
+
+// A table of `n` static tunnels whose generation can be bumped between
+// slices, as a config apply would; slices of `per` rows, the last slice
+// adding `ike` IKE rows.
+struct FakeTable {
+    size_t n = 0, per = 1, ike = 0;
+    uint64_t gen = 1;
+    int calls = 0;
+    std::function<void(int call)> on_call;  // before each slice
+    RowSlice slice(size_t from) {
+        if (on_call) on_call(calls);
+        calls++;
+        RowSlice s;
+        s.ran = true;
+        s.gen = gen;
+        size_t end = std::min(n, from + per);
+        s.next = end;
+        for (size_t i = from; i < end; i++) {
+            TunnelRow r;
+            r.kind = "static";
+            r.id = i;
+            r.site = fmt::format("g{}-s{}", gen, i);
+            s.rows.push_back(r);
+        }
+        if (end == n) {
+            s.last = true;
+            for (size_t i = 0; i < ike; i++) {
+                TunnelRow r;
+                r.kind = "ike";
+                r.id = i;
+                s.rows.push_back(r);
+            }
+        }
+        return s;
+    }
+};
+
+struct Collected {
+    std::vector<TunnelRow> rows;
+    int resets = 0;
+    std::string err;
+};
+
+Collected collect(FakeTable& t, int attempts = 5) {
+    Collected c;
+    c.err = collect_slices([&](size_t from) { return t.slice(from); },
+                           [&](RowSlice& s) { c.rows.insert(c.rows.end(), s.rows.begin(), s.rows.end()); },
+                           [&] {
+                               c.rows.clear();
+                               c.resets++;
+                           },
+                           attempts);
+    return c;
+}
+
+}  // namespace
+
+TEST_CASE("listing in slices: every row once, in order, static then IKE") {
+    FakeTable t{2500, 1000, 3};
+    Collected c = collect(t);
+    REQUIRE(c.err.empty());
+    CHECK(t.calls == 3);
+    CHECK(c.resets == 0);
+    REQUIRE(c.rows.size() == 2503);
+    for (size_t i = 0; i < 2500; i++) {
+        REQUIRE(c.rows[i].kind == "static");
+        REQUIRE(c.rows[i].id == i);
+    }
+    CHECK(c.rows[2500].kind == "ike");
+    CHECK(c.rows[2502].id == 2);
+
+    FakeTable none{0, 1000, 0};  // no tunnels: one slice, empty, last
+    Collected e = collect(none);
+    CHECK(e.err.empty());
+    CHECK(none.calls == 1);
+    CHECK(e.rows.empty());
+}
+
+TEST_CASE("listing in slices: a change between slices starts the listing over") {
+    FakeTable t{30, 10, 0};
+    // An apply lands between the first and the second slice, and removes a
+    // tunnel: positions shift, so the rows gathered so far are dropped.
+    t.on_call = [&](int call) {
+        if (call == 1) {
+            t.gen++;
+            t.n = 29;
+        }
+    };
+    Collected c = collect(t);
+    REQUIRE(c.err.empty());
+    CHECK(c.resets == 1);
+    REQUIRE(c.rows.size() == 29);
+    for (auto& r : c.rows) CHECK(r.site.rfind("g2-", 0) == 0);  // all from the new table
+}
+
+TEST_CASE("listing in slices: errors") {
+    SECTION("the table changes on every slice: gives up after the attempts") {
+        FakeTable t{30, 10, 0};
+        t.on_call = [&](int) { t.gen++; };
+        Collected c = collect(t, 3);
+        CHECK(c.err == "% the tunnels kept changing during the listing; try again");
+        CHECK(c.resets == 2);
+    }
+    SECTION("the control thread does not run a slice") {
+        Collected c;
+        c.err = collect_slices([](size_t) { return RowSlice{}; }, [](RowSlice&) { FAIL("no rows expected"); },
+                               [] {});
+        CHECK(c.err == "% nimbusd did not answer (stopping?)");
+    }
+    SECTION("a slice that does not move on") {
+        int calls = 0;
+        std::string err = collect_slices(
+            [&](size_t) {
+                calls++;
+                RowSlice s;
+                s.ran = true;
+                s.next = 0;
+                return s;
+            },
+            [](RowSlice&) {}, [] {});
+        CHECK(err == "% listing made no progress");
+        CHECK(calls == 1);
+    }
+}
