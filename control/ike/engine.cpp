@@ -613,7 +613,10 @@ void Engine::schedule(IkeSa& sa) {
         at(sa.last_rx_ns + iv * sa.cloud->dpd_retries);
         if (!sa.out) at(sa.last_probe_ns + probe_interval(sa, iv));
         at(sa.rekey_at_ns);
-        at(sa.keepalive_at_ns);
+        // (sa_timer sends keepalives only while a NAT is in front of us; a
+        // deadline it would not move must not wake it: MOBIKE can take the
+        // NAT away after keepalives started.)
+        if (sa.nat.local_behind_nat) at(sa.keepalive_at_ns);
         for (auto& c : sa.children) {
             if (c.state == ChildState::Installed) at(c.rekey_at_ns);
             at(c.remove_at_ns);
@@ -651,7 +654,20 @@ void Engine::on_timer() {
         if (!sa) continue;
         sa->wake_ns = 0;
         sa_timer(*sa, now);
-        if (sa->state != IkeState::Dead) schedule(*sa);
+        if (sa->state == IkeState::Dead) continue;
+        schedule(*sa);
+        if (sa->wake_ns && sa->wake_ns <= now) {
+            // Every deadline schedule() wakes an SA for must be moved by
+            // sa_timer once due; one that was not would bring the SA back
+            // here at once, for ever (the control thread stuck: VRRP, ZAPI,
+            // the CLI). Should that happen, try again a millisecond later
+            // and count it.
+            count(Counter::timers_overdue);
+            LOG_WARN("ike", "event=timer_overdue sa={:016x} state={}", sa->local_spi(), ike_state_name(sa->state));
+            timers_.erase({sa->wake_ns, sa->local_spi()});
+            sa->wake_ns = std::max(now_(), now) + kNs / 1000;
+            timers_.insert({sa->wake_ns, sa->local_spi()});
+        }
     }
     while (!reconnects_.empty() && reconnects_.begin()->first <= now) {
         TunnelId id = reconnects_.begin()->second;
@@ -694,6 +710,12 @@ void Engine::sa_timer(IkeSa& sa, uint64_t now) {
         sa.out->next_retx_ns = now + (policy_.settings.retransmit_timeout_ns << std::min(sa.out->tries, 16));
         sa.out->tries++;
     }
+    // Old inbound children lingering after a rekey go when their time is up,
+    // in whatever state the IKE SA is (schedule() wakes it for them in all).
+    std::vector<uint32_t> gone;
+    for (auto& c : sa.children)
+        if (c.remove_at_ns && now >= c.remove_at_ns) gone.push_back(c.spi_in);
+    for (uint32_t s : gone) remove_child(sa, s, "old SA after rekey");
     switch (sa.state) {
     case IkeState::HalfOpen:
         if (now >= sa.expire_at_ns && sa.queued && now < sa.created_ns + 2 * policy_.settings.half_open_timeout_ns) {
@@ -730,15 +752,12 @@ void Engine::sa_timer(IkeSa& sa, uint64_t now) {
         sa.rekey_at_ns = 0;
         queue(sa, Task{TaskKind::RekeyIke});
     }
-    std::vector<uint32_t> gone;
     for (auto& c : sa.children) {
         if (c.state == ChildState::Installed && c.rekey_at_ns && now >= c.rekey_at_ns) {
             c.rekey_at_ns = 0;
             queue(sa, Task{TaskKind::RekeyChild, c.spi_in});
         }
-        if (c.remove_at_ns && now >= c.remove_at_ns) gone.push_back(c.spi_in);
     }
-    for (uint32_t s : gone) remove_child(sa, s, "old SA after rekey");
     if (sa.nat.local_behind_nat && sa.keepalive_at_ns && now >= sa.keepalive_at_ns) {
         // RFC 3948 §4: keep the NAT mapping in front of us open.
         Endpoint l = sa.local;

@@ -88,7 +88,8 @@ namespace nimbus::ike {
     X(nat_mapping_changes, "peer address changes followed without MOBIKE (§2.23)")            \
     X(local_address_lost, "IKE SAs dropped: their local address (an HA virtual IP) left the box") \
     X(closing_deletes, "IKE SAs deleted because nimbusd stops (RFC 7296 §1.4.1)")                 \
-    X(closing_refused, "IKE_SA_INIT requests ignored while nimbusd stops (the peer retries)")
+    X(closing_refused, "IKE_SA_INIT requests ignored while nimbusd stops (the peer retries)") \
+    X(timers_overdue, "SA timers still due right after they ran (a bug: retried 1 ms later instead of spinning)")
 
 enum class Counter : uint16_t {
 #define NIMBUS_X(n, d) n,

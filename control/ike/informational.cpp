@@ -48,6 +48,13 @@ bool update_addresses(IkeSa& sa, const Message& m) {
 
 }  // namespace
 
+// RFC 3948 §4: keepalives while a NAT is in front of us, also when MOBIKE
+// finds one (or finds it gone) after the SA came up.
+static void keepalives_follow_nat(IkeSa& sa, uint64_t now, uint64_t every) {
+    if (!sa.nat.local_behind_nat) sa.keepalive_at_ns = 0;
+    else if (!sa.keepalive_at_ns) sa.keepalive_at_ns = now + every;
+}
+
 void Engine::start_informational(IkeSa& sa, const Task& t) {
     auto req = std::make_unique<Request>();
     req->kind = t.kind;
@@ -135,6 +142,7 @@ void Engine::informational_response(IkeSa& sa, Rx& rx) {
         auto srcs = natd_sources(rx.msg);
         auto* d = rx.msg.notify(N_NAT_DETECTION_DESTINATION_IP);
         if (!srcs.empty() && d) sa.nat = nat_detect(sa.spi_i, sa.spi_r, srcs, d->data, rx.remote, rx.local);
+        keepalives_follow_nat(sa, now, policy_.settings.keepalive_ns);
         count(Counter::mobike_updates);
         LOG_INFO("ike", "event=mobike_moved tunnel={} local={} remote={}", sa.tunnel, sa.local.str(), sa.remote.str());
         tunnel_refresh(sa);
@@ -153,6 +161,7 @@ void Engine::peer_moved(IkeSa& sa, const Rx& rx) {
     auto srcs = natd_sources(rx.msg);
     auto* d = rx.msg.notify(N_NAT_DETECTION_DESTINATION_IP);
     if (!srcs.empty() && d) sa.nat = nat_detect(sa.spi_i, sa.spi_r, srcs, d->data, rx.remote, rx.local);
+    keepalives_follow_nat(sa, now_(), policy_.settings.keepalive_ns);
     // The new address has just proven itself.
     bool known = false;
     for (auto& a : sa.peer_addresses)

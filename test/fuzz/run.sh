@@ -1,6 +1,8 @@
 #!/bin/bash
 # Builds every libFuzzer target in test/fuzz/ with clang-14 (ASan + UBSan) in
 # its own directory and runs each for a fixed time, seeded with its corpus.
+# An input that runs over 25 s is a failure (a hang; libFuzzer's default would
+# wait 20 minutes).
 # With NIMBUS_RESULTS set, writes JUnit XML (fuzz-NAME.xml): one test case per
 # target, failed if the fuzzer found anything or did not build.
 #   test/fuzz/run.sh [OUT_DIR]     FUZZ_SECONDS (default 30)
@@ -39,7 +41,7 @@ for target in "${!SRCS[@]}"; do
         rm -rf "$corpus" && mkdir -p "$corpus"
         seeds="test/fuzz/${target%_fuzz}_corpus"
         [ -d "$seeds" ] && cp "$seeds"/* "$corpus"/
-        (cd "$OUT" && "./$target" -max_total_time="$SECS" -max_len=4096 -print_final_stats=1 \
+        (cd "$OUT" && "./$target" -max_total_time="$SECS" -max_len=4096 -timeout=25 -print_final_stats=1 \
             -artifact_prefix="$OUT/" "$(basename "$corpus")") >> "$log" 2>&1
         r=$?
         if [ $r -ne 0 ] || grep -qE "ERROR: AddressSanitizer|runtime error:" "$log"; then

@@ -461,6 +461,35 @@ TEST_CASE("child SA rekey, started by either side, is hitless and removes the ol
     }
 }
 
+TEST_CASE("an IKE SA waiting for its DELETE's answer still drops a rekeyed child on time") {
+    // Found by the engine fuzzer: the timer woke an SA in the Deleting state
+    // for its lingering old child, but sa_timer only removed such children
+    // in the Established state, so the SA was due again at once and
+    // on_timer never returned (the control thread stuck).
+    Pair p;
+    psk_pair(p);
+    p.edge->eng->start();
+    p.net.pump();
+    std::string err;
+    REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));  // the edge deletes the old child: ours lingers
+    p.net.pump();
+    REQUIRE(child_count(*p.conc) == 2);
+    // The edge falls silent, so the concentrator's DELETE stays unanswered.
+    p.net.filter = [](Datagram&) { return false; };
+    REQUIRE(p.conc->eng->clear_tunnel(p.conc->eng->tunnels()[0].id, &err));
+    p.net.pump();
+    auto sas = p.conc->eng->sas();
+    REQUIRE(sas.size() == 1);
+    REQUIRE(sas[0].state == "deleting");
+    p.net.advance_s(3);  // past the 2 s linger, within the 10 s the DELETE waits
+    CHECK(child_count(*p.conc) == 1);
+    CHECK(p.conc->eng->sas()[0].state == "deleting");
+    CHECK(p.conc->eng->counter(Counter::timers_overdue) == 0);
+    p.net.advance_s(30);
+    CHECK(p.conc->eng->sas().empty());
+    CHECK(p.conc->eng->counter(Counter::timers_overdue) == 0);
+}
+
 TEST_CASE("a child SA the dataplane refuses: NO_ADDITIONAL_SAS, the tunnel is not left up, the site comes back") {
     Pair p;
     psk_pair(p);
@@ -790,6 +819,55 @@ TEST_CASE("MOBIKE: UPDATE_SA_ADDRESSES moves the IKE SA and its children") {
     REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
     p.net.advance_s(3);
     check_child_agreement(*p.conc, *p.edge);
+}
+
+TEST_CASE("MOBIKE out of a NAT and back: keepalives stop and start again") {
+    // Found by reading after a fuzzer hang: keepalives were scheduled
+    // whatever the NAT, but sent (and their deadline moved) only behind one,
+    // so an edge that moved out of a NAT woke up at the same instant forever.
+    EngineSettings es;
+    es.keepalive_ns = 20 * kS;
+    Net net;
+    Node& conc = net.add("conc", "203.0.113.2", concentrator(cloud({}, {{"store-0001.test", {"10.16.1.0/24"}}})));
+    Node& ed = net.add("edge", "198.51.100.2",
+                       edge(cloud({}), "203.0.113.2", "store-0001.test", {"10.16.1.0/24"}, {"10.0.0.0/8"}, es));
+    net.alias("198.51.100.3", ed);
+    // Only 198.51.100.2 is behind the NAT (as 203.0.113.1); .3 is not.
+    IpAddr inside = *IpAddr::parse("198.51.100.2"), outside = *IpAddr::parse("203.0.113.1");
+    net.filter = [&](Datagram& d) {
+        if (d.from.addr == inside) {
+            d.from.addr = outside;
+            d.from.port = uint16_t(d.from.port + 10000);
+        } else if (d.to.addr == outside) {
+            d.to.addr = inside;
+            d.to.port = uint16_t(d.to.port - 10000);
+        }
+        return true;
+    };
+    ed.eng->start();
+    net.pump();
+    REQUIRE(established(ed));
+    REQUIRE(established(ed)->nat_local);
+    net.advance_s(21);
+    uint64_t sent = ed.eng->counter(Counter::tx_keepalives);
+    CHECK(sent >= 1);
+    std::string err;
+    REQUIRE(ed.eng->mobike_move_for_test(1, *IpAddr::parse("198.51.100.3"), &err));
+    net.pump();
+    REQUIRE(established(ed));
+    CHECK_FALSE(established(ed)->nat_local);
+    net.advance_s(60);
+    CHECK(ed.eng->counter(Counter::tx_keepalives) == sent);
+    CHECK(ed.eng->counter(Counter::timers_overdue) == 0);
+    REQUIRE(established(ed));
+    REQUIRE(ed.eng->mobike_move_for_test(1, inside, &err));
+    net.pump();
+    REQUIRE(established(ed));
+    CHECK(established(ed)->nat_local);
+    net.advance_s(21);
+    CHECK(ed.eng->counter(Counter::tx_keepalives) > sent);
+    CHECK(ed.eng->counter(Counter::timers_overdue) == 0);
+    CHECK(conc.eng->counter(Counter::timers_overdue) == 0);
 }
 
 TEST_CASE("retransmission with backoff; repeated requests answered from the cached response") {
