@@ -415,6 +415,21 @@ std::pair<uint32_t, uint32_t> active_spis(const Node& n) {
     return {c.spi_in, c.spi_out};
 }
 
+// A masquerading NAT for Net::filter: `inside` goes out as `outside`, its
+// ports moved up by 10000 (and back for the answers).
+std::function<bool(Datagram&)> masquerade(IpAddr inside, IpAddr outside) {
+    return [inside, outside](Datagram& d) {
+        if (d.from.addr == inside) {
+            d.from.addr = outside;
+            d.from.port = uint16_t(d.from.port + 10000);
+        } else if (d.to.addr == outside) {
+            d.to.addr = inside;
+            d.to.port = uint16_t(d.to.port - 10000);
+        }
+        return true;
+    };
+}
+
 size_t child_count(const Node& n) {
     size_t k = 0;
     for (auto& [id, t] : n.sink.tunnels()) k += t.children.size();
@@ -739,16 +754,7 @@ TEST_CASE("an edge behind a masquerading NAT: float to 4500, UDP encapsulation, 
                        edge(cloud({}), "203.0.113.2", "store-0001.test", {"10.16.1.0/24"}, {"10.0.0.0/8"}, es));
     // The NAT: 198.51.100.2:port <-> 203.0.113.1:(port + 10000)
     IpAddr inside = *IpAddr::parse("198.51.100.2"), outside = *IpAddr::parse("203.0.113.1");
-    net.filter = [&](Datagram& d) {
-        if (d.from.addr == inside) {
-            d.from.addr = outside;
-            d.from.port = uint16_t(d.from.port + 10000);
-        } else if (d.to.addr == outside) {
-            d.to.addr = inside;
-            d.to.port = uint16_t(d.to.port - 10000);
-        }
-        return true;
-    };
+    net.filter = masquerade(inside, outside);
     ed.eng->start();
     net.pump();
     auto c = established(conc);
@@ -834,16 +840,7 @@ TEST_CASE("MOBIKE out of a NAT and back: keepalives stop and start again") {
     net.alias("198.51.100.3", ed);
     // Only 198.51.100.2 is behind the NAT (as 203.0.113.1); .3 is not.
     IpAddr inside = *IpAddr::parse("198.51.100.2"), outside = *IpAddr::parse("203.0.113.1");
-    net.filter = [&](Datagram& d) {
-        if (d.from.addr == inside) {
-            d.from.addr = outside;
-            d.from.port = uint16_t(d.from.port + 10000);
-        } else if (d.to.addr == outside) {
-            d.to.addr = inside;
-            d.to.port = uint16_t(d.to.port - 10000);
-        }
-        return true;
-    };
+    net.filter = masquerade(inside, outside);
     ed.eng->start();
     net.pump();
     REQUIRE(established(ed));
