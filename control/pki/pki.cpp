@@ -78,15 +78,19 @@ bool read_certs(const std::string& path, std::vector<X509*>* out, std::string* e
     std::abort();
 }
 
-// A Name as DER (an ID_DER_ASN1_DN identity's data); empty on failure.
-std::vector<uint8_t> name_der(const X509_NAME* n) {
+// An OpenSSL object as DER through its i2d function; empty on failure.
+template <class T>
+std::vector<uint8_t> to_der(const T* x, int (*i2d)(const T*, unsigned char**)) {
     unsigned char* d = nullptr;
-    int len = i2d_X509_NAME(n, &d);
+    int len = i2d(x, &d);
     if (len <= 0) return {};
     std::vector<uint8_t> v(d, d + len);
     OPENSSL_free(d);
     return v;
 }
+
+// A Name as DER (an ID_DER_ASN1_DN identity's data); empty on failure.
+std::vector<uint8_t> name_der(const X509_NAME* n) { return to_der(n, i2d_X509_NAME); }
 
 std::string lower(std::string_view s) {
     std::string o(s);
@@ -202,14 +206,7 @@ Certificate::~Certificate() {
     if (x_) X509_free(x_);
 }
 
-std::vector<uint8_t> Certificate::der() const {
-    unsigned char* d = nullptr;
-    int n = i2d_X509(x_, &d);
-    if (n <= 0) return {};
-    std::vector<uint8_t> v(d, d + n);
-    OPENSSL_free(d);
-    return v;
-}
+std::vector<uint8_t> Certificate::der() const { return to_der<X509>(x_, i2d_X509); }
 
 Identity Certificate::subject() const {
     Identity id;

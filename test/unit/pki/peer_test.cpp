@@ -21,10 +21,12 @@
 #include "control/pki/identity.h"
 #include "control/pki/leaf.h"
 #include "control/pki/pki.h"
+#include "test/unit/pki/identity_helper.h"
 #include "test/unit/pki/testpki.h"
 
 using namespace nimbus;
 using namespace nimbus::pki;
+using nimbus::pki::test::id;
 
 namespace {
 
@@ -54,14 +56,6 @@ std::vector<uint8_t> der_of(const std::string& file, int index = 0) {
     OPENSSL_free(d);
     X509_free(x);
     return v;
-}
-
-Identity id(const char* s) {
-    std::string err;
-    auto i = parse_identity(s, &err);
-    INFO(err);
-    REQUIRE(i);
-    return *i;
 }
 
 struct Outcome {

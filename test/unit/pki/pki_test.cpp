@@ -14,10 +14,12 @@
 #include "control/ike/messages.h"
 #include "control/pki/identity.h"
 #include "control/pki/pki.h"
+#include "test/unit/pki/identity_helper.h"
 #include "test/unit/pki/testpki.h"
 
 using namespace nimbus;
 using namespace nimbus::pki;
+using nimbus::pki::test::id;
 
 namespace {
 
@@ -28,14 +30,6 @@ Certificate load_cert(const std::string& name) {
     auto cred = Credential::load(P().path(name + ".crt"), P().path(name + ".key"), &err);
     REQUIRE(cred);
     return cred->cert();
-}
-
-Identity id(const char* s) {
-    std::string err;
-    auto i = parse_identity(s, &err);
-    INFO(err);
-    REQUIRE(i);
-    return *i;
 }
 
 }  // namespace
