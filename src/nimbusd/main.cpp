@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -46,7 +47,15 @@ int main(int argc, char** argv) {
         usage(stderr);
         return 2;
     }
-    auto res = nimbus::config::load(file);
+    // Read on a thread of its own, so that the config (and yaml-cpp's
+    // garbage) is allocated in another malloc arena than the control
+    // thread's. The first `config apply` frees this config on a helper
+    // thread; in the main arena those frees piled up as fastbin chunks that
+    // the control thread's next large allocation consolidated in one go:
+    // 45-65 ms at 100,000 tunnels (scripts/bench/cli.sh), past its 50 ms
+    // budget. Configs applied later are parsed off the control thread too.
+    nimbus::config::Result res;
+    std::thread([&] { res = nimbus::config::load(file); }).join();
     if (!res.ok()) {
         for (auto& e : res.errors) fmt::print(stderr, "{}\n", e);
         fmt::print(stderr, "nimbusd: {} error{} in {}; nothing started\n", res.errors.size(),
