@@ -121,32 +121,4 @@ std::string render_summary(const Summary& s, const SummaryExtra& x, json* out) {
     return text;
 }
 
-std::string collect_slices(const std::function<RowSlice(size_t from)>& slice,
-                           const std::function<void(RowSlice&)>& sink, const std::function<void()>& reset,
-                           int attempts) {
-    for (int a = 0; a < attempts; a++) {
-        if (a) reset();
-        size_t from = 0;
-        uint64_t gen = 0;
-        bool changed = false;
-        for (bool first = true;; first = false) {
-            RowSlice s = slice(from);
-            if (!s.ran) return "% nimbusd did not answer (stopping?)";
-            if (!first && s.gen != gen) {
-                changed = true;
-                break;
-            }
-            gen = s.gen;
-            bool last = s.last;
-            size_t next = s.next;
-            sink(s);
-            if (last) break;
-            if (next <= from) return "% listing made no progress";  // a slice must move on
-            from = next;
-        }
-        if (!changed) return "";
-    }
-    return "% the tunnels kept changing during the listing; try again";
-}
-
 }  // namespace nimbus::esp

@@ -32,16 +32,20 @@ struct TunnelRow {
     nlohmann::json data;    // its full JSON object where a caller built it (esp::row_json)
 };
 
+// Where a slice of a listing stands (RowSlice below, esp::SaSlice).
+struct SliceHead {
+    bool ran = false;   // false: the control thread did not run it (stopping, timed out)
+    uint64_t gen = 0;   // generation of the static tunnel set the slice saw
+    bool last = false;  // nothing after it
+    size_t next = 0;    // the static tunnel the next slice starts at
+};
+
 // One slice of a listing, gathered on the control thread (Tunnels::slice):
 // the rows of a run of static tunnels, and after the last of them the IKE
 // tunnels' rows. `src[i]`, when asked for, is what rows[i]'s JSON is built
 // from (esp::row_json, control/esp/tunnels.h).
 struct RowSource;
-struct RowSlice {
-    bool ran = false;   // false: the control thread did not run it (stopping, timed out)
-    uint64_t gen = 0;   // generation of the static tunnel set the slice saw
-    bool last = false;  // nothing after it
-    size_t next = 0;    // the static tunnel the next slice starts at
+struct RowSlice : SliceHead {
     std::vector<TunnelRow> rows;
     std::vector<std::shared_ptr<RowSource>> src;
 };
@@ -49,13 +53,37 @@ struct RowSlice {
 // Drives a listing slice by slice, so that no single step holds the control
 // thread for long (at 100,000 tunnels the whole listing in one callback held
 // it 0.6-0.9 s, past an HA partner's patience). `slice(from)` returns the
-// slice that starts at static tunnel `from`; `sink` takes each slice's rows
-// as they come. When the tunnel set changes between slices (a config apply:
-// positions shift), `reset()` is called and the listing starts over, at most
-// `attempts` times. Returns "" or an error message for the operator.
-std::string collect_slices(const std::function<RowSlice(size_t from)>& slice,
-                           const std::function<void(RowSlice&)>& sink, const std::function<void()>& reset,
-                           int attempts = 5);
+// slice (a SliceHead) that starts at static tunnel `from`; `sink` takes each
+// slice as it comes. When the tunnel set changes between slices (a config
+// apply: positions shift), `reset()` is called and the listing starts over,
+// at most `attempts` times. Returns "" or an error message for the operator.
+template <class SliceFn, class Sink, class Reset>
+std::string collect_slices(SliceFn&& slice, Sink&& sink, Reset&& reset, int attempts = 5) {
+    for (int a = 0; a < attempts; a++) {
+        if (a) reset();
+        size_t from = 0;
+        uint64_t gen = 0;
+        bool changed = false;
+        for (bool first = true;; first = false) {
+            auto s = slice(from);
+            const SliceHead& h = s;
+            if (!h.ran) return "% nimbusd did not answer (stopping?)";
+            if (!first && h.gen != gen) {
+                changed = true;
+                break;
+            }
+            gen = h.gen;
+            bool last = h.last;
+            size_t next = h.next;
+            sink(s);
+            if (last) break;
+            if (next <= from) return "% listing made no progress";  // a slice must move on
+            from = next;
+        }
+        if (!changed) return "";
+    }
+    return "% the tunnels kept changing during the listing; try again";
+}
 
 struct TunnelFilter {
     std::string cloud, state, site_prefix;  // empty: any

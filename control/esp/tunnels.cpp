@@ -332,7 +332,73 @@ std::string detail_text(const TunnelRow& r) {
     return s;
 }
 
+// The SAs of dataplane tunnel `id` (all, or those with SPI `spi`).
+void add_sas(dp::TunnelId id, const std::string& name, std::optional<uint32_t> spi, std::vector<SaRow>& out) {
+    dp::TunnelInfo ti;
+    if (!dp::tunnel_info(id, &ti)) return;
+    dp::SaInfo s;
+    if (dp::sa_out_info(id, &s) && (!spi || s.spi == *spi)) out.emplace_back(s, name);
+    for (uint32_t x : ti.in_spis)
+        if ((!spi || x == *spi) && dp::sa_in_info(x, &s)) out.emplace_back(s, name);
+}
+
+std::string sa_table(const std::vector<SaRow>& v) {
+    Table tb({{"SPI", "spi"}, {"Dir", "direction"}, {"Tunnel", "tunnel"}, {"Cipher", "cipher"}, {"ESN", "esn"},
+              {"Seq / window", "position"}, {"Packets", "packets", true}, {"Bytes", "bytes", true},
+              {"Auth fail", "auth_fail", true}, {"Duplicate", "duplicate", true},
+              {"Too old", "replay_too_old", true}, {"State", "state"}});
+    for (auto& [s, tn] : v) {
+        auto c = [&](dp::SaCounter k) { return s.counters[int(k)]; };
+        std::string pos = s.inbound ? fmt::format("top {} / {}", s.window_top, s.window_size) : fmt::format("{}", s.seq);
+        std::string state = s.hard_expired ? "expired" : s.soft_expired ? "soft-expired" : "active";
+        tb.row({spi_str(s.spi), s.inbound ? "in" : "out", tn, dp::cipher_name(s.cipher), s.esn ? "yes" : "no", pos,
+                c(dp::SaCounter::packets), c(dp::SaCounter::bytes), c(dp::SaCounter::auth_fail),
+                c(dp::SaCounter::duplicate), c(dp::SaCounter::replay_too_old), state});
+    }
+    return tb.text();
+}
+
+// `show ipsec sa [SPI]` from the SAs gathered (only those with the SPI when
+// one was named): the table and JSON of all, or the detail of one SPI.
+mgmt::Result sa_result(std::vector<SaRow> list, std::optional<uint32_t> want, const std::string& word, bool json_out) {
+    if (want) {
+        if (list.empty()) return mgmt::Result::error("% No such SA: " + word);
+        // (An outbound SPI is the peer's choice: several tunnels may share it.)
+        std::string detail;
+        for (auto& [s, tn] : list) {
+            detail += fmt::format("\nSA {} ({}, tunnel {}, worker {}), key <redacted>\n", spi_str(s.spi),
+                                  s.inbound ? "inbound" : "outbound", tn, s.worker);
+            for (int k = 0; k < dp::kSaCounterCount; k++)
+                detail += fmt::format("  {:<22} {:>14}\n", dp::sa_counter_name(k), s.counters[k]);
+        }
+        return mgmt::Result{0, sa_table(list) + detail, sa_json(list[0].first, list[0].second)};
+    }
+    // Built by whoever sends the reply (the writer thread), from this copy.
+    auto snap = std::make_shared<std::vector<SaRow>>(std::move(list));
+    mgmt::Result r{0, "", nullptr, json_out};
+    if (json_out)
+        r.make_data = [snap] {
+            json out = json::array();
+            for (auto& [s, tn] : *snap) out.push_back(sa_json(s, tn));
+            return out;
+        };
+    else
+        r.make_text = [snap] { return sa_table(*snap); };
+    return r;
+}
+
 }  // namespace
+
+template <class S, class F>
+S Tunnels::on_control(F f) const {
+    // Shared with the callback: it may still run after a timeout here.
+    auto st = std::make_shared<S>();
+    auto ok = bridge_->call<bool>([st, f = std::move(f)] {
+        *st = f();
+        return true;
+    });
+    return ok ? std::move(*st) : S{};
+}
 
 // `show tunnels [filters]` from the reply's writer thread: the rows are
 // gathered in slices of kSliceTunnels tunnels, one control-thread callback
@@ -344,13 +410,9 @@ mgmt::Result Tunnels::sliced_listing(const config::Config& cfg, const TunnelFilt
         std::vector<TunnelRow> all;
         size_t total = 0;
         auto slice = [&](size_t from) {
-            // Shared with the callback: it may still run after a timeout here.
-            auto st = std::make_shared<RowSlice>();
-            auto ok = bridge_->call<bool>([this, &cfg, st, from, json_out] {
-                *st = this->slice(cfg, from, kSliceTunnels, json_out);
-                return true;
+            return on_control<RowSlice>([this, &cfg, from, json_out] {
+                return this->slice(cfg, from, kSliceTunnels, json_out);
             });
-            return ok ? std::move(*st) : RowSlice{};
         };
         auto sink = [&](RowSlice& s) {
             total += s.rows.size();
@@ -379,70 +441,30 @@ mgmt::Result Tunnels::sliced_listing(const config::Config& cfg, const TunnelFilt
 
 void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) {
     auto sas = [this](const Args& a) {
-        std::vector<std::pair<dp::SaInfo, std::string>> list;
-        std::vector<std::pair<dp::TunnelId, std::string>> ids;
-        for (auto& t : tunnels_) ids.emplace_back(t.id, t.name);
-        if (dynamic_)
-            for (auto& d : dynamic_())
-                if (d.dp != dp::kNoTunnel) ids.emplace_back(d.dp, d.name);
-        for (auto& [id, name] : ids) {
-            dp::TunnelInfo ti;
-            if (!dp::tunnel_info(id, &ti)) continue;
-            dp::SaInfo s;
-            if (dp::sa_out_info(id, &s)) list.emplace_back(s, name);
-            for (uint32_t spi : ti.in_spis)
-                if (dp::sa_in_info(spi, &s)) list.emplace_back(s, name);
-        }
-        bool one = a.has("SPI");
-        uint32_t want = 0;
-        if (one) {
+        std::optional<uint32_t> want;
+        if (a.has("SPI")) {
             try {
                 want = uint32_t(std::stoul(a.get("SPI"), nullptr, 16));
             } catch (...) {
                 return Result::error("% SPI is hexadecimal, e.g. 00001001");
             }
         }
-        auto table = [](const std::vector<std::pair<dp::SaInfo, std::string>>& v) {
-            Table tb({{"SPI", "spi"}, {"Dir", "direction"}, {"Tunnel", "tunnel"}, {"Cipher", "cipher"},
-                      {"ESN", "esn"}, {"Seq / window", "position"}, {"Packets", "packets", true},
-                      {"Bytes", "bytes", true}, {"Auth fail", "auth_fail", true}, {"Duplicate", "duplicate", true},
-                      {"Too old", "replay_too_old", true}, {"State", "state"}});
-            for (auto& [s, tn] : v) {
-                auto c = [&](dp::SaCounter k) { return s.counters[int(k)]; };
-                std::string pos = s.inbound ? fmt::format("top {} / {}", s.window_top, s.window_size)
-                                            : fmt::format("{}", s.seq);
-                std::string state = s.hard_expired ? "expired" : s.soft_expired ? "soft-expired" : "active";
-                tb.row({spi_str(s.spi), s.inbound ? "in" : "out", tn, dp::cipher_name(s.cipher), s.esn ? "yes" : "no",
-                        pos, c(dp::SaCounter::packets), c(dp::SaCounter::bytes), c(dp::SaCounter::auth_fail),
-                        c(dp::SaCounter::duplicate), c(dp::SaCounter::replay_too_old), state});
-            }
-            return tb.text();
+        std::string word = a.get("SPI");
+        if (!bridge_) return sa_result(sa_slice(0, tunnels_.size(), want).sas, want, word, a.json);
+        // 100,000 tunnels are 200,000 SAs: gathered slice by slice from the
+        // reply's writer thread (one callback held the control thread 40-60
+        // ms), and the table or the JSON built there.
+        Result r{0, "", nullptr, a.json};
+        r.make = [this, want, word, json_out = a.json] {
+            std::vector<SaRow> all;
+            std::string err = collect_slices(
+                [&](size_t from) {
+                    return on_control<SaSlice>([this, from, want] { return sa_slice(from, kSliceTunnels, want); });
+                },
+                [&](SaSlice& s) { std::move(s.sas.begin(), s.sas.end(), std::back_inserter(all)); },
+                [&] { all.clear(); });
+            return err.empty() ? sa_result(std::move(all), want, word, json_out) : Result::error(err);
         };
-        if (one) {
-            std::erase_if(list, [want](auto& x) { return x.first.spi != want; });
-            if (list.empty()) return Result::error("% No such SA: " + a.get("SPI"));
-            // (An outbound SPI is the peer's choice: several tunnels may share it.)
-            std::string detail;
-            for (auto& [s, tn] : list) {
-                detail += fmt::format("\nSA {} ({}, tunnel {}, worker {}), key <redacted>\n", spi_str(s.spi),
-                                      s.inbound ? "inbound" : "outbound", tn, s.worker);
-                for (int k = 0; k < dp::kSaCounterCount; k++)
-                    detail += fmt::format("  {:<22} {:>14}\n", dp::sa_counter_name(k), s.counters[k]);
-            }
-            return Result{0, table(list) + detail, sa_json(list[0].first, list[0].second)};
-        }
-        // 100,000 tunnels are 200,000 SAs: the table or the JSON is built
-        // by the reply's writer from these copies, off the control thread.
-        auto snap = std::make_shared<std::vector<std::pair<dp::SaInfo, std::string>>>(std::move(list));
-        Result r{0, "", nullptr};
-        if (a.json)
-            r.make_data = [snap] {
-                json out = json::array();
-                for (auto& [s, tn] : *snap) out.push_back(sa_json(s, tn));
-                return out;
-            };
-        else
-            r.make_text = [snap, table] { return table(*snap); };
         return r;
     };
     reg.add("show ipsec sa [SPI]", "ESP SAs: cipher, sequence number, window, counters (keys redacted)", sas);
@@ -791,6 +813,21 @@ RowSlice Tunnels::slice(const config::Config& cfg, size_t from, size_t n, bool w
     std::function<void(RowSource&&)> keep;
     if (with_src) keep = [&out](RowSource&& s) { out.src.push_back(std::make_shared<RowSource>(std::move(s))); };
     dynamic_rows(cfg, out.rows, keep, nullptr);
+    return out;
+}
+
+SaSlice Tunnels::sa_slice(size_t from, size_t n, std::optional<uint32_t> spi) const {
+    SaSlice out;
+    out.ran = true;
+    out.gen = gen_;
+    size_t end = std::min(tunnels_.size(), from + std::min(n, tunnels_.size()));
+    out.next = end;
+    for (size_t i = from; i < end; i++) add_sas(tunnels_[i].id, tunnels_[i].name, spi, out.sas);
+    if (end < tunnels_.size()) return out;
+    out.last = true;
+    if (dynamic_)
+        for (auto& d : dynamic_())
+            if (d.dp != dp::kNoTunnel) add_sas(d.dp, d.name, spi, out.sas);
     return out;
 }
 

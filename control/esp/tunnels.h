@@ -9,6 +9,7 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -63,6 +64,12 @@ struct RowSource {
 };
 nlohmann::json row_json(const TunnelRow& r, const RowSource& s);
 
+// An SA as `show ipsec sa` lists it, with its tunnel's name.
+using SaRow = std::pair<dp::SaInfo, std::string>;
+struct SaSlice : SliceHead {
+    std::vector<SaRow> sas;
+};
+
 class Tunnels {
 public:
     void set_dynamic(std::function<std::vector<DynamicTunnel>()> f) { dynamic_ = std::move(f); }
@@ -102,9 +109,14 @@ public:
     // control thread: the rows of static tunnels [from, from + n) and, after
     // the last one, every IKE tunnel's; with `with_src`, each row's RowSource.
     RowSlice slice(const config::Config& cfg, size_t from, size_t n, bool with_src) const;
-    // With a bridge, `show tunnels [filters]` gathers its rows in slices of
-    // kSliceTunnels tunnels, each a callback of its own on the control thread,
-    // from the reply's writer thread (the rows are built there).
+    // The same for `show ipsec sa`: the SAs of static tunnels [from, from + n)
+    // and, after the last one, those of every IKE tunnel with SAs in the
+    // dataplane; with `spi`, only the SAs with that SPI.
+    SaSlice sa_slice(size_t from, size_t n, std::optional<uint32_t> spi) const;
+    // With a bridge, `show tunnels [filters]` and `show ipsec sa [SPI]` gather
+    // their rows in slices of kSliceTunnels tunnels, each a callback of its
+    // own on the control thread, from the reply's writer thread (the table
+    // or the JSON is built there).
     void set_bridge(control::Bridge* b) { bridge_ = b; }
     static constexpr size_t kSliceTunnels = 1000;
     // Prometheus: nimbus_cloud_tunnels{cloud,state} and per-cloud traffic
@@ -119,6 +131,10 @@ private:
                       const std::function<void(RowSource&&)>& src,
                       const std::function<bool(const std::string&, uint64_t)>& only) const;
     mgmt::Result sliced_listing(const config::Config& cfg, const TunnelFilter& f, bool json_out) const;
+    // Runs `f` (returning a slice) on the control thread through the bridge;
+    // a slice it did not run (stopping, timed out) has `ran` false.
+    template <class S, class F>
+    S on_control(F f) const;
     bool install_one(const config::Config& cfg, const config::ManualTunnel& t, routing::Rib& rib, std::string* err);
     void remove(const std::vector<std::string>& names, routing::Rib& rib);
 

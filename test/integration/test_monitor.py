@@ -136,6 +136,19 @@ def test_show_tunnels_5000_filters_summary_json_metrics(lab):
     [one] = d.cli("show", "tunnels", "s-04321")
     assert one["out_spi"] == f"{0x10000 + 4321:08x}" and one["vrf"] == "retail"
     assert "path 0 (primary) 203.0.113.1 -> 203.0.113.2" in d.text("show", "tunnels", "s-04321")
+    # SAs, gathered in slices of 1,000 tunnels: every SA once.
+    sas = d.cli("show", "ipsec", "sa")
+    want = {(f"{0x10000 + i:08x}", "out", f"s-{i:05}") for i in range(n)} | \
+        {(f"{0x40000 + i:08x}", "in", f"s-{i:05}") for i in range(n)}
+    assert len(sas) == 2 * n and {(x["spi"], x["direction"], x["tunnel"]) for x in sas} == want
+    sa_text = d.text("show", "ipsec", "sa")
+    assert sa_text.count(" s-0") == 2 * n and KEY not in sa_text
+    last = d.cli("show", "ipsec", "sa", f"{0x40000 + n - 1:08x}")  # in the last slice
+    assert last["tunnel"] == f"s-{n - 1:05}" and last["direction"] == "in" and last["key"] == "<redacted>"
+    assert f"SA {0x40000 + n - 1:08x} (inbound, tunnel s-{n - 1:05}" in \
+        d.text("show", "ipsec", "sa", f"{0x40000 + n - 1:08x}")
+    bad = d.cli_raw(["show", "ipsec", "sa", "0badbad0"], check=False)
+    assert bad.returncode != 0 and "No such SA: 0badbad0" in bad.stdout + bad.stderr
     # The listings above were built and written off the control thread; it
     # reports how long its callbacks held it (VRRP, IKE and ZAPI wait).
     cl = d.cli("show", "version")["control_loop"]
