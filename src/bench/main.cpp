@@ -183,6 +183,8 @@ void usage() {
     fmt::print(stderr,
                "usage: nimbus-bench fwd [--seconds S] [--sizes 64,1500] [--routes N]\n"
                "       nimbus-bench ike [--seconds S] [--concurrency C] [--sites N] [--no-storm]\n"
+               "       nimbus-bench esp ...   (src/bench/esp.cpp)\n"
+               "       nimbus-bench aead ...  (src/bench/aead.cpp)\n"
                "Prints one JSON line per measurement.\n");
 }
 
@@ -193,6 +195,7 @@ int ike_bench(int argc, char** argv);  // ike.cpp
 int main(int argc, char** argv) {
     if (argc >= 2 && std::string(argv[1]) == "ike") return ike_bench(argc - 1, argv + 1);
     if (argc >= 2 && std::string(argv[1]) == "esp") return nimbus::bench::esp_main(argc - 1, argv + 1);
+    if (argc >= 2 && std::string(argv[1]) == "aead") return nimbus::bench::aead_main(argc - 1, argv + 1);
     if (argc < 2 || std::string(argv[1]) != "fwd") {
         usage();
         return 2;
