@@ -62,6 +62,7 @@ void run(crypto::Engine& e, const crypto::SaKey& key, const std::string& cipher,
     // One buffer per op of a burst, sizes cycling through c.lens; tags and
     // IVs apart, as in a packet.
     std::vector<std::vector<uint8_t>> bufs;
+    bufs.reserve(kBurst);
     std::vector<crypto::Op> ops(kBurst);
     std::vector<uint8_t> ivs(8 * kBurst), aad(8, 4), tags(16 * kBurst);
     uint64_t bytes_per_burst = 0;
