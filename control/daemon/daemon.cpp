@@ -942,12 +942,12 @@ void Daemon::register_commands() {
         metrics_.add([this](mgmt::MetricsWriter& w) {
             if (ike_) ike_->write_metrics(w);
         });
-        tunnels_.set_dynamic([this] {
+        tunnels_.set_dynamic([this](uint64_t after, size_t n) {
             std::vector<esp::DynamicTunnel> v;
             ike::Engine* e = ike_ ? ike_->engine() : nullptr;
             if (!e) return v;
             auto* sink = static_cast<ike::DataplaneSink*>(ike_sink_.get());
-            for (auto& t : e->tunnels()) {
+            for (auto& t : e->tunnels(after, n)) {
                 esp::DynamicTunnel d{t.id, t.cloud, t.name, t.state, t.uptime_s, t.rtt_ms, t.child_rekeys,
                                      t.ike_rekeys, t.paths, t.prefixes};
                 d.dp = sink->dp_id(t.id);

@@ -32,17 +32,30 @@ struct TunnelRow {
     nlohmann::json data;    // its full JSON object where a caller built it (esp::row_json)
 };
 
+// Where a listing stands: at the static tunnel in position `pos`, or (`ike`)
+// at the IKE tunnels with ids above `after` (keyset: IKE tunnels that come
+// and go between two slices shift nothing; their ids start at 1).
+struct SliceCursor {
+    size_t pos = 0;
+    bool ike = false;
+    uint64_t after = 0;
+    // Listings only move forward: static positions, then IKE ids.
+    bool before(const SliceCursor& o) const {
+        if (ike != o.ike) return !ike;
+        return ike ? after < o.after : pos < o.pos;
+    }
+};
+
 // Where a slice of a listing stands (RowSlice below, esp::SaSlice).
 struct SliceHead {
     bool ran = false;   // false: the control thread did not run it (stopping, timed out)
     uint64_t gen = 0;   // generation of the static tunnel set the slice saw
     bool last = false;  // nothing after it
-    size_t next = 0;    // the static tunnel the next slice starts at
+    SliceCursor next;   // where the next slice starts
 };
 
 // One slice of a listing, gathered on the control thread (Tunnels::slice):
-// the rows of a run of static tunnels, and after the last of them the IKE
-// tunnels' rows. `src[i]`, when asked for, is what rows[i]'s JSON is built
+// the rows of a run of static tunnels, or of IKE tunnels after them. `src[i]`, when asked for, is what rows[i]'s JSON is built
 // from (esp::row_json, control/esp/tunnels.h).
 struct RowSource;
 struct RowSlice : SliceHead {
@@ -53,15 +66,15 @@ struct RowSlice : SliceHead {
 // Drives a listing slice by slice, so that no single step holds the control
 // thread for long (at 100,000 tunnels the whole listing in one callback held
 // it 0.6-0.9 s, past an HA partner's patience). `slice(from)` returns the
-// slice (a SliceHead) that starts at static tunnel `from`; `sink` takes each
-// slice as it comes. When the tunnel set changes between slices (a config
+// slice (a SliceHead) that starts at cursor `from`; `sink` takes each slice
+// as it comes. When the static tunnel set changes between slices (a config
 // apply: positions shift), `reset()` is called and the listing starts over,
 // at most `attempts` times. Returns "" or an error message for the operator.
 template <class SliceFn, class Sink, class Reset>
 std::string collect_slices(SliceFn&& slice, Sink&& sink, Reset&& reset, int attempts = 5) {
     for (int a = 0; a < attempts; a++) {
         if (a) reset();
-        size_t from = 0;
+        SliceCursor from;
         uint64_t gen = 0;
         bool changed = false;
         for (bool first = true;; first = false) {
@@ -74,10 +87,10 @@ std::string collect_slices(SliceFn&& slice, Sink&& sink, Reset&& reset, int atte
             }
             gen = h.gen;
             bool last = h.last;
-            size_t next = h.next;
+            SliceCursor next = h.next;
             sink(s);
             if (last) break;
-            if (next <= from) return "% listing made no progress";  // a slice must move on
+            if (!from.before(next)) return "% listing made no progress";  // a slice must move on
             from = next;
         }
         if (!changed) return "";

@@ -409,7 +409,7 @@ mgmt::Result Tunnels::sliced_listing(const config::Config& cfg, const TunnelFilt
         json out = json::array();
         std::vector<TunnelRow> all;
         size_t total = 0;
-        auto slice = [&](size_t from) {
+        auto slice = [&](const SliceCursor& from) {
             return on_control<RowSlice>([this, &cfg, from, json_out] {
                 return this->slice(cfg, from, kSliceTunnels, json_out);
             });
@@ -450,7 +450,13 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
             }
         }
         std::string word = a.get("SPI");
-        if (!bridge_) return sa_result(sa_slice(0, tunnels_.size(), want).sas, want, word, a.json);
+        if (!bridge_) {
+            std::vector<SaRow> all;
+            collect_slices([&](const SliceCursor& from) { return sa_slice(from, SIZE_MAX, want); },
+                           [&](SaSlice& s) { std::move(s.sas.begin(), s.sas.end(), std::back_inserter(all)); },
+                           [&] { all.clear(); });
+            return sa_result(std::move(all), want, word, a.json);
+        }
         // 100,000 tunnels are 200,000 SAs: gathered slice by slice from the
         // reply's writer thread (one callback held the control thread 40-60
         // ms), and the table or the JSON built there.
@@ -458,7 +464,7 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
         r.make = [this, want, word, json_out = a.json] {
             std::vector<SaRow> all;
             std::string err = collect_slices(
-                [&](size_t from) {
+                [&](const SliceCursor& from) {
                     return on_control<SaSlice>([this, from, want] { return sa_slice(from, kSliceTunnels, want); });
                 },
                 [&](SaSlice& s) { std::move(s.sas.begin(), s.sas.end(), std::back_inserter(all)); },
@@ -543,8 +549,7 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 for (auto& t : tunnels_) per_vrf[size_t(t.vrf) < cfg.vrfs.size() ? size_t(t.vrf) : cfg.vrfs.size()]++;
                 for (size_t v = 0; v < cfg.vrfs.size(); v++) count(cloud_of(cfg, int(v)), "up", per_vrf[v]);
                 count("", "up", per_vrf.back());
-                if (dynamic_)
-                    for (auto& d : dynamic_()) count(d.cloud, d.state, 1);
+                for (auto& d : all_dynamic()) count(d.cloud, d.state, 1);
                 SummaryExtra x;
                 if (summary_extra_) x = summary_extra_();
                 for (int i = 0; i < dp::port_count(); i++) {
@@ -603,8 +608,7 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
         };
         std::map<std::string, Cloud> clouds;
         for (auto& c : cfg.clouds) clouds[c.name];
-        std::vector<DynamicTunnel> dyn;
-        if (dynamic_) dyn = dynamic_();
+        std::vector<DynamicTunnel> dyn = all_dynamic();
         // Decided before gathering: with per-tunnel series off, a scrape at
         // 100k tunnels builds nothing per tunnel beyond the cloud sums.
         const std::string& mode = cfg.mgmt.metrics_per_tunnel;
@@ -703,11 +707,9 @@ dp::TunnelId Tunnels::resolve(const std::string& word) const {
     uint64_t n = 0;
     for (auto& t : tunnels_)
         if (t.name == word || ("s" + std::to_string(t.id)) == word) return t.id;
-    if (dynamic_) {
-        bool numeric = number(word, &n);
-        for (auto& d : dynamic_())
-            if ((numeric && d.id == n) || d.name == word) return d.dp;
-    }
+    bool numeric = number(word, &n);
+    for (auto& d : all_dynamic())
+        if ((numeric && d.id == n) || d.name == word) return d.dp;
     return dp::kNoTunnel;
 }
 
@@ -734,11 +736,14 @@ bool Tunnels::static_row(const config::Config& cfg, const TunnelState& t, Tunnel
     return true;
 }
 
-void Tunnels::dynamic_rows(const config::Config& cfg, std::vector<TunnelRow>& v,
+std::vector<DynamicTunnel> Tunnels::all_dynamic() const {
+    return dynamic_ ? dynamic_(0, SIZE_MAX) : std::vector<DynamicTunnel>{};
+}
+
+void Tunnels::dynamic_rows(const config::Config& cfg, std::vector<DynamicTunnel>&& dyn, std::vector<TunnelRow>& v,
                            const std::function<void(RowSource&&)>& src,
                            const std::function<bool(const std::string&, uint64_t)>& only) const {
-    if (!dynamic_) return;
-    for (auto& d : dynamic_()) {
+    for (auto& d : dyn) {
         if (only && !only(d.name, d.id)) continue;
         TunnelRow r;
         r.kind = "ike";
@@ -791,43 +796,53 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, std::vector<RowS
     }
     std::function<void(RowSource&&)> keep;
     if (src) keep = [src](RowSource&& s) { src->push_back(std::move(s)); };
-    dynamic_rows(cfg, v, keep, only);
+    dynamic_rows(cfg, all_dynamic(), v, keep, only);
     return v;
 }
 
-RowSlice Tunnels::slice(const config::Config& cfg, size_t from, size_t n, bool with_src) const {
+RowSlice Tunnels::slice(const config::Config& cfg, const SliceCursor& from, size_t n, bool with_src) const {
     RowSlice out;
     out.ran = true;
     out.gen = gen_;
-    size_t end = std::min(tunnels_.size(), from + n);
-    out.next = end;
-    for (size_t i = from; i < end; i++) {
-        TunnelRow r;
-        auto s = with_src ? std::make_shared<RowSource>() : nullptr;
-        if (!static_row(cfg, tunnels_[i], &r, s.get())) continue;
-        out.rows.push_back(std::move(r));
-        if (s) out.src.push_back(std::move(s));
+    if (!from.ike) {
+        size_t end = from.pos + std::min(n, tunnels_.size() - std::min(from.pos, tunnels_.size()));
+        for (size_t i = from.pos; i < end; i++) {
+            TunnelRow r;
+            auto s = with_src ? std::make_shared<RowSource>() : nullptr;
+            if (!static_row(cfg, tunnels_[i], &r, s.get())) continue;
+            out.rows.push_back(std::move(r));
+            if (s) out.src.push_back(std::move(s));
+        }
+        // The IKE tunnels come in slices of their own, after these.
+        out.next = end < tunnels_.size() ? SliceCursor{end} : SliceCursor{end, true, 0};
+        out.last = end == tunnels_.size() && !dynamic_;
+        return out;
     }
-    if (end < tunnels_.size()) return out;
-    out.last = true;
+    std::vector<DynamicTunnel> dyn = dynamic_ ? dynamic_(from.after, n) : std::vector<DynamicTunnel>{};
+    out.last = dyn.size() < n;
+    out.next = dyn.empty() ? from : SliceCursor{from.pos, true, dyn.back().id};
     std::function<void(RowSource&&)> keep;
     if (with_src) keep = [&out](RowSource&& s) { out.src.push_back(std::make_shared<RowSource>(std::move(s))); };
-    dynamic_rows(cfg, out.rows, keep, nullptr);
+    dynamic_rows(cfg, std::move(dyn), out.rows, keep, nullptr);
     return out;
 }
 
-SaSlice Tunnels::sa_slice(size_t from, size_t n, std::optional<uint32_t> spi) const {
+SaSlice Tunnels::sa_slice(const SliceCursor& from, size_t n, std::optional<uint32_t> spi) const {
     SaSlice out;
     out.ran = true;
     out.gen = gen_;
-    size_t end = std::min(tunnels_.size(), from + std::min(n, tunnels_.size()));
-    out.next = end;
-    for (size_t i = from; i < end; i++) add_sas(tunnels_[i].id, tunnels_[i].name, spi, out.sas);
-    if (end < tunnels_.size()) return out;
-    out.last = true;
-    if (dynamic_)
-        for (auto& d : dynamic_())
-            if (d.dp != dp::kNoTunnel) add_sas(d.dp, d.name, spi, out.sas);
+    if (!from.ike) {
+        size_t end = from.pos + std::min(n, tunnels_.size() - std::min(from.pos, tunnels_.size()));
+        for (size_t i = from.pos; i < end; i++) add_sas(tunnels_[i].id, tunnels_[i].name, spi, out.sas);
+        out.next = end < tunnels_.size() ? SliceCursor{end} : SliceCursor{end, true, 0};
+        out.last = end == tunnels_.size() && !dynamic_;
+        return out;
+    }
+    std::vector<DynamicTunnel> dyn = dynamic_ ? dynamic_(from.after, n) : std::vector<DynamicTunnel>{};
+    out.last = dyn.size() < n;
+    out.next = dyn.empty() ? from : SliceCursor{from.pos, true, dyn.back().id};
+    for (auto& d : dyn)
+        if (d.dp != dp::kNoTunnel) add_sas(d.dp, d.name, spi, out.sas);
     return out;
 }
 

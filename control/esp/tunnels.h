@@ -72,7 +72,10 @@ struct SaSlice : SliceHead {
 
 class Tunnels {
 public:
-    void set_dynamic(std::function<std::vector<DynamicTunnel>()> f) { dynamic_ = std::move(f); }
+    // IKE's tunnels: at most n with ids above `after`, in id order (ids start
+    // at 1), so that listings take them a slice at a time.
+    using DynamicFn = std::function<std::vector<DynamicTunnel>(uint64_t after, size_t n)>;
+    void set_dynamic(DynamicFn f) { dynamic_ = std::move(f); }
     // Handshake rates and downs by reason for `show tunnels summary` (IKE).
     void set_summary_extra(std::function<SummaryExtra()> f) { summary_extra_ = std::move(f); }
     // Static tunnels are up since they were installed, or since the
@@ -106,13 +109,13 @@ public:
     std::vector<TunnelRow> rows(const config::Config& cfg, std::vector<RowSource>* src = nullptr,
                                 const std::function<bool(const std::string&, uint64_t)>& only = nullptr) const;
     // One slice of `show tunnels` for collect_slices (tunnel_view.h), on the
-    // control thread: the rows of static tunnels [from, from + n) and, after
-    // the last one, every IKE tunnel's; with `with_src`, each row's RowSource.
-    RowSlice slice(const config::Config& cfg, size_t from, size_t n, bool with_src) const;
-    // The same for `show ipsec sa`: the SAs of static tunnels [from, from + n)
-    // and, after the last one, those of every IKE tunnel with SAs in the
-    // dataplane; with `spi`, only the SAs with that SPI.
-    SaSlice sa_slice(size_t from, size_t n, std::optional<uint32_t> spi) const;
+    // control thread: the rows of up to n static tunnels from `from`, then,
+    // once they are done, of up to n IKE tunnels at a time; with `with_src`,
+    // each row's RowSource.
+    RowSlice slice(const config::Config& cfg, const SliceCursor& from, size_t n, bool with_src) const;
+    // The same for `show ipsec sa`: the SAs of those tunnels (IKE ones while
+    // they have SAs in the dataplane); with `spi`, only the SAs with that SPI.
+    SaSlice sa_slice(const SliceCursor& from, size_t n, std::optional<uint32_t> spi) const;
     // With a bridge, `show tunnels [filters]` and `show ipsec sa [SPI]` gather
     // their rows in slices of kSliceTunnels tunnels, each a callback of its
     // own on the control thread, from the reply's writer thread (the table
@@ -127,9 +130,10 @@ private:
     // A static tunnel's row (and what its JSON is built from); false if the
     // dataplane no longer has it.
     bool static_row(const config::Config& cfg, const TunnelState& t, TunnelRow* r, RowSource* src) const;
-    void dynamic_rows(const config::Config& cfg, std::vector<TunnelRow>& v,
+    void dynamic_rows(const config::Config& cfg, std::vector<DynamicTunnel>&& dyn, std::vector<TunnelRow>& v,
                       const std::function<void(RowSource&&)>& src,
                       const std::function<bool(const std::string&, uint64_t)>& only) const;
+    std::vector<DynamicTunnel> all_dynamic() const;
     mgmt::Result sliced_listing(const config::Config& cfg, const TunnelFilter& f, bool json_out) const;
     // Runs `f` (returning a slice) on the control thread through the bridge;
     // a slice it did not run (stopping, timed out) has `ran` false.
@@ -144,7 +148,7 @@ private:
     // id -> name of tunnels_: `show ip route` names the tunnel of each of
     // 100,000 routes.
     std::unordered_map<dp::TunnelId, std::string> names_;
-    std::function<std::vector<DynamicTunnel>()> dynamic_;
+    DynamicFn dynamic_;
     std::function<SummaryExtra()> summary_extra_;
     uint64_t started_at_ = 0;
 };

@@ -967,11 +967,14 @@ std::vector<SaInfo> Engine::sas() const {
     return v;
 }
 
-std::vector<TunnelInfo> Engine::tunnels() const {
+std::vector<TunnelInfo> Engine::tunnels() const { return tunnels(0, tunnels_.size()); }
+
+std::vector<TunnelInfo> Engine::tunnels(TunnelId after, size_t n) const {
     std::vector<TunnelInfo> v;
-    v.reserve(tunnels_.size());
+    v.reserve(std::min(n, tunnels_.size()));
     uint64_t now = now_();
-    for (auto& [id, t] : tunnels_) v.push_back(tunnel_info(t, now));
+    for (auto it = tunnels_.upper_bound(after); it != tunnels_.end() && v.size() < n; ++it)
+        v.push_back(tunnel_info(it->second, now));
     return v;
 }
 

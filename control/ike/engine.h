@@ -238,6 +238,10 @@ public:
     // Introspection.
     std::vector<SaInfo> sas() const;
     std::vector<TunnelInfo> tunnels() const;
+    // At most n tunnels with ids above `after`, in id order (ids start at 1):
+    // a listing goes through 100,000 tunnels a slice at a time, and tunnels
+    // that come and go meanwhile shift nothing.
+    std::vector<TunnelInfo> tunnels(TunnelId after, size_t n) const;
     // A tunnel's event history, oldest first, with ages (now - at) in ns;
     // false if there is no such tunnel.
     struct Event {

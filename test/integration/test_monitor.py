@@ -2,6 +2,7 @@
 per-tunnel events (down reasons, flaps) against strongSwan; certificate and
 CRL expiry alarms; Prometheus series per cloud and per tunnel; the restart
 time of nimbusd with 1,000 tunnels."""
+import collections
 import json
 import os
 import secrets
@@ -564,6 +565,14 @@ initiate:
         raise
     wait_until(lambda: up(de) == n, 20, "all 1,000 up on the edge too")
     in_dataplane()
+    # The listings take IKE tunnels 1,000 at a time, by id: one full slice
+    # here, then an empty one. Every tunnel once, with its two SAs.
+    rows = d.cli("show", "tunnels")
+    assert sorted(r["name"] for r in rows) == [f"site-{i:04}.lab" for i in range(n)]
+    assert all(r["kind"] == "ike" and r["state"] == "up" for r in rows)
+    sas = d.cli("show", "ipsec", "sa")
+    per_tunnel = collections.Counter((s["tunnel"], s["direction"]) for s in sas)
+    assert len(sas) == 2 * n and set(per_tunnel.values()) == {1} and len(per_tunnel) == 2 * n, per_tunnel.most_common(3)
     wait_until(forwards, 20, "a ping through the last site's tunnel")
 
     def back_up(t0, stop_s, what):

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <set>
 #include <sstream>
 
 #include "control/esp/tunnel_view.h"
@@ -175,40 +176,54 @@ TEST_CASE("summary: counts per cloud and state add up; extras rendered and in JS
 namespace {
 
 // A table of `n` static tunnels whose generation can be bumped between
-// slices, as a config apply would; slices of `per` rows, the last slice
-// adding `ike` IKE rows.
+// slices, as a config apply would, and of IKE tunnels by id; slices of `per`
+// rows: the static ones by position, then the IKE ones by id (keyset), as
+// Tunnels::slice cuts them.
 struct FakeTable {
-    size_t n = 0, per = 1, ike = 0;
+    size_t n = 0, per = 1;
+    std::set<uint64_t> ike;  // IKE tunnel ids (from 1)
+    bool dynamic = true;     // an IKE engine is there (its slices follow the static ones)
     uint64_t gen = 1;
     int calls = 0;
     std::function<void(int call)> on_call;  // before each slice
-    RowSlice slice(size_t from) {
+    RowSlice slice(const SliceCursor& from) {
         if (on_call) on_call(calls);
         calls++;
         RowSlice s;
         s.ran = true;
         s.gen = gen;
-        size_t end = std::min(n, from + per);
-        s.next = end;
-        for (size_t i = from; i < end; i++) {
-            TunnelRow r;
-            r.kind = "static";
-            r.id = i;
-            r.site = fmt::format("g{}-s{}", gen, i);
-            s.rows.push_back(r);
-        }
-        if (end == n) {
-            s.last = true;
-            for (size_t i = 0; i < ike; i++) {
+        if (!from.ike) {
+            size_t end = std::min(n, from.pos + per);
+            for (size_t i = from.pos; i < end; i++) {
                 TunnelRow r;
-                r.kind = "ike";
+                r.kind = "static";
                 r.id = i;
+                r.site = fmt::format("g{}-s{}", gen, i);
                 s.rows.push_back(r);
             }
+            s.next = end < n ? SliceCursor{end} : SliceCursor{end, true, 0};
+            s.last = end == n && !dynamic;
+            return s;
         }
+        for (auto it = ike.upper_bound(from.after); it != ike.end() && s.rows.size() < per; ++it) {
+            TunnelRow r;
+            r.kind = "ike";
+            r.id = *it;
+            s.rows.push_back(r);
+        }
+        s.last = s.rows.size() < per;
+        s.next = s.rows.empty() ? from : SliceCursor{from.pos, true, s.rows.back().id};
         return s;
     }
 };
+
+FakeTable table(size_t n, size_t per, size_t ike) {
+    FakeTable t;
+    t.n = n;
+    t.per = per;
+    for (uint64_t i = 1; i <= ike; i++) t.ike.insert(i);
+    return t;
+}
 
 struct Collected {
     std::vector<TunnelRow> rows;
@@ -218,7 +233,7 @@ struct Collected {
 
 Collected collect(FakeTable& t, int attempts = 5) {
     Collected c;
-    c.err = collect_slices([&](size_t from) { return t.slice(from); },
+    c.err = collect_slices([&](const SliceCursor& from) { return t.slice(from); },
                            [&](RowSlice& s) { c.rows.insert(c.rows.end(), s.rows.begin(), s.rows.end()); },
                            [&] {
                                c.rows.clear();
@@ -231,10 +246,10 @@ Collected collect(FakeTable& t, int attempts = 5) {
 }  // namespace
 
 TEST_CASE("listing in slices: every row once, in order, static then IKE") {
-    FakeTable t{2500, 1000, 3};
+    FakeTable t = table(2500, 1000, 3);
     Collected c = collect(t);
     REQUIRE(c.err.empty());
-    CHECK(t.calls == 3);
+    CHECK(t.calls == 4);  // three static slices, one IKE slice
     CHECK(c.resets == 0);
     REQUIRE(c.rows.size() == 2503);
     for (size_t i = 0; i < 2500; i++) {
@@ -242,17 +257,48 @@ TEST_CASE("listing in slices: every row once, in order, static then IKE") {
         REQUIRE(c.rows[i].id == i);
     }
     CHECK(c.rows[2500].kind == "ike");
-    CHECK(c.rows[2502].id == 2);
+    CHECK(c.rows[2502].id == 3);
 
-    FakeTable none{0, 1000, 0};  // no tunnels: one slice, empty, last
+    FakeTable none = table(0, 1000, 0);  // no tunnels, no IKE: one slice, empty, last
+    none.dynamic = false;
     Collected e = collect(none);
     CHECK(e.err.empty());
     CHECK(none.calls == 1);
     CHECK(e.rows.empty());
+
+    FakeTable ike_only = table(0, 1000, 0);  // no tunnels: an empty static slice, an empty IKE one
+    Collected e2 = collect(ike_only);
+    CHECK(e2.err.empty());
+    CHECK(ike_only.calls == 2);
+    CHECK(e2.rows.empty());
+}
+
+TEST_CASE("listing in slices: IKE tunnels by id, undisturbed by tunnels that come and go") {
+    FakeTable t = table(0, 10, 35);
+    // Before the third slice (IKE ids 21..): a tunnel already listed goes,
+    // one not yet listed goes, and a new one comes.
+    t.on_call = [&](int call) {
+        if (call == 2) {
+            t.ike.erase(5);
+            t.ike.erase(25);
+            t.ike.insert(100);
+        }
+    };
+    Collected c = collect(t);
+    REQUIRE(c.err.empty());
+    CHECK(c.resets == 0);
+    std::vector<uint64_t> ids;
+    for (auto& r : c.rows) ids.push_back(r.id);
+    std::vector<uint64_t> want;
+    for (uint64_t i = 1; i <= 35; i++)
+        if (i != 25) want.push_back(i);
+    want.push_back(100);
+    CHECK(ids == want);
+    CHECK(t.calls == 5);  // the empty static slice, then 10, 10, 10 and 6 IKE rows
 }
 
 TEST_CASE("listing in slices: a change between slices starts the listing over") {
-    FakeTable t{30, 10, 0};
+    FakeTable t = table(30, 10, 0);
     // An apply lands between the first and the second slice, and removes a
     // tunnel: positions shift, so the rows gathered so far are dropped.
     t.on_call = [&](int call) {
@@ -270,7 +316,7 @@ TEST_CASE("listing in slices: a change between slices starts the listing over") 
 
 TEST_CASE("listing in slices: errors") {
     SECTION("the table changes on every slice: gives up after the attempts") {
-        FakeTable t{30, 10, 0};
+        FakeTable t = table(30, 10, 0);
         t.on_call = [&](int) { t.gen++; };
         Collected c = collect(t, 3);
         CHECK(c.err == "% the tunnels kept changing during the listing; try again");
@@ -278,18 +324,19 @@ TEST_CASE("listing in slices: errors") {
     }
     SECTION("the control thread does not run a slice") {
         Collected c;
-        c.err = collect_slices([](size_t) { return RowSlice{}; }, [](RowSlice&) { FAIL("no rows expected"); },
+        c.err = collect_slices([](const SliceCursor&) { return RowSlice{}; },
+                               [](RowSlice&) { FAIL("no rows expected"); },
                                [] {});
         CHECK(c.err == "% nimbusd did not answer (stopping?)");
     }
     SECTION("a slice that does not move on") {
         int calls = 0;
         std::string err = collect_slices(
-            [&](size_t) {
+            [&](const SliceCursor& from) {
                 calls++;
                 RowSlice s;
                 s.ran = true;
-                s.next = 0;
+                s.next = from;
                 return s;
             },
             [](RowSlice&) {}, [] {});

@@ -1087,6 +1087,28 @@ Trio concentrator_and_two_sites(Net& net, const EngineSettings& cs) {
     return {conc, a, b};
 }
 
+TEST_CASE("tunnels(after, n): pages through the tunnels by id") {
+    Net net;
+    auto [conc, a, b] = concentrator_and_two_sites(net, EngineSettings{});
+    a.eng->start();
+    b.eng->start();
+    net.pump();
+    auto all = conc.eng->tunnels();
+    REQUIRE(all.size() == 2);
+    REQUIRE(all[0].id < all[1].id);
+    auto first = conc.eng->tunnels(0, 1);
+    REQUIRE(first.size() == 1);
+    CHECK(first[0].id == all[0].id);
+    CHECK(first[0].state == "up");
+    auto second = conc.eng->tunnels(first[0].id, 1);
+    REQUIRE(second.size() == 1);
+    CHECK(second[0].id == all[1].id);
+    CHECK(second[0].name == all[1].name);
+    CHECK(conc.eng->tunnels(second[0].id, 1).empty());
+    CHECK(conc.eng->tunnels(0, 5).size() == 2);
+    CHECK(conc.eng->tunnels(0, 0).empty());
+}
+
 TEST_CASE("a batch queues public-key work, answers the rest at once, and counts queued handshakes as half-open") {
     EngineSettings cs;
     cs.cookie_threshold = 1;
