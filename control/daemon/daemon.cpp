@@ -964,6 +964,10 @@ void Daemon::register_commands() {
             }
             return v;
         });
+        tunnels_.set_dynamic_counts([this] {
+            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
+            return e ? e->tunnel_counts() : std::map<std::string, std::array<uint64_t, 3>>{};
+        });
         tunnels_.set_summary_extra([this] {
             esp::SummaryExtra x;
             ike::Engine* e = ike_ ? ike_->engine() : nullptr;

@@ -549,7 +549,14 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 for (auto& t : tunnels_) per_vrf[size_t(t.vrf) < cfg.vrfs.size() ? size_t(t.vrf) : cfg.vrfs.size()]++;
                 for (size_t v = 0; v < cfg.vrfs.size(); v++) count(cloud_of(cfg, int(v)), "up", per_vrf[v]);
                 count("", "up", per_vrf.back());
-                for (auto& d : all_dynamic()) count(d.cloud, d.state, 1);
+                if (dynamic_counts_)
+                    for (auto& [cloud, n] : dynamic_counts_()) {
+                        count(cloud, "up", n[0]);
+                        count(cloud, "connecting", n[1]);
+                        count(cloud, "down", n[2]);
+                    }
+                else
+                    for (auto& d : all_dynamic()) count(d.cloud, d.state, 1);
                 SummaryExtra x;
                 if (summary_extra_) x = summary_extra_();
                 for (int i = 0; i < dp::port_count(); i++) {
@@ -708,8 +715,12 @@ dp::TunnelId Tunnels::resolve(const std::string& word) const {
     for (auto& t : tunnels_)
         if (t.name == word || ("s" + std::to_string(t.id)) == word) return t.id;
     bool numeric = number(word, &n);
+    if (numeric && n > 0 && dynamic_) {  // by id: one tunnel asked for, not all of them
+        auto d = dynamic_(n - 1, 1);
+        if (!d.empty() && d[0].id == n) return d[0].dp;
+    }
     for (auto& d : all_dynamic())
-        if ((numeric && d.id == n) || d.name == word) return d.dp;
+        if (d.name == word) return d.dp;
     return dp::kNoTunnel;
 }
 

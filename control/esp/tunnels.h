@@ -8,6 +8,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,6 +77,10 @@ public:
     // at 1), so that listings take them a slice at a time.
     using DynamicFn = std::function<std::vector<DynamicTunnel>(uint64_t after, size_t n)>;
     void set_dynamic(DynamicFn f) { dynamic_ = std::move(f); }
+    // Their counts per cloud: up, connecting, down (`show tunnels summary`
+    // without a row per tunnel).
+    using DynamicCountsFn = std::function<std::map<std::string, std::array<uint64_t, 3>>()>;
+    void set_dynamic_counts(DynamicCountsFn f) { dynamic_counts_ = std::move(f); }
     // Handshake rates and downs by reason for `show tunnels summary` (IKE).
     void set_summary_extra(std::function<SummaryExtra()> f) { summary_extra_ = std::move(f); }
     // Static tunnels are up since they were installed, or since the
@@ -149,6 +154,7 @@ private:
     // 100,000 routes.
     std::unordered_map<dp::TunnelId, std::string> names_;
     DynamicFn dynamic_;
+    DynamicCountsFn dynamic_counts_;
     std::function<SummaryExtra()> summary_extra_;
     uint64_t started_at_ = 0;
 };

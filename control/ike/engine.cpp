@@ -978,6 +978,20 @@ std::vector<TunnelInfo> Engine::tunnels(TunnelId after, size_t n) const {
     return v;
 }
 
+std::map<std::string, std::array<uint64_t, 3>> Engine::tunnel_counts() const {
+    std::map<std::string, std::array<uint64_t, 3>> out;
+    std::array<uint64_t, 3>* cur = nullptr;
+    const std::string* cur_cloud = nullptr;
+    for (auto& [id, t] : tunnels_) {
+        if (!cur_cloud || *cur_cloud != t.cloud) {  // runs of one cloud: one lookup each
+            cur = &out[t.cloud];
+            cur_cloud = &t.cloud;
+        }
+        (*cur)[t.up ? 0 : (t.ike && sa_for_test(t.ike)) ? 1 : 2]++;
+    }
+    return out;
+}
+
 TunnelInfo Engine::tunnel_info(const Tunnel& t, uint64_t now) const {
     {
         TunnelInfo i;

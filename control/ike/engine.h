@@ -15,6 +15,7 @@
 // SA tables, message-ID windows, retransmission and timers.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -242,6 +243,9 @@ public:
     // a listing goes through 100,000 tunnels a slice at a time, and tunnels
     // that come and go meanwhile shift nothing.
     std::vector<TunnelInfo> tunnels(TunnelId after, size_t n) const;
+    // How many tunnels per cloud are up, connecting or down (as
+    // TunnelInfo::state says), without building a TunnelInfo each.
+    std::map<std::string, std::array<uint64_t, 3>> tunnel_counts() const;
     // A tunnel's event history, oldest first, with ages (now - at) in ns;
     // false if there is no such tunnel.
     struct Event {

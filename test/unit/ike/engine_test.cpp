@@ -1107,6 +1107,22 @@ TEST_CASE("tunnels(after, n): pages through the tunnels by id") {
     CHECK(conc.eng->tunnels(second[0].id, 1).empty());
     CHECK(conc.eng->tunnels(0, 5).size() == 2);
     CHECK(conc.eng->tunnels(0, 0).empty());
+    // tunnel_counts() says what the states of tunnels() say, per cloud.
+    auto agree = [&] {
+        std::map<std::string, std::array<uint64_t, 3>> want;
+        for (auto& t : conc.eng->tunnels())
+            want[t.cloud][t.state == "up" ? 0 : t.state == "connecting" ? 1 : 2]++;
+        return conc.eng->tunnel_counts() == want;
+    };
+    CHECK(conc.eng->tunnel_counts().begin()->second == std::array<uint64_t, 3>{2, 0, 0});
+    CHECK(agree());
+    std::string err;
+    REQUIRE(conc.eng->clear_tunnel(all[0].id, &err));
+    net.pump(2);  // the DELETE and its answer
+    auto counts = conc.eng->tunnel_counts();
+    REQUIRE(counts.size() == 1);
+    CHECK(counts.begin()->second[0] == 1);
+    CHECK(agree());
 }
 
 TEST_CASE("a batch queues public-key work, answers the rest at once, and counts queued handshakes as half-open") {
