@@ -938,6 +938,7 @@ void Daemon::register_commands() {
     firewall_.register_metrics(metrics_, cfg_);
     tunnels_.set_started(started_ ? started_ : wall_s());
     if (ike_) {
+        ike_->set_bridge(bridge_.get());
         ike_->register_commands(reg_);
         metrics_.add([this](mgmt::MetricsWriter& w) {
             if (ike_) ike_->write_metrics(w);

@@ -5,10 +5,12 @@
 #include <cctype>
 #include <cstdlib>
 #include <ctime>
+#include <iterator>
 
 #include <fmt/format.h>
 
 #include "control/ike/service.h"
+#include "control/loop/bridge.h"
 #include "src/common/table.h"
 
 namespace nimbus::ike {
@@ -116,15 +118,13 @@ Result show_sa(Engine* e, const Args& a) {
     return r;
 }
 
-Result show_tunnels(Engine* e, const Args& a) {
-    // Built by the reply's writer from these copies (see show_sa).
-    auto tuns = std::make_shared<std::vector<TunnelInfo>>();
-    if (e) *tuns = e->tunnels();
+// `show ike tunnels` from copies, built by the reply's writer (see show_sa).
+Result tunnels_result(std::shared_ptr<std::vector<TunnelInfo>> tuns, bool json_out) {
     auto rtt = [](const TunnelInfo& tn) {
         return tn.rtt_ms < 0 ? json(nullptr) : json(double(int64_t(tn.rtt_ms * 1000)) / 1000);
     };
-    Result r{0, "", nullptr};
-    if (a.json) {
+    Result r{0, "", nullptr, json_out};
+    if (json_out) {
         r.make_data = [tuns, rtt] {
             json out = json::array();
             for (auto& tn : *tuns)
@@ -160,6 +160,12 @@ Result show_tunnels(Engine* e, const Args& a) {
         return t.size() ? t.text() : std::string("No tunnels.\n");
     };
     return r;
+}
+
+Result show_tunnels(Engine* e, const Args& a) {
+    auto tuns = std::make_shared<std::vector<TunnelInfo>>();
+    if (e) *tuns = e->tunnels();
+    return tunnels_result(tuns, a.json);
 }
 
 Result show_counters(Engine* e, const Args&) {
@@ -259,7 +265,27 @@ void Service::register_commands(mgmt::Registry& reg) {
     // `show tunnels` (control/esp) lists these with the dataplane's counters;
     // this is the IKE view alone.
     reg.add("show ike tunnels", "IKE tunnels: state, uptime, last RTT, rekeys, paths, prefixes",
-            [this](const Args& a) { return show_tunnels(engine_.get(), a); });
+            [this](const Args& a) {
+                if (!bridge_) return show_tunnels(engine_.get(), a);
+                // From the reply's writer thread, kSliceTunnels tunnels (by id)
+                // a control-thread callback: at 100,000 tunnels one callback
+                // for all held that thread ~0.2 s.
+                Result r{0, "", nullptr, a.json};
+                r.make = [this, json_out = a.json] {
+                    auto all = std::make_shared<std::vector<TunnelInfo>>();
+                    for (TunnelId after = 0;;) {
+                        auto part = bridge_->call<std::vector<TunnelInfo>>([this, after] {
+                            return engine_ ? engine_->tunnels(after, kSliceTunnels) : std::vector<TunnelInfo>{};
+                        });
+                        if (!part) return Result::error("% nimbusd did not answer (stopping?)");
+                        std::move(part->begin(), part->end(), std::back_inserter(*all));
+                        if (part->size() < kSliceTunnels) break;
+                        after = part->back().id;
+                    }
+                    return tunnels_result(all, json_out);
+                };
+                return r;
+            });
     reg.add("show tunnel ID events", "a tunnel's event history (newest first, last 32): up, down with reason, "
             "rekeys, path changes; flap count and last down reason",
             [this](const Args& a) { return show_events(engine_.get(), a); });

@@ -19,6 +19,10 @@
 #include "control/mgmt/commands.h"
 #include "control/mgmt/metrics.h"
 
+namespace nimbus::control {
+class Bridge;
+}
+
 namespace nimbus::ike {
 
 // Config → Policy. Loads PKI files; errors are "file:line:col: clouds[i].pki: ..."
@@ -60,6 +64,10 @@ public:
     const std::vector<IpAddr>& bound_virtual_ips() const { return vip_bound_; }
 
     void register_commands(mgmt::Registry& reg);
+    // With a bridge, `show ike tunnels` gathers its rows kSliceTunnels at a
+    // time from the reply's writer thread.
+    void set_bridge(control::Bridge* b) { bridge_ = b; }
+    static constexpr size_t kSliceTunnels = 1000;
     // nimbus_ike_* and nimbus_tunnel_downs_total{reason}.
     void write_metrics(mgmt::MetricsWriter& w) const;
     Engine* engine() { return engine_.get(); }
@@ -76,6 +84,7 @@ private:
     std::vector<Prefix> listen_subnets(const config::Config& c) const;
 
     control::Loop& loop_;
+    control::Bridge* bridge_ = nullptr;
     ChildSaSink& sink_;
     UdpTransport udp_;
     std::unique_ptr<Engine> engine_;

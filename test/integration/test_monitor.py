@@ -573,6 +573,9 @@ initiate:
     sas = d.cli("show", "ipsec", "sa")
     per_tunnel = collections.Counter((s["tunnel"], s["direction"]) for s in sas)
     assert len(sas) == 2 * n and set(per_tunnel.values()) == {1} and len(per_tunnel) == 2 * n, per_tunnel.most_common(3)
+    ike_rows = d.cli("show", "ike", "tunnels")
+    assert sorted(t["id"] for t in ike_rows) == sorted(r["id"] for r in rows) and len(ike_rows) == n
+    assert d.text("show", "ike", "tunnels").count(" up ") == n
     wait_until(forwards, 20, "a ping through the last site's tunnel")
 
     def back_up(t0, stop_s, what):
