@@ -965,6 +965,15 @@ void Daemon::register_commands() {
             }
             return v;
         });
+        tunnels_.set_dynamic_each([this](const std::function<void(const esp::Tunnels::DynamicBrief&)>& fn) {
+            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
+            if (!e) return;
+            static constexpr const char* kStates[] = {"up", "connecting", "down"};
+            auto* sink = static_cast<ike::DataplaneSink*>(ike_sink_.get());
+            e->each_tunnel([&](const ike::Engine::TunnelBrief& b) {
+                fn(esp::Tunnels::DynamicBrief{b.cloud, b.name, kStates[b.state], b.rtt_ms, b.flaps, sink->dp_id(b.id)});
+            });
+        });
         tunnels_.set_dynamic_counts([this] {
             ike::Engine* e = ike_ ? ike_->engine() : nullptr;
             return e ? e->tunnel_counts() : std::map<std::string, std::array<uint64_t, 3>>{};

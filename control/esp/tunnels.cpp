@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <unordered_set>
 #include <iterator>
 #include <map>
@@ -615,11 +616,25 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
         };
         std::map<std::string, Cloud> clouds;
         for (auto& c : cfg.clouds) clouds[c.name];
-        std::vector<DynamicTunnel> dyn = all_dynamic();
+        // IKE tunnels without a row each: at 100,000 of them building the
+        // rows (all_dynamic) would hold the control thread ~0.3 s a scrape.
+        std::vector<DynamicTunnel> dyn;
+        auto each_dynamic = [&](const std::function<void(const DynamicBrief&)>& fn) {
+            if (dynamic_each_) return dynamic_each_(fn);
+            for (auto& d : dyn) fn(DynamicBrief{d.cloud, d.name, d.state.c_str(), d.rtt_ms, d.flaps, d.dp});
+        };
+        size_t n_dynamic = 0;
+        if (dynamic_each_) {
+            if (dynamic_counts_)
+                for (auto& [cl, n] : dynamic_counts_()) n_dynamic += n[0] + n[1] + n[2];
+        } else {
+            dyn = all_dynamic();
+            n_dynamic = dyn.size();
+        }
         // Decided before gathering: with per-tunnel series off, a scrape at
         // 100k tunnels builds nothing per tunnel beyond the cloud sums.
         const std::string& mode = cfg.mgmt.metrics_per_tunnel;
-        size_t n_tunnels = tunnels_.size() + dyn.size();
+        size_t n_tunnels = tunnels_.size() + n_dynamic;
         bool per = mode == "on" || (mode == "auto" && n_tunnels <= size_t(cfg.mgmt.metrics_per_tunnel_limit));
         std::vector<One> ones;
         if (per) ones.reserve(n_tunnels);
@@ -643,18 +658,19 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
             add_dp(c, t.id, &o.rx_b, &o.tx_b);
             if (per) ones.push_back(std::move(o));
         }
-        for (auto& d : dyn) {
+        each_dynamic([&](const DynamicBrief& d) {
             Cloud& c = clouds[d.cloud];
             c.states[d.state]++;
-            One o{d.cloud, d.name, d.state == "up", d.rtt_ms, 0, 0, d.flaps};
-            if (d.state == "up") add_dp(c, d.dp, &o.rx_b, &o.tx_b);
-            if (d.state == "up" && d.rtt_ms >= 0) {
+            bool up = std::strcmp(d.state, "up") == 0;
+            uint64_t rxb = 0, txb = 0;
+            if (up) add_dp(c, d.dp, &rxb, &txb);
+            if (up && d.rtt_ms >= 0) {
                 c.rtt_sum += d.rtt_ms / 1e3;
                 c.rtt_max = std::max(c.rtt_max, d.rtt_ms / 1e3);
                 c.rtt_n++;
             }
-            if (per) ones.push_back(std::move(o));
-        }
+            if (per) ones.push_back(One{d.cloud, d.name, up, d.rtt_ms, rxb, txb, d.flaps});
+        });
         w.family("nimbus_cloud_tunnels", "gauge", "Tunnels per cloud and state");
         for (auto& [name, c] : clouds)
             for (auto& [st, n] : c.states) w.sample("nimbus_cloud_tunnels", {{"cloud", name}, {"state", st}}, double(n));

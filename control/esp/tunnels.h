@@ -81,6 +81,17 @@ public:
     // without a row per tunnel).
     using DynamicCountsFn = std::function<std::map<std::string, std::array<uint64_t, 3>>()>;
     void set_dynamic_counts(DynamicCountsFn f) { dynamic_counts_ = std::move(f); }
+    // Each of them, as much as a metrics scrape needs (no row, no copies).
+    struct DynamicBrief {
+        const std::string& cloud;
+        const std::string& name;
+        const char* state;  // up, connecting, down
+        double rtt_ms;      // -1: no sample yet
+        uint32_t flaps;
+        dp::TunnelId dp;    // while it has SAs in the dataplane
+    };
+    using DynamicEachFn = std::function<void(const std::function<void(const DynamicBrief&)>&)>;
+    void set_dynamic_each(DynamicEachFn f) { dynamic_each_ = std::move(f); }
     // Handshake rates and downs by reason for `show tunnels summary` (IKE).
     void set_summary_extra(std::function<SummaryExtra()> f) { summary_extra_ = std::move(f); }
     // Static tunnels are up since they were installed, or since the
@@ -155,6 +166,7 @@ private:
     std::unordered_map<dp::TunnelId, std::string> names_;
     DynamicFn dynamic_;
     DynamicCountsFn dynamic_counts_;
+    DynamicEachFn dynamic_each_;
     std::function<SummaryExtra()> summary_extra_;
     uint64_t started_at_ = 0;
 };

@@ -987,10 +987,17 @@ std::map<std::string, std::array<uint64_t, 3>> Engine::tunnel_counts() const {
             cur = &out[t.cloud];
             cur_cloud = &t.cloud;
         }
-        (*cur)[t.up ? 0 : (t.ike && sa_for_test(t.ike)) ? 1 : 2]++;
+        (*cur)[size_t(tunnel_state(t))]++;
     }
     return out;
 }
+
+void Engine::each_tunnel(const std::function<void(const TunnelBrief&)>& fn) const {
+    for (auto& [id, t] : tunnels_)
+        fn(TunnelBrief{id, t.cloud, t.name, tunnel_state(t), t.rtt_at_ns ? double(t.rtt_ns) / 1e6 : -1, t.hist.flaps});
+}
+
+int Engine::tunnel_state(const Tunnel& t) const { return t.up ? 0 : (t.ike && sa_for_test(t.ike)) ? 1 : 2; }
 
 TunnelInfo Engine::tunnel_info(const Tunnel& t, uint64_t now) const {
     {
@@ -1000,7 +1007,8 @@ TunnelInfo Engine::tunnel_info(const Tunnel& t, uint64_t now) const {
         i.name = t.name;
         i.ike_spi = t.ike;
         const IkeSa* sa = t.ike ? sa_for_test(t.ike) : nullptr;
-        i.state = t.up ? "up" : sa ? "connecting" : "down";
+        static constexpr const char* kStates[] = {"up", "connecting", "down"};
+        i.state = kStates[tunnel_state(t)];
         i.uptime_s = t.up ? (now - t.up_since_ns) / kNs : 0;
         i.rtt_ms = t.rtt_at_ns ? double(t.rtt_ns) / 1e6 : -1;
         if (t.hist.rtt_samples) {

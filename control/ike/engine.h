@@ -246,6 +246,17 @@ public:
     // How many tunnels per cloud are up, connecting or down (as
     // TunnelInfo::state says), without building a TunnelInfo each.
     std::map<std::string, std::array<uint64_t, 3>> tunnel_counts() const;
+    // Each tunnel, in id order, as much as a metrics scrape needs, without
+    // building a TunnelInfo (whose strings are formatted for the CLI).
+    struct TunnelBrief {
+        TunnelId id;
+        const std::string& cloud;
+        const std::string& name;
+        int state;      // 0 up, 1 connecting, 2 down (TunnelInfo::state)
+        double rtt_ms;  // last liveness round trip, -1: none yet
+        uint32_t flaps;
+    };
+    void each_tunnel(const std::function<void(const TunnelBrief&)>& fn) const;
     // A tunnel's event history, oldest first, with ages (now - at) in ns;
     // false if there is no such tunnel.
     struct Event {
@@ -356,6 +367,7 @@ private:
     void tunnel_refresh(IkeSa& sa);
     void tunnel_detach(IkeSa& sa, const char* why);
     TunnelInfo tunnel_info(const Tunnel& t, uint64_t now) const;
+    int tunnel_state(const Tunnel& t) const;  // 0 up, 1 connecting, 2 down
     void tunnel_event(Tunnel& t, EventKind k, DownReason r = DownReason::none);
     TunnelSpec tunnel_spec(const IkeSa& sa) const;
     Tunnel* tunnel_of(const IkeSa& sa);

@@ -1107,12 +1107,19 @@ TEST_CASE("tunnels(after, n): pages through the tunnels by id") {
     CHECK(conc.eng->tunnels(second[0].id, 1).empty());
     CHECK(conc.eng->tunnels(0, 5).size() == 2);
     CHECK(conc.eng->tunnels(0, 0).empty());
-    // tunnel_counts() says what the states of tunnels() say, per cloud.
+    // tunnel_counts() and each_tunnel() say what tunnels() says.
     auto agree = [&] {
         std::map<std::string, std::array<uint64_t, 3>> want;
-        for (auto& t : conc.eng->tunnels())
-            want[t.cloud][t.state == "up" ? 0 : t.state == "connecting" ? 1 : 2]++;
-        return conc.eng->tunnel_counts() == want;
+        std::vector<std::tuple<TunnelId, std::string, std::string, int, double, uint32_t>> full, brief;
+        for (auto& t : conc.eng->tunnels()) {
+            int st = t.state == "up" ? 0 : t.state == "connecting" ? 1 : 2;
+            want[t.cloud][size_t(st)]++;
+            full.emplace_back(t.id, t.cloud, t.name, st, t.rtt_ms, t.flaps);
+        }
+        conc.eng->each_tunnel([&](const Engine::TunnelBrief& x) {
+            brief.emplace_back(x.id, x.cloud, x.name, x.state, x.rtt_ms, x.flaps);
+        });
+        return conc.eng->tunnel_counts() == want && brief == full;
     };
     CHECK(conc.eng->tunnel_counts().begin()->second == std::array<uint64_t, 3>{2, 0, 0});
     CHECK(agree());
