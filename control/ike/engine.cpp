@@ -921,12 +921,21 @@ void Engine::tunnel_detach(IkeSa& sa, const char* why) {
 
 // ---- introspection
 
-std::vector<SaInfo> Engine::sas() const {
+std::vector<SaInfo> Engine::sas() const { return sas(0, std::numeric_limits<TunnelId>::max()); }
+
+TunnelId Engine::nth_tunnel_after(TunnelId after, size_t n) const {
+    auto it = tunnels_.upper_bound(after);
+    for (size_t k = 1; k < n && it != tunnels_.end(); k++) ++it;
+    return it == tunnels_.end() ? std::numeric_limits<TunnelId>::max() : it->first;
+}
+
+std::vector<SaInfo> Engine::sas(TunnelId after, TunnelId last) const {
     std::vector<SaInfo> v;
     uint64_t now = now_();
     for (auto& [spi, sp] : sas_) {
         const IkeSa& sa = *sp;
         if (sa.state == IkeState::Dead) continue;
+        if (sa.tunnel ? sa.tunnel <= after || sa.tunnel > last : after != 0) continue;
         SaInfo i;
         i.spi_i = sa.spi_i;
         i.spi_r = sa.spi_r;

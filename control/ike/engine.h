@@ -238,6 +238,14 @@ public:
 
     // Introspection.
     std::vector<SaInfo> sas() const;
+    // The SAs of the tunnels with ids in (after, last], sorted like sas();
+    // with after == 0, also those of no tunnel yet (half-open). One scan of
+    // the SA table, copying only those: `show ike sa tunnel ID` and the
+    // listing's slices (with nth_tunnel_after) need not copy them all.
+    std::vector<SaInfo> sas(TunnelId after, TunnelId last) const;
+    // The id of the n-th tunnel after `after` (n >= 1), or TunnelId's
+    // maximum when fewer remain (then (after, that] holds all the rest).
+    TunnelId nth_tunnel_after(TunnelId after, size_t n) const;
     std::vector<TunnelInfo> tunnels() const;
     // At most n tunnels with ids above `after`, in id order (ids start at 1):
     // a listing goes through 100,000 tunnels a slice at a time, and tunnels

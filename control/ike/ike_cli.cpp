@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <iterator>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -87,22 +88,10 @@ std::string sa_text(const SaInfo& s) {
     return text;
 }
 
-Result show_sa(Engine* e, const Args& a) {
-    if (!e) return Result{0, "IKE is not configured (no clouds).\n", json::array()};
-    TunnelId only = 0;
-    if (a.has("ID")) {
-        std::string err;
-        if (!tunnel_arg(a, &only, &err)) return Result::error(err);
-    }
-    // Copies of the SAs; text or JSON is built by the reply's writer, off
-    // the control thread (100,000 sites are 100,000 IKE SAs).
-    auto sas = std::make_shared<std::vector<SaInfo>>(e->sas());
-    if (only) {
-        std::erase_if(*sas, [only](const SaInfo& s) { return s.tunnel != only; });
-        if (sas->empty()) return Result::error(fmt::format("% No IKE SA for tunnel {}", only));
-    }
-    Result r{0, "", nullptr};
-    if (a.json) {
+// `show ike sa` from copies, built by the reply's writer.
+Result sas_result(std::shared_ptr<std::vector<SaInfo>> sas, bool json_out) {
+    Result r{0, "", nullptr, json_out};
+    if (json_out) {
         r.make_data = [sas] {
             json out = json::array();
             for (auto& s : *sas) out.push_back(sa_json(s));
@@ -116,6 +105,23 @@ Result show_sa(Engine* e, const Args& a) {
         };
     }
     return r;
+}
+
+// `show ike sa [tunnel ID]`. Copies of the SAs (of that tunnel only), text
+// or JSON built by the reply's writer, off the control thread.
+Result show_sa(Engine* e, const Args& a) {
+    if (!e) return Result{0, "IKE is not configured (no clouds).\n", json::array()};
+    TunnelId only = 0;
+    if (a.has("ID")) {
+        std::string err;
+        if (!tunnel_arg(a, &only, &err)) return Result::error(err);
+    }
+    auto sas = std::make_shared<std::vector<SaInfo>>(only ? e->sas(only - 1, only) : e->sas());
+    if (only) {
+        std::erase_if(*sas, [only](const SaInfo& s) { return s.tunnel != only; });  // (only - 1 == 0: half-open ones)
+        if (sas->empty()) return Result::error(fmt::format("% No IKE SA for tunnel {}", only));
+    }
+    return sas_result(sas, a.json);
 }
 
 // `show ike tunnels` from copies, built by the reply's writer (see show_sa).
@@ -257,9 +263,34 @@ void Service::write_metrics(mgmt::MetricsWriter& w) const {
         w.sample("nimbus_tunnel_downs_total", {{"reason", down_reason_name(DownReason(r))}}, double(e->downs()[r]));
 }
 
+// nth_tunnel_after() when fewer tunnels remain: the slice holds the rest.
+constexpr TunnelId kAllTheRest = std::numeric_limits<TunnelId>::max();
+
 void Service::register_commands(mgmt::Registry& reg) {
     reg.add("show ike sa [tunnel ID]", "IKE SAs and their child SAs",
-            [this](const Args& a) { return show_sa(engine_.get(), a); });
+            [this](const Args& a) {
+                if (!bridge_ || a.has("ID") || !engine_) return show_sa(engine_.get(), a);
+                // All of them: the SAs of kSliceTunnels tunnels (by id) a
+                // control-thread callback, from the reply's writer thread.
+                Result r{0, "", nullptr, a.json};
+                r.make = [this, json_out = a.json] {
+                    auto all = std::make_shared<std::vector<SaInfo>>();
+                    using Part = std::pair<TunnelId, std::vector<SaInfo>>;  // the last tunnel id it covers, its SAs
+                    for (TunnelId after = 0;;) {
+                        auto part = bridge_->call<Part>([this, after] {
+                            if (!engine_) return Part{kAllTheRest, {}};
+                            TunnelId last = engine_->nth_tunnel_after(after, kSliceTunnels);
+                            return Part{last, engine_->sas(after, last)};
+                        });
+                        if (!part) return Result::error("% nimbusd did not answer (stopping?)");
+                        std::move(part->second.begin(), part->second.end(), std::back_inserter(*all));
+                        if (part->first == kAllTheRest) break;
+                        after = part->first;
+                    }
+                    return sas_result(all, json_out);
+                };
+                return r;
+            });
     reg.add("show ike counters", "IKE engine counters (malformed, cookies, rekeys, DPD, ...)",
             [this](const Args& a) { return show_counters(engine_.get(), a); });
     // `show tunnels` (control/esp) lists these with the dataplane's counters;

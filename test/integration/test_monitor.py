@@ -576,6 +576,10 @@ initiate:
     ike_rows = d.cli("show", "ike", "tunnels")
     assert sorted(t["id"] for t in ike_rows) == sorted(r["id"] for r in rows) and len(ike_rows) == n
     assert d.text("show", "ike", "tunnels").count(" up ") == n
+    ike_sas = d.cli("show", "ike", "sa")
+    assert sorted(x["tunnel"] for x in ike_sas) == sorted(r["id"] for r in rows)  # one IKE SA each
+    one = d.cli("show", "ike", "sa", "tunnel", str(rows[-1]["id"]))
+    assert len(one) == 1 and one[0]["tunnel"] == rows[-1]["id"]
     wait_until(forwards, 20, "a ping through the last site's tunnel")
 
     def back_up(t0, stop_s, what):

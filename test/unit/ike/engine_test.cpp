@@ -8,7 +8,11 @@
 
 #include <openssl/rand.h>
 
+#include <array>
+#include <limits>
+#include <map>
 #include <optional>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <set>
@@ -1121,6 +1125,20 @@ TEST_CASE("tunnels(after, n): pages through the tunnels by id") {
         });
         return conc.eng->tunnel_counts() == want && brief == full;
     };
+    // SAs by tunnel range, for slices of `show ike sa`.
+    constexpr TunnelId kRest = std::numeric_limits<TunnelId>::max();
+    CHECK(conc.eng->nth_tunnel_after(0, 1) == all[0].id);
+    CHECK(conc.eng->nth_tunnel_after(0, 2) == all[1].id);
+    CHECK(conc.eng->nth_tunnel_after(0, 3) == kRest);
+    CHECK(conc.eng->nth_tunnel_after(all[1].id, 1) == kRest);
+    auto s1 = conc.eng->sas(0, all[0].id), s2 = conc.eng->sas(all[0].id, kRest), every = conc.eng->sas();
+    REQUIRE(s1.size() == 1);
+    REQUIRE(s2.size() == 1);
+    CHECK(s1[0].tunnel == all[0].id);
+    CHECK(s2[0].tunnel == all[1].id);
+    REQUIRE(every.size() == 2);
+    CHECK((every[0].spi_i == s1[0].spi_i && every[1].spi_i == s2[0].spi_i));
+    CHECK(conc.eng->sas(all[1].id, kRest).empty());
     CHECK(conc.eng->tunnel_counts().begin()->second == std::array<uint64_t, 3>{2, 0, 0});
     CHECK(agree());
     std::string err;
