@@ -827,19 +827,17 @@ std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, std::vector<RowS
     return v;
 }
 
-RowSlice Tunnels::slice(const config::Config& cfg, const SliceCursor& from, size_t n, bool with_src) const {
-    RowSlice out;
+// What both listings' slices share: up to n static tunnels from `from`
+// (each through on_static), then the IKE tunnels n at a time, by id
+// (on_ike with them).
+template <class Slice, class OnStatic, class OnIke>
+Slice Tunnels::cut(const SliceCursor& from, size_t n, OnStatic on_static, OnIke on_ike) const {
+    Slice out;
     out.ran = true;
     out.gen = gen_;
     if (!from.ike) {
         size_t end = from.pos + std::min(n, tunnels_.size() - std::min(from.pos, tunnels_.size()));
-        for (size_t i = from.pos; i < end; i++) {
-            TunnelRow r;
-            auto s = with_src ? std::make_shared<RowSource>() : nullptr;
-            if (!static_row(cfg, tunnels_[i], &r, s.get())) continue;
-            out.rows.push_back(std::move(r));
-            if (s) out.src.push_back(std::move(s));
-        }
+        for (size_t i = from.pos; i < end; i++) on_static(out, tunnels_[i]);
         // The IKE tunnels come in slices of their own, after these.
         out.next = end < tunnels_.size() ? SliceCursor{end} : SliceCursor{end, true, 0};
         out.last = end == tunnels_.size() && !dynamic_;
@@ -848,29 +846,35 @@ RowSlice Tunnels::slice(const config::Config& cfg, const SliceCursor& from, size
     std::vector<DynamicTunnel> dyn = dynamic_ ? dynamic_(from.after, n) : std::vector<DynamicTunnel>{};
     out.last = dyn.size() < n;
     out.next = dyn.empty() ? from : SliceCursor{from.pos, true, dyn.back().id};
-    std::function<void(RowSource&&)> keep;
-    if (with_src) keep = [&out](RowSource&& s) { out.src.push_back(std::make_shared<RowSource>(std::move(s))); };
-    dynamic_rows(cfg, std::move(dyn), out.rows, keep, nullptr);
+    on_ike(out, std::move(dyn));
     return out;
 }
 
+RowSlice Tunnels::slice(const config::Config& cfg, const SliceCursor& from, size_t n, bool with_src) const {
+    return cut<RowSlice>(
+        from, n,
+        [&](RowSlice& out, const TunnelState& t) {
+            TunnelRow r;
+            auto s = with_src ? std::make_shared<RowSource>() : nullptr;
+            if (!static_row(cfg, t, &r, s.get())) return;
+            out.rows.push_back(std::move(r));
+            if (s) out.src.push_back(std::move(s));
+        },
+        [&](RowSlice& out, std::vector<DynamicTunnel>&& dyn) {
+            std::function<void(RowSource&&)> keep;
+            if (with_src)
+                keep = [&out](RowSource&& s) { out.src.push_back(std::make_shared<RowSource>(std::move(s))); };
+            dynamic_rows(cfg, std::move(dyn), out.rows, keep, nullptr);
+        });
+}
+
 SaSlice Tunnels::sa_slice(const SliceCursor& from, size_t n, std::optional<uint32_t> spi) const {
-    SaSlice out;
-    out.ran = true;
-    out.gen = gen_;
-    if (!from.ike) {
-        size_t end = from.pos + std::min(n, tunnels_.size() - std::min(from.pos, tunnels_.size()));
-        for (size_t i = from.pos; i < end; i++) add_sas(tunnels_[i].id, tunnels_[i].name, spi, out.sas);
-        out.next = end < tunnels_.size() ? SliceCursor{end} : SliceCursor{end, true, 0};
-        out.last = end == tunnels_.size() && !dynamic_;
-        return out;
-    }
-    std::vector<DynamicTunnel> dyn = dynamic_ ? dynamic_(from.after, n) : std::vector<DynamicTunnel>{};
-    out.last = dyn.size() < n;
-    out.next = dyn.empty() ? from : SliceCursor{from.pos, true, dyn.back().id};
-    for (auto& d : dyn)
-        if (d.dp != dp::kNoTunnel) add_sas(d.dp, d.name, spi, out.sas);
-    return out;
+    return cut<SaSlice>(
+        from, n, [&](SaSlice& out, const TunnelState& t) { add_sas(t.id, t.name, spi, out.sas); },
+        [&](SaSlice& out, std::vector<DynamicTunnel>&& dyn) {
+            for (auto& d : dyn)
+                if (d.dp != dp::kNoTunnel) add_sas(d.dp, d.name, spi, out.sas);
+        });
 }
 
 // A row's full JSON object (`show tunnels | json`, `show tunnels NAME`):

@@ -151,6 +151,8 @@ private:
                       const std::function<bool(const std::string&, uint64_t)>& only) const;
     std::vector<DynamicTunnel> all_dynamic() const;
     mgmt::Result sliced_listing(const config::Config& cfg, const TunnelFilter& f, bool json_out) const;
+    template <class Slice, class OnStatic, class OnIke>
+    Slice cut(const SliceCursor& from, size_t n, OnStatic on_static, OnIke on_ike) const;
     // Runs `f` (returning a slice) on the control thread through the bridge;
     // a slice it did not run (stopping, timed out) has `ran` false.
     template <class S, class F>
