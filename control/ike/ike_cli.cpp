@@ -118,7 +118,8 @@ Result show_sa(Engine* e, const Args& a) {
     }
     auto sas = std::make_shared<std::vector<SaInfo>>(only ? e->sas(only - 1, only) : e->sas());
     if (only) {
-        std::erase_if(*sas, [only](const SaInfo& s) { return s.tunnel != only; });  // (only - 1 == 0: half-open ones)
+        // (The range after tunnel 0 also holds the half-open SAs.)
+        std::erase_if(*sas, [only](const SaInfo& s) { return s.tunnel != only; });
         if (sas->empty()) return Result::error(fmt::format("% No IKE SA for tunnel {}", only));
     }
     return sas_result(sas, a.json);
