@@ -974,6 +974,10 @@ void Daemon::register_commands() {
                 fn(esp::Tunnels::DynamicBrief{b.cloud, b.name, kStates[b.state], b.rtt_ms, b.flaps, sink->dp_id(b.id)});
             });
         });
+        tunnels_.set_dynamic_named([this](const std::string& name) {
+            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
+            return e ? e->tunnel_ids_named(name) : std::vector<uint64_t>{};
+        });
         tunnels_.set_dynamic_counts([this] {
             ike::Engine* e = ike_ ? ike_->engine() : nullptr;
             return e ? e->tunnel_counts() : std::map<std::string, std::array<uint64_t, 3>>{};

@@ -92,6 +92,9 @@ public:
     };
     using DynamicEachFn = std::function<void(const std::function<void(const DynamicBrief&)>&)>;
     void set_dynamic_each(DynamicEachFn f) { dynamic_each_ = std::move(f); }
+    // The ids of those with a given site name (`show tunnels NAME`).
+    using DynamicNamedFn = std::function<std::vector<uint64_t>(const std::string& name)>;
+    void set_dynamic_named(DynamicNamedFn f) { dynamic_named_ = std::move(f); }
     // Handshake rates and downs by reason for `show tunnels summary` (IKE).
     void set_summary_extra(std::function<SummaryExtra()> f) { summary_extra_ = std::move(f); }
     // Static tunnels are up since they were installed, or since the
@@ -122,8 +125,9 @@ public:
     // what each row's full JSON object is built from (row_json), so that
     // the JSON of 100,000 tunnels is not built on the control thread.
     // `only`: just the tunnels it accepts (name, ID as `show tunnels` shows it).
+    // `word`: only the tunnels it names (name, or ID as `show tunnels` shows it).
     std::vector<TunnelRow> rows(const config::Config& cfg, std::vector<RowSource>* src = nullptr,
-                                const std::function<bool(const std::string&, uint64_t)>& only = nullptr) const;
+                                const std::string* word = nullptr) const;
     // One slice of `show tunnels` for collect_slices (tunnel_view.h), on the
     // control thread: the rows of up to n static tunnels from `from`, then,
     // once they are done, of up to n IKE tunnels at a time; with `with_src`,
@@ -150,6 +154,8 @@ private:
                       const std::function<void(RowSource&&)>& src,
                       const std::function<bool(const std::string&, uint64_t)>& only) const;
     std::vector<DynamicTunnel> all_dynamic() const;
+    // The IKE tunnels a word names: by id or by site name, without listing all.
+    std::vector<DynamicTunnel> dynamic_named(const std::string& word) const;
     mgmt::Result sliced_listing(const config::Config& cfg, const TunnelFilter& f, bool json_out) const;
     template <class Slice, class OnStatic, class OnIke>
     Slice cut(const SliceCursor& from, size_t n, OnStatic on_static, OnIke on_ike) const;
@@ -169,6 +175,7 @@ private:
     DynamicFn dynamic_;
     DynamicCountsFn dynamic_counts_;
     DynamicEachFn dynamic_each_;
+    DynamicNamedFn dynamic_named_;
     std::function<SummaryExtra()> summary_extra_;
     uint64_t started_at_ = 0;
 };

@@ -1006,6 +1006,13 @@ void Engine::each_tunnel(const std::function<void(const TunnelBrief&)>& fn) cons
         fn(TunnelBrief{id, t.cloud, t.name, tunnel_state(t), t.rtt_at_ns ? double(t.rtt_ns) / 1e6 : -1, t.hist.flaps});
 }
 
+std::vector<TunnelId> Engine::tunnel_ids_named(const std::string& name) const {
+    std::vector<TunnelId> v;
+    for (auto& [id, t] : tunnels_)
+        if (t.name == name) v.push_back(id);
+    return v;
+}
+
 int Engine::tunnel_state(const Tunnel& t) const { return t.up ? 0 : (t.ike && sa_for_test(t.ike)) ? 1 : 2; }
 
 TunnelInfo Engine::tunnel_info(const Tunnel& t, uint64_t now) const {

@@ -265,6 +265,9 @@ public:
         uint32_t flaps;
     };
     void each_tunnel(const std::function<void(const TunnelBrief&)>& fn) const;
+    // The ids of the tunnels with this name (site), in id order: one scan,
+    // no TunnelInfo built.
+    std::vector<TunnelId> tunnel_ids_named(const std::string& name) const;
     // A tunnel's event history, oldest first, with ages (now - at) in ns;
     // false if there is no such tunnel.
     struct Event {

@@ -580,6 +580,11 @@ initiate:
     assert sorted(x["tunnel"] for x in ike_sas) == sorted(r["id"] for r in rows)  # one IKE SA each
     one = d.cli("show", "ike", "sa", "tunnel", str(rows[-1]["id"]))
     assert len(one) == 1 and one[0]["tunnel"] == rows[-1]["id"]
+    # One tunnel in detail, by site name and by id (found without listing all).
+    by_name = d.cli("show", "tunnels", rows[-1]["name"])
+    assert [(t["kind"], t["id"]) for t in by_name] == [("ike", rows[-1]["id"])]
+    by_id = d.cli("show", "tunnels", str(rows[-1]["id"]))
+    assert [(t["kind"], t["id"], t["name"]) for t in by_id] == [("ike", rows[-1]["id"], rows[-1]["name"])]
     wait_until(forwards, 20, "a ping through the last site's tunnel")
 
     def back_up(t0, stop_s, what):

@@ -1139,6 +1139,8 @@ TEST_CASE("tunnels(after, n): pages through the tunnels by id") {
     REQUIRE(every.size() == 2);
     CHECK((every[0].spi_i == s1[0].spi_i && every[1].spi_i == s2[0].spi_i));
     CHECK(conc.eng->sas(all[1].id, kRest).empty());
+    CHECK(conc.eng->tunnel_ids_named(all[1].name) == std::vector<TunnelId>{all[1].id});
+    CHECK(conc.eng->tunnel_ids_named("no-such-site").empty());
     CHECK(conc.eng->tunnel_counts().begin()->second == std::array<uint64_t, 3>{2, 0, 0});
     CHECK(agree());
     std::string err;
