@@ -124,7 +124,6 @@ public:
     // Every tunnel as `show tunnels` lists it; with `src`, also copies of
     // what each row's full JSON object is built from (row_json), so that
     // the JSON of 100,000 tunnels is not built on the control thread.
-    // `only`: just the tunnels it accepts (name, ID as `show tunnels` shows it).
     // `word`: only the tunnels it names (name, or ID as `show tunnels` shows it).
     std::vector<TunnelRow> rows(const config::Config& cfg, std::vector<RowSource>* src = nullptr,
                                 const std::string* word = nullptr) const;
