@@ -929,10 +929,76 @@ void Daemon::poll_links() {
     }
 }
 
+namespace {
+
+// IKE's tunnels for `show tunnels`, its summary and the metrics.
+class IkeView : public esp::IkeTunnels {
+public:
+    IkeView(const std::unique_ptr<ike::Service>& ike, const std::unique_ptr<ike::ChildSaSink>& sink)
+        : ike_(ike), sink_(sink) {}
+
+    std::vector<esp::DynamicTunnel> list(uint64_t after, size_t n) const override {
+        std::vector<esp::DynamicTunnel> v;
+        ike::Engine* e = engine();
+        if (!e) return v;
+        for (auto& t : e->tunnels(after, n)) {
+            esp::DynamicTunnel d{t.id, t.cloud, t.name, t.state, t.uptime_s, t.rtt_ms, t.child_rekeys,
+                                 t.ike_rekeys, t.paths, t.prefixes};
+            d.dp = dp_id(t.id);
+            d.peer = t.remote;
+            d.rtt_min_ms = t.rtt_min_ms;
+            d.rtt_avg_ms = t.rtt_avg_ms;
+            d.rtt_max_ms = t.rtt_max_ms;
+            d.rtt_samples = t.rtt_samples;
+            d.flaps = t.flaps;
+            d.last_down = t.last_down;
+            d.last_down_detail = t.last_down_detail;
+            d.last_down_age_s = t.last_down_age_s;
+            v.push_back(std::move(d));
+        }
+        return v;
+    }
+    std::map<std::string, std::array<uint64_t, 3>> counts() const override {
+        ike::Engine* e = engine();
+        return e ? e->tunnel_counts() : std::map<std::string, std::array<uint64_t, 3>>{};
+    }
+    void each(const std::function<void(const Brief&)>& fn) const override {
+        ike::Engine* e = engine();
+        if (!e) return;
+        static constexpr const char* kStates[] = {"up", "connecting", "down"};
+        e->each_tunnel([&](const ike::Engine::TunnelBrief& b) {
+            fn(Brief{b.cloud, b.name, kStates[b.state], b.rtt_ms, b.flaps, dp_id(b.id)});
+        });
+    }
+    std::vector<uint64_t> named(const std::string& name) const override {
+        ike::Engine* e = engine();
+        return e ? e->tunnel_ids_named(name) : std::vector<uint64_t>{};
+    }
+    esp::SummaryExtra summary_extra() const override {
+        esp::SummaryExtra x;
+        ike::Engine* e = engine();
+        if (!e) return x;
+        x.handshakes_per_s_10s = ike_->handshake_rate(10);
+        x.handshakes_per_s_60s = ike_->handshake_rate(60);
+        x.handshakes_total = e->counter(ike::Counter::ike_established);
+        x.auth_failures_total = e->counter(ike::Counter::auth_failed) + e->counter(ike::Counter::auth_revoked);
+        for (int r = 1; r < ike::kDownReasonCount; r++) x.downs[ike::down_reason_name(ike::DownReason(r))] = e->downs()[r];
+        return x;
+    }
+
+private:
+    ike::Engine* engine() const { return ike_ ? ike_->engine() : nullptr; }
+    dp::TunnelId dp_id(uint64_t id) const { return static_cast<ike::DataplaneSink*>(sink_.get())->dp_id(id); }
+
+    const std::unique_ptr<ike::Service>& ike_;
+    const std::unique_ptr<ike::ChildSaSink>& sink_;
+};
+
+}  // namespace
+
 void Daemon::register_commands() {
     show::register_all(reg_, *this);
-    tunnels_.set_bridge(bridge_.get());
-    tunnels_.register_commands(reg_, cfg_);
+    tunnels_.register_commands(reg_, cfg_, *bridge_);
     tunnels_.register_metrics(metrics_, cfg_);
     firewall_.register_commands(reg_, cfg_);
     firewall_.register_metrics(metrics_, cfg_);
@@ -943,57 +1009,8 @@ void Daemon::register_commands() {
         metrics_.add([this](mgmt::MetricsWriter& w) {
             if (ike_) ike_->write_metrics(w);
         });
-        tunnels_.set_dynamic([this](uint64_t after, size_t n) {
-            std::vector<esp::DynamicTunnel> v;
-            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
-            if (!e) return v;
-            auto* sink = static_cast<ike::DataplaneSink*>(ike_sink_.get());
-            for (auto& t : e->tunnels(after, n)) {
-                esp::DynamicTunnel d{t.id, t.cloud, t.name, t.state, t.uptime_s, t.rtt_ms, t.child_rekeys,
-                                     t.ike_rekeys, t.paths, t.prefixes};
-                d.dp = sink->dp_id(t.id);
-                d.peer = t.remote;
-                d.rtt_min_ms = t.rtt_min_ms;
-                d.rtt_avg_ms = t.rtt_avg_ms;
-                d.rtt_max_ms = t.rtt_max_ms;
-                d.rtt_samples = t.rtt_samples;
-                d.flaps = t.flaps;
-                d.last_down = t.last_down;
-                d.last_down_detail = t.last_down_detail;
-                d.last_down_age_s = t.last_down_age_s;
-                v.push_back(std::move(d));
-            }
-            return v;
-        });
-        tunnels_.set_dynamic_each([this](const std::function<void(const esp::Tunnels::DynamicBrief&)>& fn) {
-            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
-            if (!e) return;
-            static constexpr const char* kStates[] = {"up", "connecting", "down"};
-            auto* sink = static_cast<ike::DataplaneSink*>(ike_sink_.get());
-            e->each_tunnel([&](const ike::Engine::TunnelBrief& b) {
-                fn(esp::Tunnels::DynamicBrief{b.cloud, b.name, kStates[b.state], b.rtt_ms, b.flaps, sink->dp_id(b.id)});
-            });
-        });
-        tunnels_.set_dynamic_named([this](const std::string& name) {
-            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
-            return e ? e->tunnel_ids_named(name) : std::vector<uint64_t>{};
-        });
-        tunnels_.set_dynamic_counts([this] {
-            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
-            return e ? e->tunnel_counts() : std::map<std::string, std::array<uint64_t, 3>>{};
-        });
-        tunnels_.set_summary_extra([this] {
-            esp::SummaryExtra x;
-            ike::Engine* e = ike_ ? ike_->engine() : nullptr;
-            if (!e) return x;
-            x.handshakes_per_s_10s = ike_->handshake_rate(10);
-            x.handshakes_per_s_60s = ike_->handshake_rate(60);
-            x.handshakes_total = e->counter(ike::Counter::ike_established);
-            x.auth_failures_total = e->counter(ike::Counter::auth_failed) + e->counter(ike::Counter::auth_revoked);
-            for (int r = 1; r < ike::kDownReasonCount; r++)
-                x.downs[ike::down_reason_name(ike::DownReason(r))] = e->downs()[r];
-            return x;
-        });
+        ike_view_ = std::make_unique<IkeView>(ike_, ike_sink_);
+        tunnels_.set_ike(ike_view_.get());
     }
     routing::Frr::register_commands(reg_, [this] { return frr_.get(); });
     metrics_.add([this](mgmt::MetricsWriter& w) {

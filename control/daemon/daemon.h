@@ -157,6 +157,7 @@ private:
     // engine and its sockets.
     std::unique_ptr<ike::ChildSaSink> ike_sink_;
     std::unique_ptr<ike::Service> ike_;
+    std::unique_ptr<esp::IkeTunnels> ike_view_;  // IKE's tunnels as tunnels_ lists them
     std::vector<std::pair<Prefix, std::optional<IpAddr>>> kernel_blackholes_;
     // Config changes (apply_text). cfg_, running_*_ and history_ change only
     // in commit(), on the control thread while apply_mu_ is held.

@@ -440,7 +440,8 @@ mgmt::Result Tunnels::sliced_listing(const config::Config& cfg, const TunnelFilt
     return r;
 }
 
-void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) {
+void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg, control::Bridge& bridge) {
+    bridge_ = &bridge;
     auto sas = [this](const Args& a) {
         std::optional<uint32_t> want;
         if (a.has("SPI")) {
@@ -451,13 +452,6 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
             }
         }
         std::string word = a.get("SPI");
-        if (!bridge_) {
-            std::vector<SaRow> all;
-            collect_slices([&](const SliceCursor& from) { return sa_slice(from, SIZE_MAX, want); },
-                           [&](SaSlice& s) { std::move(s.sas.begin(), s.sas.end(), std::back_inserter(all)); },
-                           [&] { all.clear(); });
-            return sa_result(std::move(all), want, word, a.json);
-        }
         // 100,000 tunnels are 200,000 SAs: gathered slice by slice from the
         // reply's writer thread (one callback held the control thread 40-60
         // ms), and the table or the JSON built there.
@@ -508,33 +502,7 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 TunnelFilter f{a.get("CLOUD"), a.get("STATE"), a.get("PREFIX")};
                 if (a.has("STATE") && !valid_state(f.state))
                     return Result::error("% state is one of: up, connecting, down");
-                if (bridge_) return sliced_listing(cfg, f, a.json);
-                std::vector<RowSource> src;
-                std::vector<TunnelRow> all = rows(cfg, a.json ? &src : nullptr);
-                if (a.json) {
-                    // Copies of the selected rows; their JSON is built by the
-                    // reply's writer, off the control thread.
-                    auto sel = std::make_shared<std::vector<std::pair<TunnelRow, RowSource>>>();
-                    for (size_t i = 0; i < all.size(); i++)
-                        if (f.match(all[i])) sel->emplace_back(std::move(all[i]), std::move(src[i]));
-                    Result r{0, "", nullptr, true};
-                    r.make_data = [sel] {
-                        json out = json::array();
-                        for (auto& [row, s] : *sel) out.push_back(row_json(row, s));
-                        return out;
-                    };
-                    return r;
-                }
-                if (all.empty()) return Result{0, "No tunnels.\n", json::array()};
-                // The table is rendered by the reply's writer, from these rows.
-                Result r{0, "", nullptr};
-                r.make_text = [all = std::make_shared<std::vector<TunnelRow>>(std::move(all)), f] {
-                    std::vector<const TunnelRow*> sel;
-                    for (auto& x : *all)
-                        if (f.match(x)) sel.push_back(&x);
-                    return render_list(sel);
-                };
-                return r;
+                return sliced_listing(cfg, f, a.json);
             });
     reg.add("show tunnels summary [cloud CLOUD]",
             "tunnel counts per cloud and state, handshakes per second, tunnel downs and dataplane drops by reason",
@@ -550,16 +518,15 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
                 for (auto& t : tunnels_) per_vrf[size_t(t.vrf) < cfg.vrfs.size() ? size_t(t.vrf) : cfg.vrfs.size()]++;
                 for (size_t v = 0; v < cfg.vrfs.size(); v++) count(cloud_of(cfg, int(v)), "up", per_vrf[v]);
                 count("", "up", per_vrf.back());
-                if (dynamic_counts_)
-                    for (auto& [cloud, n] : dynamic_counts_()) {
+                SummaryExtra x;
+                if (ike_) {
+                    for (auto& [cloud, n] : ike_->counts()) {
                         count(cloud, "up", n[0]);
                         count(cloud, "connecting", n[1]);
                         count(cloud, "down", n[2]);
                     }
-                else
-                    for (auto& d : all_dynamic()) count(d.cloud, d.state, 1);
-                SummaryExtra x;
-                if (summary_extra_) x = summary_extra_();
+                    x = ike_->summary_extra();
+                }
                 for (int i = 0; i < dp::port_count(); i++) {
                     dp::PortCounters c = dp::port_counters(i, -1);
                     for (int k = 0; k < dp::kDropCount; k++)
@@ -574,7 +541,7 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg) 
             [this, &cfg](const Args& a) {
                 const std::string& want = a.get("NAME");
                 std::vector<RowSource> src;
-                std::vector<TunnelRow> all = rows(cfg, &src, &want);
+                std::vector<TunnelRow> all = named_rows(cfg, want, &src);
                 json out = json::array();
                 std::string text;
                 for (size_t i = 0; i < all.size(); i++) {
@@ -613,21 +580,11 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
         };
         std::map<std::string, Cloud> clouds;
         for (auto& c : cfg.clouds) clouds[c.name];
-        // IKE tunnels without a row each: at 100,000 of them building the
-        // rows (all_dynamic) would hold the control thread ~0.3 s a scrape.
-        std::vector<DynamicTunnel> dyn;
-        auto each_dynamic = [&](const std::function<void(const DynamicBrief&)>& fn) {
-            if (dynamic_each_) return dynamic_each_(fn);
-            for (auto& d : dyn) fn(DynamicBrief{d.cloud, d.name, d.state.c_str(), d.rtt_ms, d.flaps, d.dp});
-        };
+        // IKE tunnels without a row each (IkeTunnels::each): at 100,000 of
+        // them building the rows would hold the control thread ~0.3 s a scrape.
         size_t n_dynamic = 0;
-        if (dynamic_each_) {
-            if (dynamic_counts_)
-                for (auto& [cl, n] : dynamic_counts_()) n_dynamic += n[0] + n[1] + n[2];
-        } else {
-            dyn = all_dynamic();
-            n_dynamic = dyn.size();
-        }
+        if (ike_)
+            for (auto& [cl, n] : ike_->counts()) n_dynamic += n[0] + n[1] + n[2];
         // Decided before gathering: with per-tunnel series off, a scrape at
         // 100k tunnels builds nothing per tunnel beyond the cloud sums.
         const std::string& mode = cfg.mgmt.metrics_per_tunnel;
@@ -655,7 +612,7 @@ void Tunnels::register_metrics(mgmt::Metrics& m, const config::Config& cfg) {
             add_dp(c, t.id, &o.rx_b, &o.tx_b);
             if (per) ones.push_back(std::move(o));
         }
-        each_dynamic([&](const DynamicBrief& d) {
+        if (ike_) ike_->each([&](const IkeTunnels::Brief& d) {
             Cloud& c = clouds[d.cloud];
             c.states[d.state]++;
             bool up = std::strcmp(d.state, "up") == 0;
@@ -734,23 +691,17 @@ dp::TunnelId Tunnels::resolve(const std::string& word) const {
 }
 
 std::vector<DynamicTunnel> Tunnels::dynamic_named(const std::string& word) const {
-    if (!dynamic_) return {};
+    if (!ike_) return {};
     // One tunnel asked for: by id, then by name, each tunnel fetched alone
     // (at 100,000 IKE tunnels listing them all took ~0.2 s).
     std::vector<uint64_t> ids;
     uint64_t n = 0;
     if (number(word, &n) && n > 0) ids.push_back(n);
-    if (dynamic_named_)
-        for (uint64_t id : dynamic_named_(word))
-            if (id != n) ids.push_back(id);
+    for (uint64_t id : ike_->named(word))
+        if (id != n) ids.push_back(id);
     std::vector<DynamicTunnel> out;
-    if (!dynamic_named_) {
-        for (auto& d : all_dynamic())
-            if (d.id == n || d.name == word) out.push_back(std::move(d));
-        return out;
-    }
     for (uint64_t id : ids) {
-        auto d = dynamic_(id - 1, 1);
+        auto d = ike_->list(id - 1, 1);
         if (!d.empty() && d[0].id == id) out.push_back(std::move(d[0]));
     }
     return out;
@@ -779,15 +730,9 @@ bool Tunnels::static_row(const config::Config& cfg, const TunnelState& t, Tunnel
     return true;
 }
 
-std::vector<DynamicTunnel> Tunnels::all_dynamic() const {
-    return dynamic_ ? dynamic_(0, SIZE_MAX) : std::vector<DynamicTunnel>{};
-}
-
 void Tunnels::dynamic_rows(const config::Config& cfg, std::vector<DynamicTunnel>&& dyn, std::vector<TunnelRow>& v,
-                           const std::function<void(RowSource&&)>& src,
-                           const std::function<bool(const std::string&, uint64_t)>& only) const {
+                           const std::function<void(RowSource&&)>& src) const {
     for (auto& d : dyn) {
-        if (only && !only(d.name, d.id)) continue;
         TunnelRow r;
         r.kind = "ike";
         r.id = d.id;
@@ -818,30 +763,19 @@ void Tunnels::dynamic_rows(const config::Config& cfg, std::vector<DynamicTunnel>
     }
 }
 
-// Rows of every tunnel: the static ones, then IKE's; each with its JSON.
-std::vector<TunnelRow> Tunnels::rows(const config::Config& cfg, std::vector<RowSource>* src,
-                                     const std::string* word) const {
-    std::function<bool(const std::string&, uint64_t)> only;
-    if (word) only = [word](const std::string& name, uint64_t id) { return name == *word || std::to_string(id) == *word; };
+// The tunnels a word names: static ones by name or id, IKE ones the same way.
+std::vector<TunnelRow> Tunnels::named_rows(const config::Config& cfg, const std::string& word,
+                                           std::vector<RowSource>* src) const {
     std::vector<TunnelRow> v;
-    if (!word) {
-        // One allocation each: growing them by doubling touched fresh pages
-        // three times over (at 100,000 tunnels the page faults, not the
-        // copying, held the control thread).
-        v.reserve(tunnels_.size());
-        if (src) src->reserve(tunnels_.size());
-    }
     for (auto& t : tunnels_) {
-        if (only && !only(t.name, t.id)) continue;
+        if (t.name != word && std::to_string(t.id) != word) continue;
         TunnelRow r;
         RowSource s;
-        if (!static_row(cfg, t, &r, src ? &s : nullptr)) continue;
+        if (!static_row(cfg, t, &r, &s)) continue;
         v.push_back(std::move(r));
-        if (src) src->push_back(std::move(s));
+        src->push_back(std::move(s));
     }
-    std::function<void(RowSource&&)> keep;
-    if (src) keep = [src](RowSource&& s) { src->push_back(std::move(s)); };
-    dynamic_rows(cfg, word ? dynamic_named(*word) : all_dynamic(), v, keep, only);
+    dynamic_rows(cfg, dynamic_named(word), v, [src](RowSource&& s) { src->push_back(std::move(s)); });
     return v;
 }
 
@@ -858,10 +792,10 @@ Slice Tunnels::cut(const SliceCursor& from, size_t n, OnStatic on_static, OnIke 
         for (size_t i = from.pos; i < end; i++) on_static(out, tunnels_[i]);
         // The IKE tunnels come in slices of their own, after these.
         out.next = end < tunnels_.size() ? SliceCursor{end} : SliceCursor{end, true, 0};
-        out.last = end == tunnels_.size() && !dynamic_;
+        out.last = end == tunnels_.size() && !ike_;
         return out;
     }
-    std::vector<DynamicTunnel> dyn = dynamic_ ? dynamic_(from.after, n) : std::vector<DynamicTunnel>{};
+    std::vector<DynamicTunnel> dyn = ike_ ? ike_->list(from.after, n) : std::vector<DynamicTunnel>{};
     out.last = dyn.size() < n;
     out.next = dyn.empty() ? from : SliceCursor{from.pos, true, dyn.back().id};
     on_ike(out, std::move(dyn));
@@ -882,7 +816,7 @@ RowSlice Tunnels::slice(const config::Config& cfg, const SliceCursor& from, size
             std::function<void(RowSource&&)> keep;
             if (with_src)
                 keep = [&out](RowSource&& s) { out.src.push_back(std::make_shared<RowSource>(std::move(s))); };
-            dynamic_rows(cfg, std::move(dyn), out.rows, keep, nullptr);
+            dynamic_rows(cfg, std::move(dyn), out.rows, keep);
         });
 }
 

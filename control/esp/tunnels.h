@@ -71,18 +71,12 @@ struct SaSlice : SliceHead {
     std::vector<SaRow> sas;
 };
 
-class Tunnels {
+// IKE's tunnels as `show tunnels`, its summary and the metrics see them;
+// the daemon implements it over ike::Engine. Called on the control thread.
+class IkeTunnels {
 public:
-    // IKE's tunnels: at most n with ids above `after`, in id order (ids start
-    // at 1), so that listings take them a slice at a time.
-    using DynamicFn = std::function<std::vector<DynamicTunnel>(uint64_t after, size_t n)>;
-    void set_dynamic(DynamicFn f) { dynamic_ = std::move(f); }
-    // Their counts per cloud: up, connecting, down (`show tunnels summary`
-    // without a row per tunnel).
-    using DynamicCountsFn = std::function<std::map<std::string, std::array<uint64_t, 3>>()>;
-    void set_dynamic_counts(DynamicCountsFn f) { dynamic_counts_ = std::move(f); }
-    // Each of them, as much as a metrics scrape needs (no row, no copies).
-    struct DynamicBrief {
+    // One tunnel, as much as a metrics scrape needs (no row, no copies).
+    struct Brief {
         const std::string& cloud;
         const std::string& name;
         const char* state;  // up, connecting, down
@@ -90,13 +84,24 @@ public:
         uint32_t flaps;
         dp::TunnelId dp;    // while it has SAs in the dataplane
     };
-    using DynamicEachFn = std::function<void(const std::function<void(const DynamicBrief&)>&)>;
-    void set_dynamic_each(DynamicEachFn f) { dynamic_each_ = std::move(f); }
-    // The ids of those with a given site name (`show tunnels NAME`).
-    using DynamicNamedFn = std::function<std::vector<uint64_t>(const std::string& name)>;
-    void set_dynamic_named(DynamicNamedFn f) { dynamic_named_ = std::move(f); }
-    // Handshake rates and downs by reason for `show tunnels summary` (IKE).
-    void set_summary_extra(std::function<SummaryExtra()> f) { summary_extra_ = std::move(f); }
+    virtual ~IkeTunnels() = default;
+    // At most n tunnels with ids above `after`, in id order, so that listings
+    // take them a slice at a time. Ids start at 1 and only grow: the engine
+    // lives as long as the daemon (a reload changes its policy in place).
+    virtual std::vector<DynamicTunnel> list(uint64_t after, size_t n) const = 0;
+    // Counts per cloud: up, connecting, down.
+    virtual std::map<std::string, std::array<uint64_t, 3>> counts() const = 0;
+    virtual void each(const std::function<void(const Brief&)>& fn) const = 0;
+    // The ids of the tunnels with that site name.
+    virtual std::vector<uint64_t> named(const std::string& name) const = 0;
+    // Handshake rates and downs by reason.
+    virtual SummaryExtra summary_extra() const = 0;
+};
+
+class Tunnels {
+public:
+    // IKE's tunnels (none while unset); `ike` outlives the commands.
+    void set_ike(const IkeTunnels* ike) { ike_ = ike; }
     // Static tunnels are up since they were installed, or since the
     // dataplane started for those installed at bring-up.
     void set_started(uint64_t wall_s) { started_at_ = wall_s; }
@@ -120,13 +125,16 @@ public:
     dp::TunnelId resolve(const std::string& word) const;
     const std::vector<TunnelState>& tunnels() const { return tunnels_; }
     // `show ipsec sa [SPI] [keys]`, `show tunnels [filters] | summary | NAME`.
-    void register_commands(mgmt::Registry& reg, const config::Config& cfg);
-    // Every tunnel as `show tunnels` lists it; with `src`, also copies of
-    // what each row's full JSON object is built from (row_json), so that
-    // the JSON of 100,000 tunnels is not built on the control thread.
-    // `word`: only the tunnels it names (name, or ID as `show tunnels` shows it).
-    std::vector<TunnelRow> rows(const config::Config& cfg, std::vector<RowSource>* src = nullptr,
-                                const std::string* word = nullptr) const;
+    // `show tunnels [filters]` and `show ipsec sa [SPI]` gather their rows in
+    // slices of kSliceTunnels tunnels through `bridge`, each a callback of its
+    // own on the control thread, from the reply's writer thread (the table or
+    // the JSON is built there).
+    void register_commands(mgmt::Registry& reg, const config::Config& cfg, control::Bridge& bridge);
+    static constexpr size_t kSliceTunnels = 1000;
+    // The tunnels a word names (name, or ID as `show tunnels` shows it), with
+    // copies of what each row's full JSON object is built from (row_json).
+    std::vector<TunnelRow> named_rows(const config::Config& cfg, const std::string& word,
+                                      std::vector<RowSource>* src) const;
     // One slice of `show tunnels` for collect_slices (tunnel_view.h), on the
     // control thread: the rows of up to n static tunnels from `from`, then,
     // once they are done, of up to n IKE tunnels at a time; with `with_src`,
@@ -135,12 +143,6 @@ public:
     // The same for `show ipsec sa`: the SAs of those tunnels (IKE ones while
     // they have SAs in the dataplane); with `spi`, only the SAs with that SPI.
     SaSlice sa_slice(const SliceCursor& from, size_t n, std::optional<uint32_t> spi) const;
-    // With a bridge, `show tunnels [filters]` and `show ipsec sa [SPI]` gather
-    // their rows in slices of kSliceTunnels tunnels, each a callback of its
-    // own on the control thread, from the reply's writer thread (the table
-    // or the JSON is built there).
-    void set_bridge(control::Bridge* b) { bridge_ = b; }
-    static constexpr size_t kSliceTunnels = 1000;
     // Prometheus: nimbus_cloud_tunnels{cloud,state} and per-cloud traffic
     // always; nimbus_tunnel_up{cloud,site} ... when enabled.
     void register_metrics(mgmt::Metrics& m, const config::Config& cfg);
@@ -150,9 +152,7 @@ private:
     // dataplane no longer has it.
     bool static_row(const config::Config& cfg, const TunnelState& t, TunnelRow* r, RowSource* src) const;
     void dynamic_rows(const config::Config& cfg, std::vector<DynamicTunnel>&& dyn, std::vector<TunnelRow>& v,
-                      const std::function<void(RowSource&&)>& src,
-                      const std::function<bool(const std::string&, uint64_t)>& only) const;
-    std::vector<DynamicTunnel> all_dynamic() const;
+                      const std::function<void(RowSource&&)>& src) const;
     // The IKE tunnels a word names: by id or by site name, without listing all.
     std::vector<DynamicTunnel> dynamic_named(const std::string& word) const;
     mgmt::Result sliced_listing(const config::Config& cfg, const TunnelFilter& f, bool json_out) const;
@@ -171,11 +171,7 @@ private:
     // id -> name of tunnels_: `show ip route` names the tunnel of each of
     // 100,000 routes.
     std::unordered_map<dp::TunnelId, std::string> names_;
-    DynamicFn dynamic_;
-    DynamicCountsFn dynamic_counts_;
-    DynamicEachFn dynamic_each_;
-    DynamicNamedFn dynamic_named_;
-    std::function<SummaryExtra()> summary_extra_;
+    const IkeTunnels* ike_ = nullptr;
     uint64_t started_at_ = 0;
 };
 
