@@ -1,5 +1,6 @@
 #include "control/config/firewall.h"
 #include "control/config/config.h"
+#include "control/config/tree.h"
 
 #include <algorithm>
 #include <cctype>
@@ -761,7 +762,12 @@ Result parse(const std::string& text, const std::string& name) {
     res.errors = std::move(errs.list());
     if (res.errors.empty()) {
         res.config = std::move(c);
-        res.tree = std::make_shared<const YAML::Node>(root);
+        try {
+            res.tree = std::make_shared<const Tree>(Tree::of(root));
+        } catch (const std::length_error& ex) {
+            res.config.reset();
+            res.errors.push_back(fmt::format("{}: {}", name, ex.what()));
+        }
     }
     return res;
 }

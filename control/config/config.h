@@ -13,11 +13,9 @@
 #include "control/config/routing.h"
 #include "src/common/addr.h"
 
-namespace YAML {
-class Node;
-}
-
 namespace nimbus::config {
+
+class Tree;  // tree.h
 
 struct Where {
     int line = 0;  // 1-based; 0 = not from a file
@@ -339,9 +337,9 @@ struct Config {
 struct Result {
     std::optional<Config> config;
     std::vector<std::string> errors;  // "file:line:col: key.path: message"
-    // The YAML tree the config was read from, for diff() and redact()
+    // The document the config was read from, for diff() and redact()
     // (control/config/diff.h) without parsing the text again.
-    std::shared_ptr<const YAML::Node> tree;
+    std::shared_ptr<const Tree> tree;
     bool ok() const { return config.has_value() && errors.empty(); }
 };
 

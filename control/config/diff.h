@@ -1,14 +1,12 @@
 // Config texts as an operator sees them: secrets redacted, and the
 // difference between two configs as readable lines. Both work on the YAML
-// tree, so they need no knowledge of each section.
+// document (tree.h), so they need no knowledge of each section.
 #pragma once
 
 #include <string>
 #include <vector>
 
-namespace YAML {
-class Node;
-}
+#include "control/config/tree.h"
 
 namespace nimbus::config {
 
@@ -18,7 +16,7 @@ bool is_secret_key(const std::string& key);
 // The YAML text with every secret value replaced by "<redacted>". Comments
 // are not kept. On unparsable input returns a one-line note, never the text.
 std::string redact(const std::string& yaml_text);
-std::string redact(const YAML::Node& root);  // the tree parse() kept (Result::tree)
+std::string redact(const Tree& doc);  // the document parse() kept (Result::tree)
 
 // Structural difference old -> new, one line per change, secrets redacted:
 //   "+ routes[10.51.0.0/16]: {prefix: 10.51.0.0/16, via: 10.1.0.9}"
@@ -27,7 +25,7 @@ std::string redact(const YAML::Node& root);  // the tree parse() kept (Result::t
 // Lists of mappings are matched by their name, id or prefix key. A changed
 // secret shows as "~ path: <redacted> (changed)".
 std::vector<std::string> diff(const std::string& old_yaml, const std::string& new_yaml);
-std::vector<std::string> diff(const YAML::Node& old_root, const YAML::Node& new_root);
+std::vector<std::string> diff(const Tree& old_doc, const Tree& new_doc);
 
 // The top-level sections that differ.
 std::vector<std::string> changed_sections(const std::string& old_yaml, const std::string& new_yaml);

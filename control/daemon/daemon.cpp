@@ -37,9 +37,10 @@ constexpr size_t kHeldTotal = 1024;
 constexpr uint64_t kHeldTimeoutNs = 3'000'000'000ull;
 constexpr uint64_t kResolveRetryNs = 1'000'000'000ull;
 constexpr int kApplyNice = 10;  // a config change being prepared (apply_text)
+
 }  // namespace
 
-Daemon::Daemon(config::Config cfg, std::shared_ptr<const YAML::Node> tree)
+Daemon::Daemon(config::Config cfg, std::shared_ptr<const config::Tree> tree)
     : cfg_(std::move(cfg)), running_tree_(std::move(tree)) {}
 
 Daemon::~Daemon() { tear_down(); }
@@ -399,8 +400,8 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
 
     // The control thread's part. A commit still queued when nimbusd stops
     // is dropped (close()), and nothing was applied.
-    // (Weakly: what the transaction holds - the old config and its YAML
-    // tree after the swap - is freed here, never on the control thread.)
+    // (Weakly: what the transaction holds - the old config and its
+    // document after the swap - is freed here, never on the control thread.)
     auto r = bridge_->call<nlohmann::json>(
         [this, w = std::weak_ptr<Txn>(tx)] {
             auto t = w.lock();
@@ -427,9 +428,10 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     r->erase("steps");
     (*r)["diff"] = std::move(tx->changes);
     (*r)["plan"] = std::move(tx->ops);
-    // What the transaction now holds is the old config and its YAML tree:
-    // freeing them took ~2 s at 100,000 tunnels, which the client need not
-    // wait for. (The thread uses nothing of the daemon.)
+    // What the transaction now holds is the old config and its document:
+    // freeing them took ~2 s at 100,000 tunnels (when the document was a
+    // yaml-cpp tree), which the client need not wait for. (The thread uses
+    // nothing of the daemon.)
     std::thread([tx = std::move(tx)]() mutable {
         setpriority(PRIO_PROCESS, id_t(gettid()), kApplyNice);
         tx.reset();

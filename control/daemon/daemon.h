@@ -43,8 +43,8 @@ struct HostIfStats {
 
 class Daemon {
 public:
-    // `tree`: the YAML the config was read from (config::Result::tree), if at hand.
-    explicit Daemon(config::Config cfg, std::shared_ptr<const YAML::Node> tree = nullptr);
+    // `tree`: the document the config was read from (config::Result::tree), if at hand.
+    explicit Daemon(config::Config cfg, std::shared_ptr<const config::Tree> tree = nullptr);
     ~Daemon();
     // Brings everything up and runs until a signal. Returns the exit code.
     int run();
@@ -165,7 +165,7 @@ private:
         std::string text, who, version, redacted;
         std::string for_running, for_history;  // copies of redacted and text the commit takes
         std::vector<Applied> dropped;          // history entries the commit let go (freed off the control thread)
-        std::shared_ptr<const YAML::Node> tree;  // the new config's; the old one's after the commit
+        std::shared_ptr<const config::Tree> tree;  // the new config's; the old one's after the commit
         config::Config next, old;
         std::vector<std::string> changes;
         config::Plan plan;
@@ -184,7 +184,7 @@ private:
     bool closing_ = false;  // tear_down() started: no new holders
     std::string running_text_;  // the applied config, as text
     std::string running_redacted_, running_version_;
-    std::shared_ptr<const YAML::Node> running_tree_;  // apply_mu_ only: the running text parsed
+    std::shared_ptr<const config::Tree> running_tree_;  // apply_mu_ only: the running text's document
     std::deque<Applied> history_;  // newest last; the running config is the last
     void remember(std::string text, const std::string& version, const std::string& who,
                   std::vector<Applied>* dropped = nullptr);

@@ -1,8 +1,10 @@
 // Config validation: a table of broken inputs, each with the exact message
 // (file:line:column: key.path: what is wrong) an operator will see.
 #include <catch2/catch.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include "control/config/config.h"
+#include "control/config/tree.h"
 
 using nimbus::config::parse;
 
@@ -669,6 +671,56 @@ TEST_CASE("config diff: keyed lists, plain lists, scalars; secrets never shown")
     CHECK(r.find("psk: <redacted>") != std::string::npos);
     CHECK(nimbus::config::redact("a: [").find("not shown") != std::string::npos);
     CHECK(nimbus::config::hash("x") == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
+}
+
+TEST_CASE("config tree: the document diff and redact work on, in flat arrays") {
+    using nimbus::config::Tree;
+    using K = Tree::Kind;
+    const char* text =
+        "node: { name: &n conc }\n"
+        "copy: *n\n"
+        "tagged: !!str 123\n"
+        "quoted: \"q\"\n"
+        "nothing: ~\n"
+        "list: [a, {k: v}, [x]]\n"
+        "key: hunter2\n";
+    Tree t = Tree::of(YAML::Load(text));
+    Tree::Id root = t.root();
+    REQUIRE(t.is(root, K::map));
+    CHECK(t.size(root) == 7);
+    CHECK(t.scalar(t.key(root, 0)) == "node");
+    Tree::Id node = t.get(root, "node");
+    REQUIRE(t.is(node, K::map));
+    CHECK(t.scalar(t.get(node, "name")) == "conc");
+    CHECK(t.scalar(t.get(root, "copy")) == "conc");  // an alias: a copy where it is used
+    CHECK(t.tag(t.get(root, "tagged")) == "tag:yaml.org,2002:str");
+    CHECK(t.tag(t.get(root, "quoted")) == "!");
+    CHECK(t.tag(t.get(node, "name")) == "?");
+    CHECK(t.kind(t.get(root, "nothing")) == K::null);
+    CHECK(t.get(root, "absent") == Tree::kNone);
+    CHECK(t.get(t.get(root, "copy"), "x") == Tree::kNone);  // not a map
+    Tree::Id list = t.get(root, "list");
+    REQUIRE(t.is(list, K::sequence));
+    REQUIRE(t.size(list) == 3);
+    CHECK(t.scalar(t.item(list, 0)) == "a");
+    CHECK(t.scalar(t.get(t.item(list, 1), "k")) == "v");
+    CHECK(t.scalar(t.item(t.item(list, 2), 0)) == "x");
+    CHECK(t.scalar(list).empty());
+    // Every scalar, key and container once: the root, 7 keys, 7 values, node's
+    // pair, and in the list: a, {k: v} with its pair, [x] with x.
+    CHECK(t.nodes() == 1 + 7 + 7 + 2 + 6);
+    CHECK(t.bytes() < 4096);
+    // As the emitter writes it: tags kept (not the plain / quoted markers), secrets replaced.
+    std::string r = nimbus::config::redact(t);
+    CHECK(r.find("tagged: !<tag:yaml.org,2002:str> 123") != std::string::npos);
+    CHECK(r.find("key: <redacted>") != std::string::npos);
+    CHECK(r.find("hunter2") == std::string::npos);
+    CHECK(r.find("copy: conc") != std::string::npos);
+    // An empty document is a null root; so is a default tree.
+    Tree e = Tree::of(YAML::Load(""));
+    CHECK(e.kind(e.root()) == K::null);
+    CHECK(Tree().kind(Tree().root()) == K::null);
+    CHECK(nimbus::config::diff(Tree(), t).size() == 1);  // "+ : {...}": all of it added
 }
 
 // ---- manual_sas: static ESP tunnels
