@@ -9,6 +9,8 @@
 #   commit_ms               config apply only: how long its commit held the
 #                           control thread (parse, diff and plan run on the
 #                           client's thread before)
+#   rss_mib, peak_rss_mib   nimbusd's resident memory after the command, and
+#                           the most it has held (also on the "start" line)
 # Config changes run first (one tunnel removed, then added back), then
 # `config show running`, then the listings.
 #   TUNNELS=100000 scripts/bench/cli.sh

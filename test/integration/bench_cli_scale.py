@@ -47,7 +47,16 @@ def test_cli_scale(lab):
     t0 = time.monotonic()
     d.start(timeout=600)
     wait_until(lambda: d.cli("show", "tunnels", "summary")["states"]["up"] == n, 600, f"{n} tunnels up")
-    print(json.dumps({"bench": "cli", "tunnels": n, "phase": "start", "seconds": round(time.monotonic() - t0, 2)}))
+
+    def memory():
+        # What nimbusd holds (RSS, with the dataplane's --no-huge memory as
+        # far as it is touched) and the most it held (peak).
+        with open(f"/proc/{d.pid()}/status") as f:
+            kb = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f) if k in ("VmRSS", "VmHWM")}
+        return {"rss_mib": kb["VmRSS"] // 1024, "peak_rss_mib": kb["VmHWM"] // 1024}
+
+    print(json.dumps({"bench": "cli", "tunnels": n, "phase": "start", "seconds": round(time.monotonic() - t0, 2),
+                      **memory()}))
     # Config changes first (the longest callback is a maximum since start):
     # remove one tunnel, add it back, and show the running config.
     path = os.path.join(lab.dir, "next.yaml")
@@ -89,4 +98,4 @@ def test_cli_scale(lab):
         print(json.dumps({"bench": "cli", "tunnels": n, "command": name, "wall_s": round(took, 3),
                           "max_callback_ms_before": v0["max_callback_ms"],
                           "max_callback_ms_after": v1["max_callback_ms"],
-                          "slow_callbacks": v1["slow_callbacks"] - v0["slow_callbacks"], **extra}))
+                          "slow_callbacks": v1["slow_callbacks"] - v0["slow_callbacks"], **extra, **memory()}))
