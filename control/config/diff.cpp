@@ -21,11 +21,10 @@ std::string lower(std::string s) {
     return s;
 }
 
-bool is_collection(const Tree& t, Id n) { return t.is(n, K::map) || t.is(n, K::sequence); }
-
 // A subtree as the emitter writes it, secret values replaced on the way (no
 // redacted copy is built: at 20,000 tunnels building one took a second of
-// an apply). `secret`: n is the value of a secret key (psk, key ...). Tags
+// an apply). `secret`: n is the value of a secret key (psk, key ...), all
+// of which is replaced, whatever it is (a list of keys shows none). Tags
 // as yaml-cpp's own node emitter writes them (none for "?" and "!").
 void emit(YAML::Emitter& e, const Tree& t, Id n, bool secret) {
     if (secret) {
@@ -45,7 +44,7 @@ void emit(YAML::Emitter& e, const Tree& t, Id n, bool secret) {
                 e << YAML::Key;
                 emit(e, t, k, false);
                 e << YAML::Value;
-                emit(e, t, v, t.is(k, K::scalar) && is_secret_key(std::string(t.scalar(k))) && !is_collection(t, v));
+                emit(e, t, v, t.is(k, K::scalar) && is_secret_key(std::string(t.scalar(k))));
             }
             e << YAML::EndMap;
             return;
@@ -97,9 +96,9 @@ bool same(const Tree& ta, Id a, const Tree& tb, Id b) {
 }
 
 // A subtree as a diff line shows it, in flow style. `secret`: the value of
-// a secret key, whose scalar is never shown.
+// a secret key (or inside one), never shown.
 std::string shown(const Tree& t, Id n, bool secret) {
-    if (secret && !is_collection(t, n)) return kRedacted;
+    if (secret) return kRedacted;
     YAML::Emitter e;
     e.SetMapFormat(YAML::Flow);
     e.SetSeqFormat(YAML::Flow);
@@ -131,7 +130,7 @@ struct Walk {
             for (uint32_t i = 0; i < tb.size(b); i++) keys.insert(tb.scalar(tb.key(b, i)));
             for (auto k : keys)
                 (*this)(ta.get(a, k), tb.get(b, k), path.empty() ? std::string(k) : path + "." + std::string(k),
-                        is_secret_key(std::string(k)));
+                        secret || is_secret_key(std::string(k)));
             return;
         }
         if (ta.is(a, K::sequence) && tb.is(b, K::sequence)) {
@@ -154,8 +153,12 @@ struct Walk {
                 for (auto k : order) {
                     auto ai = am.find(k), bi = bm.find(k);
                     (*this)(ai != am.end() ? ai->second : Tree::kNone, bi != bm.end() ? bi->second : Tree::kNone,
-                            fmt::format("{}[{}]", path, k));
+                            fmt::format("{}[{}]", path, k), secret);
                 }
+                return;
+            }
+            if (secret) {
+                out.push_back(fmt::format("~ {}: {} (changed)", path, kRedacted));
                 return;
             }
             // Plain lists (addresses, prefixes): as sets of elements.

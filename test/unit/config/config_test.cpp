@@ -670,6 +670,19 @@ TEST_CASE("config diff: keyed lists, plain lists, scalars; secrets never shown")
     CHECK(r.find("hunter2") == std::string::npos);
     CHECK(r.find("psk: <redacted>") != std::string::npos);
     CHECK(nimbus::config::redact("a: [").find("not shown") != std::string::npos);
+    // A secret key's value is never shown, whatever it is: not the elements
+    // of a list, not the scalars of a mapping, added, removed or changed.
+    const char* ca = "secrets: { key: [k1, k2], password: { x: p1 } }\n";
+    const char* cb = "secrets: { key: [k1, k3], password: { x: p2, y: p3 } }\nextra: { psk: [p4] }\n";
+    auto dc = nimbus::config::diff(ca, cb);
+    CHECK(dc == std::vector<std::string>{"+ extra: {psk: <redacted>}", "~ secrets.key: <redacted> (changed)",
+                                         "~ secrets.password.x: <redacted> (changed)",
+                                         "+ secrets.password.y: <redacted>"});
+    std::string rc = nimbus::config::redact(cb);
+    for (const char* leak : {"k1", "k3", "p2", "p3", "p4"}) {
+        CHECK(rc.find(leak) == std::string::npos);
+        for (auto& l : dc) CHECK(l.find(leak) == std::string::npos);
+    }
     CHECK(nimbus::config::hash("x") == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
 }
 
