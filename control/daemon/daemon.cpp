@@ -4,7 +4,6 @@
 #include <linux/if_tun.h>
 #include <signal.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
@@ -12,7 +11,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cctype>
 #include <cerrno>
 #include <filesystem>
@@ -30,6 +28,7 @@
 #include "control/hostif/guard.h"
 #include "src/common/clock.h"
 #include "src/common/log.h"
+#include "src/common/memory.h"
 
 namespace nimbus {
 
@@ -40,24 +39,12 @@ constexpr uint64_t kHeldTimeoutNs = 3'000'000'000ull;
 constexpr uint64_t kResolveRetryNs = 1'000'000'000ull;
 constexpr int kApplyNice = 10;  // a config change being prepared (apply_text)
 
-long resident_pages() {
-    long size = 0, rss = 0;
-    FILE* f = std::fopen("/proc/self/statm", "r");
-    if (!f) return 0;
-    if (std::fscanf(f, "%ld %ld", &size, &rss) != 2) rss = 0;
-    std::fclose(f);
-    return rss;
-}
-
-// After an apply: glibc keeps what a thread freed in that thread's arena,
-// and each apply's thread may get another arena, so the transient memory
-// of preparing (yaml-cpp's tree of 100,000 tunnels alone is 1.4 GB) stayed
+// After an apply (src/common/memory.h): its preparing thread's transient
+// memory (yaml-cpp's tree of 100,000 tunnels alone is 1.4 GB) stayed
 // resident, ~1.6 GB more after each of the first applies (cli.sh rss_mib).
-void give_back_memory() {
-    long before = resident_pages();
+void give_back_apply_memory() {
     uint64_t t0 = mono_ns();
-    malloc_trim(0);
-    long mib = (before - resident_pages()) * sysconf(_SC_PAGESIZE) / (1 << 20);
+    long mib = give_back_memory();
     if (mib > 0) LOG_INFO("config", "event=memory_returned mib={} ms={:.1f}", mib, double(mono_ns() - t0) / 1e6);
 }
 }  // namespace
@@ -354,11 +341,11 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     auto open = hold_open();
     if (!open) return {{"http", 503}, {"applied", false}, {"error", "nimbusd is stopping; nothing applied"}};
     // However the apply ends, what preparing it freed goes back to the
-    // system (give_back_memory), after everything below is gone.
+    // system, after everything below is gone.
     struct GiveBack {
         bool on;
         ~GiveBack() {
-            if (on) give_back_memory();
+            if (on) give_back_apply_memory();
         }
     } give_back{!loop_.in_loop_thread()};
     // Preparing is background work: at a lower priority than the control
@@ -465,7 +452,7 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     std::thread([tx = std::move(tx)]() mutable {
         setpriority(PRIO_PROCESS, id_t(gettid()), kApplyNice);
         tx.reset();
-        give_back_memory();
+        give_back_apply_memory();
     }).detach();
     return *r;
 }

@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "src/common/log.h"
+#include "src/common/memory.h"
 
 namespace nimbus::mgmt {
 
@@ -28,6 +29,7 @@ constexpr size_t kMaxRequest = 64 * 1024;
 // the control thread does it itself (slow, never lost).
 constexpr size_t kOffloadValues = 256;
 constexpr int kMaxWriters = 4;
+constexpr size_t kGiveBackBytes = 4 << 20;  // a reply this big: give the memory back after it
 std::atomic<int> writers{0};
 
 size_t values_in(const nlohmann::json& j) {
@@ -242,6 +244,12 @@ void CliServer::on_conn(int fd, uint32_t ev) {
                     std::string out = reply.dump() + "\n";
                     reply = nullptr;
                     write_all_and_close(fd, out);
+                    // A big listing's rows, JSON and text stay resident in
+                    // this thread's arena once freed: at 100,000 tunnels
+                    // `show ipsec sa | json` added ~270 MB each time.
+                    bool trim = out.size() > kGiveBackBytes;
+                    out = std::string();
+                    if (trim) give_back_memory();
                     writers.fetch_sub(1);
                 }).detach();
                 return;

@@ -1,7 +1,6 @@
 // nimbusd: the concentrator / edge daemon. A thin main: options, config,
 // then the control thread takes over.
 #include <getopt.h>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +11,7 @@
 
 #include "control/config/config.h"
 #include "control/daemon/daemon.h"
+#include "src/common/memory.h"
 
 namespace {
 
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     std::thread([&] { res = nimbus::config::load(file); }).join();
     // yaml-cpp's tree is gone, but glibc keeps the pages it freed: 1.4 GB at
     // 100,000 tunnels (scripts/bench/cli.sh rss_mib) until given back.
-    malloc_trim(0);
+    nimbus::give_back_memory();
     if (!res.ok()) {
         for (auto& e : res.errors) fmt::print(stderr, "{}\n", e);
         fmt::print(stderr, "nimbusd: {} error{} in {}; nothing started\n", res.errors.size(),
