@@ -1,7 +1,6 @@
 #include "control/config/tree.h"
 
 #include <stdexcept>
-#include <unordered_map>
 
 #include <yaml-cpp/yaml.h>
 
@@ -11,27 +10,20 @@ namespace nimbus::config {
 // kids_ reserved before they are added.
 struct Tree::Builder {
     Tree& t;
-    // Short strings are mostly keys and repeated values ("name", "corp"):
-    // kept once. The map goes when the tree is built.
-    std::unordered_map<std::string, Span> short_;
-    std::unordered_map<std::string, uint32_t> tags;
 
     Span keep(const std::string& s) {
-        constexpr size_t kShort = 16;
-        if (s.size() <= kShort) {
-            auto it = short_.find(s);
-            if (it != short_.end()) return it->second;
-        }
         if (t.chars_.size() + s.size() > UINT32_MAX) throw std::length_error("config document over 4 GiB");
         Span sp{uint32_t(t.chars_.size()), uint32_t(s.size())};
         t.chars_ += s;
-        if (s.size() <= kShort) short_.emplace(s, sp);
         return sp;
     }
+    // A handful of distinct tags ("?" plain, "!" quoted, the odd "!!str").
     uint32_t tag(const std::string& s) {
-        auto [it, fresh] = tags.emplace(s, uint32_t(t.tags_.size()));
-        if (fresh) t.tags_.push_back(s);
-        return it->second;
+        for (uint32_t i = 0; i < t.tags_.size(); i++)
+            if (t.tags_[i] == s) return i;
+        if (t.tags_.size() >= 256) throw std::length_error("config document with over 256 distinct tags");
+        t.tags_.push_back(s);
+        return uint32_t(t.tags_.size() - 1);
     }
     Id add(const YAML::Node& n) {
         if (t.nodes_.size() >= kNone) throw std::length_error("config document over 4 billion nodes");
@@ -76,7 +68,7 @@ Tree Tree::of(const YAML::Node& root) {
     Tree t;
     t.nodes_.clear();
     {
-        Builder b{t, {}, {}};
+        Builder b{t};
         b.add(root);
     }
     t.nodes_.shrink_to_fit();
