@@ -39,14 +39,6 @@ constexpr uint64_t kHeldTimeoutNs = 3'000'000'000ull;
 constexpr uint64_t kResolveRetryNs = 1'000'000'000ull;
 constexpr int kApplyNice = 10;  // a config change being prepared (apply_text)
 
-// After an apply (src/common/memory.h): its preparing thread's transient
-// memory (yaml-cpp's tree of 100,000 tunnels alone is 1.4 GB) stayed
-// resident, ~1.6 GB more after each of the first applies (cli.sh rss_mib).
-void give_back_apply_memory() {
-    uint64_t t0 = mono_ns();
-    long mib = give_back_memory();
-    if (mib > 0) LOG_INFO("config", "event=memory_returned mib={} ms={:.1f}", mib, double(mono_ns() - t0) / 1e6);
-}
 }  // namespace
 
 Daemon::Daemon(config::Config cfg, std::shared_ptr<const config::Tree> tree)
@@ -341,11 +333,13 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     auto open = hold_open();
     if (!open) return {{"http", 503}, {"applied", false}, {"error", "nimbusd is stopping; nothing applied"}};
     // However the apply ends, what preparing it freed goes back to the
-    // system, after everything below is gone.
+    // system (src/common/memory.h), after everything below is gone: its
+    // transient memory (yaml-cpp's tree of 100,000 tunnels alone is 1.4 GB)
+    // stayed resident, ~1.6 GB more after each of the first applies.
     struct GiveBack {
         bool on;
         ~GiveBack() {
-            if (on) give_back_apply_memory();
+            if (on) give_back_memory("apply");
         }
     } give_back{!loop_.in_loop_thread()};
     // Preparing is background work: at a lower priority than the control
@@ -452,7 +446,7 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     std::thread([tx = std::move(tx)]() mutable {
         setpriority(PRIO_PROCESS, id_t(gettid()), kApplyNice);
         tx.reset();
-        give_back_apply_memory();
+        give_back_memory("apply");
     }).detach();
     return *r;
 }

@@ -249,7 +249,7 @@ void CliServer::on_conn(int fd, uint32_t ev) {
                     // `show ipsec sa | json` added ~270 MB each time.
                     bool trim = out.size() > kGiveBackBytes;
                     out = std::string();
-                    if (trim) give_back_memory();
+                    if (trim) give_back_memory("reply");
                     writers.fetch_sub(1);
                 }).detach();
                 return;

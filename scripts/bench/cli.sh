@@ -11,6 +11,8 @@
 #                           client's thread before)
 #   rss_mib, peak_rss_mib   nimbusd's resident memory after the command, and
 #                           the most it has held (also on the "start" line)
+# and, at the end, one line per time nimbusd gave freed memory back to the
+# system (memory_returned_after: startup, apply or reply; mib; ms).
 # Config changes run first (one tunnel removed, then added back), then
 # `config show running`, then the listings.
 #   TUNNELS=100000 scripts/bench/cli.sh

@@ -5,6 +5,9 @@
 
 #include <cstdio>
 
+#include "src/common/clock.h"
+#include "src/common/log.h"
+
 namespace nimbus {
 
 namespace {
@@ -18,11 +21,16 @@ long resident_pages() {
 }
 }  // namespace
 
-long give_back_memory() {
+long give_back_memory(const char* after) {
     long before = resident_pages();
+    uint64_t t0 = mono_ns();
     malloc_trim(0);
-    long after = resident_pages();
-    return before > after ? (before - after) * sysconf(_SC_PAGESIZE) / (1 << 20) : 0;
+    long now = resident_pages();
+    long mib = before > now ? (before - now) * sysconf(_SC_PAGESIZE) / (1 << 20) : 0;
+    if (mib > 0)
+        LOG_INFO("memory", "event=memory_returned after={} mib={} ms={:.1f}", after, mib,
+                 double(mono_ns() - t0) / 1e6);
+    return mib;
 }
 
 }  // namespace nimbus

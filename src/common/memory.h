@@ -7,8 +7,9 @@
 namespace nimbus {
 
 // malloc_trim over every arena; returns the MiB the resident set shrank by
-// (0 if it did not). Locks each arena in turn while trimming it: call it
-// from a helper thread after a big job, never from a hot path.
-long give_back_memory();
+// (0 if it did not) and logs it with how long it took, `after` saying what
+// had freed it. Locks each arena in turn while trimming it: call it from a
+// helper thread after a big job, never from a hot path.
+long give_back_memory(const char* after);
 
 }  // namespace nimbus

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     std::thread([&] { res = nimbus::config::load(file); }).join();
     // yaml-cpp's tree is gone, but glibc keeps the pages it freed: 1.4 GB at
     // 100,000 tunnels (scripts/bench/cli.sh rss_mib) until given back.
-    nimbus::give_back_memory();
+    nimbus::give_back_memory("startup");
     if (!res.ok()) {
         for (auto& e : res.errors) fmt::print(stderr, "{}\n", e);
         fmt::print(stderr, "nimbusd: {} error{} in {}; nothing started\n", res.errors.size(),

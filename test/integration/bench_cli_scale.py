@@ -8,6 +8,7 @@ the client saw and the longest control-thread callback while it ran (from
 the commands run from the cheapest to the most expensive; config changes
 first)."""
 import json
+import re
 import os
 import time
 
@@ -99,3 +100,7 @@ def test_cli_scale(lab):
                           "max_callback_ms_before": v0["max_callback_ms"],
                           "max_callback_ms_after": v1["max_callback_ms"],
                           "slow_callbacks": v1["slow_callbacks"] - v0["slow_callbacks"], **extra, **memory()}))
+    # What each give-back (after an apply, after a big reply) returned and took.
+    for m in re.finditer(r"event=memory_returned after=(\S+) mib=(\d+) ms=([\d.]+)", d.log()):
+        print(json.dumps({"bench": "cli", "tunnels": n, "memory_returned_after": m.group(1),
+                          "mib": int(m.group(2)), "ms": float(m.group(3))}))
