@@ -335,13 +335,15 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     // However the apply ends, what preparing it freed goes back to the
     // system (src/common/memory.h), after everything below is gone: its
     // transient memory (yaml-cpp's tree of 100,000 tunnels alone is 1.4 GB)
-    // stayed resident, ~1.6 GB more after each of the first applies.
+    // stayed resident, ~1.6 GB more after each of the first applies. On a
+    // thread of its own: a trim took up to 0.5 s, which the client need not
+    // wait for. (An applied change has its own thread, below, that does it.)
     struct GiveBack {
-        bool on;
+        bool on = true;
         ~GiveBack() {
-            if (on) give_back_memory("apply");
+            if (on) std::thread([] { give_back_memory("apply"); }).detach();
         }
-    } give_back{!loop_.in_loop_thread()};
+    } give_back;
     // Preparing is background work: at a lower priority than the control
     // thread it runs beside (the CPUs are shared with the workers too).
     struct Nice {
@@ -443,6 +445,7 @@ nlohmann::json Daemon::apply_text(const std::string& text, const std::string& na
     // freeing them took ~2 s at 100,000 tunnels (when the document was a
     // yaml-cpp tree), which the client need not wait for. (The thread uses
     // nothing of the daemon.)
+    give_back.on = false;
     std::thread([tx = std::move(tx)]() mutable {
         setpriority(PRIO_PROCESS, id_t(gettid()), kApplyNice);
         tx.reset();
