@@ -483,6 +483,7 @@ void Engine::create_child_response(IkeSa& sa, Rx& rx) {
     if (!sel.ok() || !tsi || !tsr || !ts_within(tsi->selectors, req->tsi) || !ts_within(tsr->selectors, req->tsr) ||
         (pfs && !g_ir)) {
         LOG_WARN("ike", "event=child_rekey_failed tunnel={} reason=\"answer outside our proposal\"", sa.tunnel);
+        delete_unused_child(sa, req->new_spi_in);
         if (collision) collision_lost_ours();
         else if (old) old->rekey_at_ns = now + kRekeyRetryNs;
         return;
@@ -507,7 +508,8 @@ void Engine::create_child_response(IkeSa& sa, Rx& rx) {
         // The dataplane refused the new SA: the old child carries on (the
         // responder switches to the new one only once we delete the old,
         // which we do not), and the rekey is tried again later; the peer's
-        // unused half lives until its own lifetime ends.
+        // half of the new one is deleted.
+        delete_unused_child(sa, c.spi_in);
         if (ChildSa* o = sa.child_by_in(req->child_spi)) o->rekey_at_ns = now + kRekeyRetryNs;
         return;
     }
@@ -530,6 +532,21 @@ void Engine::create_child_response(IkeSa& sa, Rx& rx) {
         // §2.8: the rekey initiator deletes the old SA.
         queue(sa, Task{TaskKind::DeleteChild, 0, {old->spi_in}});
     }
+}
+
+// A child the peer created in answer to our CREATE_CHILD_SA that we cannot
+// use (the dataplane refused it, or the answer was outside what we offered):
+// without a DELETE the peer would keep it, unused, until its lifetime ends,
+// and every retry would leave another. RFC 7296 §1.4.1: the DELETE names the
+// SPI we would have received on. (That SPI went back to our pool; SPIs are
+// random, so another child gets the same value before the peer has deleted
+// this one with a chance of 1 in 2^32.)
+void Engine::delete_unused_child(IkeSa& sa, uint32_t spi_in) {
+    LOG_INFO("ike", "event=child_sa_unused tunnel={} spi={:08x} action=delete", sa.tunnel, spi_in);
+    Task t{TaskKind::DeleteChild};
+    t.spis = {spi_in};
+    t.unused = true;
+    queue(sa, std::move(t));
 }
 
 void Engine::resolve_child_collision(IkeSa& sa, uint32_t old_spi, uint32_t ours, const Bytes& our_ni,

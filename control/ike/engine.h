@@ -373,6 +373,7 @@ private:
     // False: the dataplane refused it (nothing of it is left; the caller
     // answers or tears down accordingly).
     bool install_child(IkeSa& sa, ChildSa c, ChildSaSpec spec);
+    void delete_unused_child(IkeSa& sa, uint32_t spi_in);
     void remove_child(IkeSa& sa, uint32_t spi_in, const char* why);
     void tunnel_attach(IkeSa& sa);
     void tunnel_refresh(IkeSa& sa);

@@ -68,7 +68,9 @@ void Engine::start_informational(IkeSa& sa, const Task& t) {
     case TaskKind::DeleteChild: {
         std::vector<uint32_t> spis;
         for (uint32_t s : t.spis)
-            if (ChildSa* c = sa.child_by_in(s)) {
+            if (t.unused) {
+                spis.push_back(s);
+            } else if (ChildSa* c = sa.child_by_in(s)) {
                 spis.push_back(s);
                 if (c->state == ChildState::Installed) c->state = ChildState::Deleting;
             }
@@ -224,7 +226,19 @@ void Engine::informational_request(IkeSa& sa, Rx& rx) {
     }
     if (auto* c2 = m.notify(N_COOKIE2)) out.push_back(make_notify(N_COOKIE2, c2->data));
     send_response(sa, rx, INFORMATIONAL, std::move(out));
-    for (uint32_t s : remove_now) remove_child(sa, s, "deleted by peer");
+    for (uint32_t s : remove_now) {
+        // The successor of a rekey deleted before anything was sent on it
+        // (the initiator could not install it): its predecessor stays the
+        // child, with its own rekey timer again.
+        for (auto& x : sa.children)
+            if (x.replaced_by == s && x.state == ChildState::Rekeyed && x.outbound_active) {
+                x.state = ChildState::Installed;
+                x.replaced_by = 0;
+                x.remove_at_ns = 0;
+                LOG_INFO("ike", "event=child_rekey_undone tunnel={} child={:08x}", sa.tunnel, x.spi_in);
+            }
+        remove_child(sa, s, "deleted by peer");
+    }
     tunnel_refresh(sa);
 }
 

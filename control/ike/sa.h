@@ -70,6 +70,7 @@ struct Task {
     uint32_t spi = 0;                  // RekeyChild / DeleteChild: our inbound SPI of the child
     std::vector<uint32_t> spis;        // DeleteChild: several
     IpAddr addr;                       // ProbeAddress: the peer's additional address to check
+    bool unused = false;               // DeleteChild: spis name a child the peer made and we did not install
 };
 
 // Our outstanding request.

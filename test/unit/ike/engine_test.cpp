@@ -557,14 +557,25 @@ TEST_CASE("a child SA the dataplane refuses: NO_ADDITIONAL_SAS, the tunnel is no
     CHECK(checks >= 2);
 
     // The initiator's own rekey refused by its dataplane: the old child
-    // carries on, nothing goes down.
+    // carries on, nothing goes down, and the child the responder made for
+    // it is deleted (RFC 7296 §1.4.1) rather than left unused on the peer.
     auto mid = active_spis(*p.conc);
+    size_t conc_children = child_count(*p.conc), edge_children = child_count(*p.edge);
     p.edge->sink.refuse_installs = 1;
     REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
     p.net.pump();
     CHECK(p.edge->eng->counter(Counter::child_install_failed) == 1);
     CHECK(p.edge->eng->tunnels()[0].state == "up");
     CHECK(active_spis(*p.edge) == std::make_pair(mid.second, mid.first));
+    CHECK(active_spis(*p.conc) == mid);
+    CHECK(child_count(*p.conc) == conc_children);
+    CHECK(child_count(*p.edge) == edge_children);
+    check_child_agreement(*p.conc, *p.edge);
+    // And the next rekey goes through.
+    REQUIRE(p.edge->eng->rekey_child_for_test(1, &err));
+    p.net.pump();
+    CHECK(active_spis(*p.conc).first != mid.first);
+    check_child_agreement(*p.conc, *p.edge);
 }
 
 TEST_CASE("ten child rekeys and three IKE rekeys in a row stay hitless") {
