@@ -66,7 +66,7 @@ struct Tree::Builder {
 
 Tree Tree::of(const YAML::Node& root) {
     Tree t;
-    t.nodes_.clear();
+    t.nodes_.clear();  // (tags_ keeps its "")
     {
         Builder b{t};
         b.add(root);

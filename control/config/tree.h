@@ -27,7 +27,7 @@ public:
     // Throws std::length_error past 4 GiB of scalars (yaml-cpp would need
     // ~40 times that to read such a file in the first place) or 256 tags.
     static Tree of(const YAML::Node& root);
-    Tree() : nodes_(1) {}  // an empty document: a null root
+    Tree() : nodes_(1), tags_(1) {}  // an empty document: a null root (untagged)
 
     Id root() const { return 0; }
     Kind kind(Id n) const { return nodes_[n].kind; }
@@ -64,7 +64,7 @@ private:
     std::vector<Node> nodes_;
     std::vector<Id> kids_;
     std::string chars_;
-    std::vector<std::string> tags_;  // the few distinct tags
+    std::vector<std::string> tags_;  // the few distinct tags; tags_[0] is ""
 };
 
 }  // namespace nimbus::config

@@ -733,6 +733,7 @@ TEST_CASE("config tree: the document diff and redact work on, in flat arrays") {
     Tree e = Tree::of(YAML::Load(""));
     CHECK(e.kind(e.root()) == K::null);
     CHECK(Tree().kind(Tree().root()) == K::null);
+    CHECK(Tree().tag(Tree().root()).empty());
     CHECK(nimbus::config::diff(Tree(), t).size() == 1);  // "+ : {...}": all of it added
 }
 
