@@ -57,9 +57,6 @@ int main(int argc, char** argv) {
     // budget. Configs applied later are parsed off the control thread too.
     nimbus::config::Result res;
     std::thread([&] { res = nimbus::config::load(file); }).join();
-    // yaml-cpp's tree is gone, but glibc keeps the pages it freed: 1.4 GB at
-    // 100,000 tunnels (scripts/bench/cli.sh rss_mib) until given back.
-    nimbus::give_back_memory("startup");
     if (!res.ok()) {
         for (auto& e : res.errors) fmt::print(stderr, "{}\n", e);
         fmt::print(stderr, "nimbusd: {} error{} in {}; nothing started\n", res.errors.size(),
@@ -74,6 +71,9 @@ int main(int argc, char** argv) {
         fmt::print(stderr, "nimbusd: must run as root (DPDK, TAP devices, netlink)\n");
         return 1;
     }
+    // yaml-cpp's tree is gone, but glibc keeps the pages it freed: 1.4 GB at
+    // 100,000 tunnels (scripts/bench/cli.sh rss_mib) until given back.
+    nimbus::give_back_memory("startup");
     nimbus::Daemon d(std::move(*res.config), res.tree);
     return d.run();
 }
