@@ -38,7 +38,6 @@ constexpr size_t kHeldTotal = 1024;
 constexpr uint64_t kHeldTimeoutNs = 3'000'000'000ull;
 constexpr uint64_t kResolveRetryNs = 1'000'000'000ull;
 constexpr int kApplyNice = 10;  // a config change being prepared (apply_text)
-
 }  // namespace
 
 Daemon::Daemon(config::Config cfg, std::shared_ptr<const config::Tree> tree)
@@ -999,7 +998,8 @@ public:
         x.handshakes_per_s_60s = ike_->handshake_rate(60);
         x.handshakes_total = e->counter(ike::Counter::ike_established);
         x.auth_failures_total = e->counter(ike::Counter::auth_failed) + e->counter(ike::Counter::auth_revoked);
-        for (int r = 1; r < ike::kDownReasonCount; r++) x.downs[ike::down_reason_name(ike::DownReason(r))] = e->downs()[r];
+        for (int r = 1; r < ike::kDownReasonCount; r++)
+            x.downs[ike::down_reason_name(ike::DownReason(r))] = e->downs()[r];
         return x;
     }
 
