@@ -546,7 +546,6 @@ void Tunnels::register_commands(mgmt::Registry& reg, const config::Config& cfg, 
                 std::string text;
                 for (size_t i = 0; i < all.size(); i++) {
                     TunnelRow& r = all[i];
-                    if (r.site != want && std::to_string(r.id) != want) continue;
                     r.data = row_json(r, src[i]);
                     out.push_back(r.data);
                     text += detail_text(r);
